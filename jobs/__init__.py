@@ -1,0 +1,1 @@
+"""Spark entry points and the data platform: session, Delta lake, contracts, jobs, CLI."""

@@ -1,0 +1,170 @@
+"""One validated configuration object for every job and command.
+
+Load with :func:`load_config`; YAML files are merged over the defaults below, so a file only names what it
+changes. Unknown keys and wrong types are rejected with the offending key and the file named::
+
+    cfg = load_config("conf/local.yaml", lake="/tmp/lake")
+    cfg.lake_path            # absolute lake root ("/tmp/lake" or "s3a://...")
+    cfg.clip.fps             # 1.0 frame per second
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from models.settings import ModelSettings, TrainSettings
+from pe_udfs.settings import StrictSettings, ClipSettings, ProductSettings, SaliencySettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = REPO_ROOT / "conf" / "local.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable, or has an unknown key or a wrong type."""
+
+
+class SparkSettings(StrictSettings):
+    master: str = "local[*]"
+    app_name: str = "pe-score"
+    shuffle_partitions: int = Field(4, ge=1)
+    driver_memory: str = "4g"
+    conf: dict[str, str] = Field(default_factory=dict)
+    show_progress: bool = True
+    log_level: str = "ERROR"
+
+
+class MlflowSettings(StrictSettings):
+    tracking_uri: str | None = None  # None → sqlite:///<lake>/mlflow.db
+    registry_uri: str | None = None  # None → same as tracking
+    experiment: str = "pe-score"
+    model_name: str = "pe-engagement"
+    alias: str = "champion"
+
+
+class ScoreSettings(StrictSettings):
+    limit: int | None = None
+    partitions: int | None = None  # None → Spark's default parallelism
+    frame_batch: int = Field(64, ge=1)  # frames per backbone batch on the accelerator
+
+
+class SampleSettings(StrictSettings):
+    width: int = Field(360, ge=64)
+    height: int = Field(640, ge=64)
+    fps: int = Field(30, ge=1)
+    min_seconds: float = Field(15.0, gt=0)
+    max_seconds: float = Field(60.0, gt=0)
+    controls: int = Field(0, ge=0)  # never-advertised products; 0 → as many as videos
+
+
+class IoSettings(StrictSettings):
+    allowed_schemes: list[str] = Field(default_factory=lambda: ["file"])
+    allowed_roots: list[str] = Field(default_factory=list)  # empty → the lake root only
+
+
+class PEConfig(StrictSettings):
+    lake: str = "./lake"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    clip: ClipSettings = Field(default_factory=ClipSettings)
+    product: ProductSettings = Field(default_factory=ProductSettings)
+    saliency: SaliencySettings = Field(default_factory=SaliencySettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    score: ScoreSettings = Field(default_factory=ScoreSettings)
+    sample: SampleSettings = Field(default_factory=SampleSettings)
+    io: IoSettings = Field(default_factory=IoSettings)
+    source: str | None = Field(None, exclude=True)  # the file this came from, for messages
+
+    @field_validator("lake")
+    @classmethod
+    def _lake_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("lake must not be empty")
+        return v
+
+    @property
+    def lake_path(self) -> str:
+        """Absolute lake root: a local path, or a URI (``s3a://...``) kept as given."""
+        if "://" in self.lake:
+            scheme, rest = self.lake.split("://", 1)
+            if scheme == "file":
+                return os.path.abspath(rest)
+            return self.lake.rstrip("/")
+        return os.path.abspath(os.path.expanduser(self.lake))
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow.tracking_uri:
+            return self.mlflow.tracking_uri
+        if "://" in self.lake_path:
+            raise ConfigError("mlflow.tracking_uri must be set when the lake is not a local folder")
+        return f"sqlite:///{self.lake_path}/mlflow.db"
+
+    @property
+    def artifact_root(self) -> str:
+        """Where MLflow stores artifacts of new experiments (inside the lake for the embedded default)."""
+        return f"{self.lake_path}/mlartifacts"
+
+    @property
+    def media_root(self) -> str:
+        return f"{self.lake_path}/media"
+
+    @property
+    def allowed_roots(self) -> list[str]:
+        return [os.path.abspath(r) if "://" not in r else r for r in self.io.allowed_roots] or [self.lake_path]
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  unknown key '{key}'")
+        else:
+            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike | None = None, *, lake: str | None = None,
+                overrides: dict[str, Any] | None = None) -> PEConfig:
+    """Read a YAML config (default ``conf/local.yaml``), apply ``lake`` and ``overrides``, validate.
+
+    Raises :class:`ConfigError` naming the file and the unknown or mistyped key.
+    """
+    source = Path(path) if path is not None else DEFAULT_CONFIG_FILE
+    data: dict[str, Any] = {}
+    if path is not None or source.exists():
+        try:
+            text = source.read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read config file {source}: {e.strerror}") from e
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {source} is not valid YAML: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {source} must hold a mapping at the top level")
+    data = _deep_merge(data, overrides or {})
+    if lake is not None:
+        data["lake"] = lake
+    try:
+        cfg = PEConfig(**data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e, str(source))) from None
+    cfg.source = str(source)
+    return cfg
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out

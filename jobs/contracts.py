@@ -1,0 +1,171 @@
+"""Table contracts (DESIGN §5): every lake table's schema, key and partitioning, defined once.
+
+Names and meanings are the contract; columns may be added. Schemas are Spark DDL so they read like SQL;
+:func:`spark_schema` turns one into a ``StructType`` and :func:`arrow_schema` into a ``pyarrow.Schema``
+(for pandas writers and delta-rs). All timestamps are UTC.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+
+@dataclass(frozen=True)
+class TableContract:
+    name: str
+    ddl: str
+    keys: tuple[str, ...]
+    partition_by: tuple[str, ...] = ()
+    description: str = ""
+    #: columns that may legitimately change on a re-run without it being a new fact (ignored by merge's
+    #: change detection, so re-running a job with the same inputs is a no-op)
+    volatile: tuple[str, ...] = field(default=())
+
+    @property
+    def columns(self) -> list[str]:
+        return spark_schema(self.name).fieldNames()
+
+
+_CONTRACTS = [
+    TableContract(
+        "campaign_videos",
+        "video_id STRING NOT NULL, video_uri STRING, product_id STRING, product_image_uri STRING, "
+        "influencer_id STRING, campaign_id STRING, own_product BOOLEAN, published_at TIMESTAMP, "
+        "ingested_at TIMESTAMP",
+        keys=("video_id",),
+        description="One row per influencer video to score: where the file is and which product it promotes.",
+        volatile=("ingested_at",),
+    ),
+    TableContract(
+        "engagement_labels",
+        "video_id STRING NOT NULL, video_uri STRING, influencer_id STRING, product_id STRING, views BIGINT, "
+        "likes BIGINT, comments BIGINT, shares BIGINT, collected_at TIMESTAMP",
+        keys=("video_id",),
+        description="Observed engagement counts per video, the training target of the engagement model.",
+        volatile=("collected_at",),
+    ),
+    TableContract(
+        "taobao_sales",
+        "product_id STRING NOT NULL, date DATE NOT NULL, rolling_sales_30d DOUBLE, daily_sales DOUBLE, "
+        "price DOUBLE, discount DOUBLE, search_index DOUBLE, advertised BOOLEAN",
+        keys=("product_id", "date"),
+        description="Daily sales panel per product (30-day rolling and daily), price, discount, search index; "
+        "advertised is true from the day an influencer video for the product is published.",
+    ),
+    TableContract(
+        "sample_truth",
+        "video_id STRING NOT NULL, second INT NOT NULL, product_visible BOOLEAN, quad_224 ARRAY<DOUBLE>, "
+        "product_area_share DOUBLE, driver STRING, driver_x DOUBLE, driver_y DOUBLE, driver_weight DOUBLE, "
+        "true_engagement DOUBLE, true_product_engagement DOUBLE",
+        keys=("video_id", "second"),
+        description="Ground truth of the generated sample campaign: per second the product quadrilateral in "
+        "224x224 coordinates (x0,y0,...,x3,y3; null when absent) and the engagement driver; per video "
+        "(repeated on each row) the true total and product engagement.",
+    ),
+    TableContract(
+        "training_clips",
+        "video_id STRING NOT NULL, split STRING, label DOUBLE, n_seconds INT, backbone STRING, "
+        "feature_shape ARRAY<INT>, features BINARY",
+        keys=("video_id", "backbone"),
+        description="Frozen-backbone features per labelled video (float16 bytes of shape feature_shape = "
+        "(S, C, h, w)) with the training label and a deterministic split.",
+    ),
+    TableContract(
+        "pe_scores",
+        "video_id STRING NOT NULL, model_version STRING NOT NULL, pe_raw DOUBLE, pe_share DOUBLE, pe_lift DOUBLE, "
+        "e_score DOUBLE, p_score DOUBLE, pe_raw_6s DOUBLE, pe_share_6s DOUBLE, pe_lift_6s DOUBLE, "
+        "e_score_6s DOUBLE, p_score_6s DOUBLE, predicted_engagement DOUBLE, n_seconds INT, "
+        "product_found_seconds INT, model_name STRING, saliency_method STRING, product_method STRING, "
+        "run_id STRING, scored_at TIMESTAMP",
+        keys=("video_id", "model_version"),
+        description="PE-score and companion scores per video and model version.",
+        volatile=("run_id", "scored_at"),
+    ),
+    TableContract(
+        "pe_seconds",
+        "video_id STRING NOT NULL, model_version STRING NOT NULL, second INT NOT NULL, e_mass DOUBLE, "
+        "pe_mass DOUBLE, p_mass DOUBLE, product_found BOOLEAN, inliers INT, quad_224 ARRAY<DOUBLE>, "
+        "e_grid ARRAY<FLOAT>, run_id STRING",
+        keys=("video_id", "model_version", "second"),
+        description="Per-second sums (Σe, Σe·p, Σp), product match diagnostics and a coarse engagement grid "
+        "(grid x grid, row-major) so every score variant can be recomputed without the CNN or SIFT.",
+        volatile=("run_id",),
+    ),
+    TableContract(
+        "scoring_errors",
+        "video_id STRING NOT NULL, run_id STRING NOT NULL, model_version STRING, stage STRING, "
+        "error_class STRING, message STRING, at TIMESTAMP",
+        keys=("video_id", "run_id"),
+        description="One row per rejected input of a scoring run: the stage (validate/fetch/decode/product/"
+        "model) and the reason.",
+    ),
+    TableContract(
+        "sales_lift",
+        "product_id STRING NOT NULL, analysis_run STRING NOT NULL, lift DOUBLE, se DOUBLE, n BIGINT, "
+        "method STRING, video_id STRING, model_version STRING, pe_raw DOUBLE, pe_share DOUBLE, "
+        "e_score DOUBLE, p_score DOUBLE, analyzed_at TIMESTAMP",
+        keys=("product_id", "analysis_run"),
+        description="First-stage sales lift per advertised product, with the scores joined for the second stage.",
+    ),
+]
+
+CONTRACTS: dict[str, TableContract] = {c.name: c for c in _CONTRACTS}
+
+
+def contract(name: str) -> TableContract:
+    try:
+        return CONTRACTS[name]
+    except KeyError:
+        raise KeyError(f"no table contract named {name!r}; known: {', '.join(sorted(CONTRACTS))}") from None
+
+
+@lru_cache(maxsize=None)
+def spark_schema(name: str):
+    """The contract's ``pyspark.sql.types.StructType`` (parsed without a Spark session)."""
+    return _parse_ddl_offline(contract(name).ddl)
+
+
+_SIMPLE = {
+    "STRING": "string", "BOOLEAN": "boolean", "TIMESTAMP": "timestamp", "DATE": "date", "DOUBLE": "double",
+    "FLOAT": "float", "INT": "integer", "BIGINT": "long", "BINARY": "binary",
+}
+
+
+def _parse_type(t: str):
+    from pyspark.sql.types import ArrayType, _parse_datatype_json_value
+
+    t = t.strip()
+    if t.upper().startswith("ARRAY<") and t.endswith(">"):
+        return ArrayType(_parse_type(t[6:-1]), True)
+    return _parse_datatype_json_value(_SIMPLE[t.upper()])
+
+
+def _parse_ddl_offline(ddl: str):
+    """Parse the small DDL subset used above without a JVM (StructType.fromDDL needs a session)."""
+    from pyspark.sql.types import StructField, StructType
+
+    fields = []
+    depth, start = 0, 0
+    parts = []
+    for i, ch in enumerate(ddl):
+        depth += ch == "<"
+        depth -= ch == ">"
+        if ch == "," and depth == 0:
+            parts.append(ddl[start:i])
+            start = i + 1
+    parts.append(ddl[start:])
+    for part in parts:
+        words = part.strip().split(None, 1)
+        name, rest = words[0], words[1]
+        nullable = not rest.upper().endswith("NOT NULL")
+        if not nullable:
+            rest = rest[: -len("NOT NULL")]
+        fields.append(StructField(name, _parse_type(rest), nullable))
+    return StructType(fields)
+
+
+def arrow_schema(name: str):
+    """The contract as a ``pyarrow.Schema`` (timestamps in UTC microseconds, like Spark writes them)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(spark_schema(name))

@@ -1,0 +1,70 @@
+"""The one Spark session factory: local by default, cluster settings from config."""
+from __future__ import annotations
+
+import os
+import sys
+
+from jobs.config import PEConfig
+
+
+def get_spark(cfg: PEConfig, app_name: str | None = None):
+    """Return the active SparkSession or build one from ``cfg.spark``.
+
+    Local runs use ``cfg.spark.master``; under ``spark-submit`` the master given there wins. Executors run
+    the current interpreter (``PYSPARK_PYTHON``), Arrow is on for pandas UDFs, logs are quiet and the
+    console progress bar is on.
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if cfg.spark.master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # The repository root must be importable on executors (pe_udfs, models) when running from a checkout.
+    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    pythonpath = os.environ.get("PYTHONPATH", "")
+    if repo_root not in pythonpath.split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, pythonpath) if p)
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+
+    builder = SparkSession.builder.appName(app_name or cfg.spark.app_name)
+    if "spark.master" not in _submit_conf():
+        builder = builder.master(cfg.spark.master)
+    settings = {
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
+        "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
+        "spark.driver.memory": cfg.spark.driver_memory,
+        "spark.ui.showConsoleProgress": str(cfg.spark.show_progress).lower(),
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.sources.partitionOverwriteMode": "static",
+        "spark.executorEnv.PYTHONPATH": os.environ["PYTHONPATH"],
+        "spark.python.worker.reuse": "true",
+        "spark.sql.warehouse.dir": os.path.join(_tmpdir(), "spark-warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={_tmpdir()} -Dlog4j2.level=error",
+    }
+    settings.update(cfg.spark.conf)
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(cfg.spark.log_level)
+    return spark
+
+
+def _submit_conf() -> dict[str, str]:
+    """Settings that spark-submit already fixed: under spark-submit the JVM is running and its gateway port is
+    exported, and the master given on the command line must win over the config file."""
+    return {"spark.master": "submitted"} if os.environ.get("PYSPARK_GATEWAY_PORT") else {}
+
+
+def _tmpdir() -> str:
+    import tempfile
+
+    d = os.path.join(tempfile.gettempdir(), "pe-spark")
+    os.makedirs(d, exist_ok=True)
+    return d

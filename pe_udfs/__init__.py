@@ -1,0 +1,1 @@
+"""Per-video computation with no Spark dependency: decode, product map, engagement map, PE math."""

@@ -1,0 +1,43 @@
+"""Settings of the per-video computation (part of the one config object, :class:`jobs.config.PEConfig`).
+
+The clip settings are saved with every model and are what scoring uses to make clips."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictSettings(BaseModel):
+    """Base of every config section: unknown keys and wrong types are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ClipSettings(StrictSettings):
+    """How a video becomes a clip tensor (S, 3, size, size); saved with every model."""
+
+    fps: float = Field(1.0, gt=0)
+    max_seconds: int = Field(60, ge=1)
+    size: int = Field(224, ge=16)
+    match_max_width: int = Field(640, ge=64)  # frames for feature matching are capped at this width
+    max_duration_s: float = Field(3600.0, gt=0)  # longer videos are rejected (reason: too_long)
+    max_pixels: int = Field(4096 * 4096, ge=1)  # larger frames are rejected (reason: too_large)
+
+
+class ProductSettings(StrictSettings):
+    method: Literal["sift", "orb_hull"] = "sift"
+    ratio: float = Field(0.75, gt=0, lt=1)
+    min_inliers: int = Field(10, ge=4)
+    ransac_reproj_px: float = Field(5.0, gt=0)
+    min_area_share: float = Field(0.002, ge=0, le=1)  # of the frame
+    max_area_share: float = Field(0.95, gt=0, le=1)
+    listing_max_side: int = Field(800, ge=64)
+
+
+class SaliencySettings(StrictSettings):
+    method: Literal["vanilla", "smoothgrad", "spectral_residual"] = "vanilla"
+    smoothgrad_samples: int = Field(8, ge=1)
+    smoothgrad_stdev: float = Field(0.1, gt=0)
+    first_seconds: int = Field(6, ge=1)  # the paper's peak-attention window
+    grid: int = Field(14, ge=1)  # coarse per-second engagement grid stored in pe_seconds
