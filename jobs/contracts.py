@@ -56,19 +56,31 @@ _CONTRACTS = [
         "sample_truth",
         "video_id STRING NOT NULL, second INT NOT NULL, product_visible BOOLEAN, quad_224 ARRAY<DOUBLE>, "
         "product_area_share DOUBLE, driver STRING, driver_x DOUBLE, driver_y DOUBLE, driver_weight DOUBLE, "
-        "true_engagement DOUBLE, true_product_engagement DOUBLE",
+        "true_engagement DOUBLE, true_product_engagement DOUBLE, product_visible_share DOUBLE, drive DOUBLE, "
+        "product_drive DOUBLE, time_weight DOUBLE, scenario STRING, true_sales_lift DOUBLE, n_frames INT, "
+        "fps DOUBLE, width INT, height INT",
         keys=("video_id", "second"),
-        description="Ground truth of the generated sample campaign: per second the product quadrilateral in "
-        "224x224 coordinates (x0,y0,...,x3,y3; null when absent) and the engagement driver; per video "
-        "(repeated on each row) the true total and product engagement.",
+        description="Ground truth of the generated sample campaign (jobs/synth/truth.py), per second of the frame "
+        "shown at t = second: the product quadrilateral in 224x224 coordinates of the squashed frame (x0,y0,...,x3,y3 "
+        "= the listing image's corners TL,TR,BR,BL; null when not drawn), product_visible (>= half of it on screen "
+        "and unoccluded; product_visible_share the exact share), product_area_share (quad within the frame / frame), "
+        "the strongest engagement driver (face/product/motion/novelty) with its 224-coordinates and share of the "
+        "second's drive, drive and product_drive (drive on the product region) and time_weight; per video "
+        "(repeated) true_engagement = sum(time_weight*drive)/sum(time_weight), true_product_engagement = "
+        "sum(time_weight*product_drive)/sum(time_weight*drive), the storyboard scenario, the true sales lift "
+        "(CNY/day) and the file's declared n_frames, fps, width, height.",
     ),
     TableContract(
         "training_clips",
         "video_id STRING NOT NULL, split STRING, label DOUBLE, n_seconds INT, backbone STRING, "
-        "feature_shape ARRAY<INT>, features BINARY",
+        "feature_shape ARRAY<INT>, features BINARY, label_definition STRING, clip_config STRING, "
+        "error_stage STRING, error_reason STRING, error_message STRING, computed_at TIMESTAMP",
         keys=("video_id", "backbone"),
         description="Frozen-backbone features per labelled video (float16 bytes of shape feature_shape = "
-        "(S, C, h, w)) with the training label and a deterministic split.",
+        "(S, C, h, w)) with the training label and a deterministic split. clip_config (JSON: sampling and "
+        "backbone weights) says which features are reusable; a video that could not be decoded has a null "
+        "features column and error_stage/error_reason/error_message.",
+        volatile=("computed_at",),
     ),
     TableContract(
         "pe_scores",
@@ -76,9 +88,10 @@ _CONTRACTS = [
         "e_score DOUBLE, p_score DOUBLE, pe_raw_6s DOUBLE, pe_share_6s DOUBLE, pe_lift_6s DOUBLE, "
         "e_score_6s DOUBLE, p_score_6s DOUBLE, predicted_engagement DOUBLE, n_seconds INT, "
         "product_found_seconds INT, model_name STRING, saliency_method STRING, product_method STRING, "
-        "run_id STRING, scored_at TIMESTAMP",
+        "model_run_id STRING, run_id STRING, scored_at TIMESTAMP",
         keys=("video_id", "model_version"),
-        description="PE-score and companion scores per video and model version.",
+        description="PE-score and companion scores per video and model version; model_run_id is the MLflow run "
+        "that trained the model, run_id the scoring run that wrote the row.",
         volatile=("run_id", "scored_at"),
     ),
     TableContract(
@@ -94,10 +107,11 @@ _CONTRACTS = [
     TableContract(
         "scoring_errors",
         "video_id STRING NOT NULL, run_id STRING NOT NULL, model_version STRING, stage STRING, "
-        "error_class STRING, message STRING, at TIMESTAMP",
+        "error_class STRING, reason STRING, message STRING, video_uri STRING, at TIMESTAMP",
         keys=("video_id", "run_id"),
         description="One row per rejected input of a scoring run: the stage (validate/fetch/decode/product/"
-        "model) and the reason.",
+        "model/score), the error class, a machine reason code and the message.",
+        volatile=("at",),
     ),
     TableContract(
         "sales_lift",
@@ -122,7 +136,7 @@ def contract(name: str) -> TableContract:
 @lru_cache(maxsize=None)
 def spark_schema(name: str):
     """The contract's ``pyspark.sql.types.StructType`` (parsed without a Spark session)."""
-    return _parse_ddl_offline(contract(name).ddl)
+    return parse_ddl(contract(name).ddl)
 
 
 _SIMPLE = {
@@ -140,8 +154,9 @@ def _parse_type(t: str):
     return _parse_datatype_json_value(_SIMPLE[t.upper()])
 
 
-def _parse_ddl_offline(ddl: str):
-    """Parse the small DDL subset used above without a JVM (StructType.fromDDL needs a session)."""
+def parse_ddl(ddl: str):
+    """Parse the small DDL subset used in this project (scalars, ARRAY<...>, NOT NULL) into a StructType,
+    without a JVM (StructType.fromDDL needs a running session)."""
     from pyspark.sql.types import StructField, StructType
 
     fields = []

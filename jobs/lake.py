@@ -193,7 +193,18 @@ class Lake:
         return joined.select(*schema.fieldNames())
 
     def read_arrow(self, name: str, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
-        """Small tables without Spark (delta-rs reader), e.g. for CLIs and tests."""
+        """A small table as Arrow, read with pyarrow from the snapshot's active files (no Spark needed).
+
+        Files written by delta-rs' merge embed an Arrow schema with view types that pyarrow 14 (pinned for
+        petastorm) cannot parse; those tables are read through Spark instead (a session must be available).
+        """
+        try:
+            return self._read_arrow_pyarrow(name, version, columns)
+        except pa.ArrowInvalid:
+            df = self.read(name, version)
+            return _to_pyarrow_table(df.select(*(columns or df.columns)).toArrow())
+
+    def _read_arrow_pyarrow(self, name: str, version: int | None, columns: list[str] | None) -> pa.Table:
         dt = self.delta_table(name, version)
         schema = pa.schema(dt.schema().to_arrow())
         part_cols = list(dt.metadata().partition_columns)

@@ -1,0 +1,87 @@
+"""Lake layer vs plain Spark Parquet: write and read 1M rows × 10 columns, alternating, medians.
+
+    python bench/lake.py [--rows 1000000] [--repeats 5]
+
+Last line: ``lake write_ratio=<lake/plain> read_ratio=<lake/plain>`` (medians of the timed repeats).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jobs.config import load_config  # noqa: E402
+from jobs.lake import Lake  # noqa: E402
+from jobs.spark import get_spark  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+
+    root = tempfile.mkdtemp(prefix="pe-bench-lake-")
+    cfg = load_config(lake=f"{root}/lake", overrides={"spark": {"show_progress": False}})
+    spark = get_spark(cfg)
+    lake = Lake.from_config(cfg, spark)
+    from pyspark.sql import functions as F
+
+    df = spark.range(args.rows, numPartitions=4).select(
+        F.col("id"),
+        *[(F.col("id") * (i + 1) % 9973).cast("double").alias(f"d{i}") for i in range(4)],
+        *[F.concat(F.lit(f"s{i}-"), (F.col("id") % 1000).cast("string")).alias(f"s{i}") for i in range(3)],
+        (F.col("id") % 2 == 0).alias("flag"),
+        F.timestamp_seconds(F.col("id")).alias("ts"),
+    ).cache()
+    df.count()
+    lake.ensure("bench", df.schema)
+
+    def noop(frame) -> None:  # full scan of every column, nothing written
+        frame.write.format("noop").mode("overwrite").save()
+
+    times: dict[str, list[float]] = {"lake_w": [], "plain_w": [], "lake_r": [], "plain_r": []}
+    for i in range(args.repeats + 1):  # the first round warms up the JVM and is not counted
+        plain_dir = f"{root}/plain-{i}"
+
+        def plain_write():
+            df.write.parquet(plain_dir)
+
+        def lake_write():
+            lake.write("bench", df, mode="overwrite")
+
+        def plain_read():
+            noop(spark.read.parquet(plain_dir))
+
+        def lake_read():
+            noop(lake.read("bench"))
+
+        # alternate which side goes first so drift on a shared machine does not favour one side
+        order = [(plain_write, lake_write), (plain_read, lake_read)] if i % 2 else [(lake_write, plain_write), (lake_read, plain_read)]
+        took = {}
+        for pair in order:
+            for fn in pair:
+                t = time.perf_counter(); fn(); took[fn.__name__] = time.perf_counter() - t
+        pw, lw, pr, lr = took["plain_write"], took["lake_write"], took["plain_read"], took["lake_read"]
+        assert lake.read("bench").count() == args.rows
+        shutil.rmtree(plain_dir)
+        if i:
+            for k, v in zip(("plain_w", "lake_w", "plain_r", "lake_r"), (pw, lw, pr, lr)):
+                times[k].append(v)
+        print(f"round {i}{' (warm-up)' if not i else ''}: plain write {pw:.2f}s lake write {lw:.2f}s "
+              f"plain read {pr:.2f}s lake read {lr:.2f}s", flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    spark.stop()
+    shutil.rmtree(root, ignore_errors=True)
+    print(f"rows={args.rows} columns=10 repeats={args.repeats} medians: " + " ".join(f"{k}={v:.3f}s" for k, v in med.items()))
+    print(f"lake write_ratio={med['lake_w'] / med['plain_w']:.3f} read_ratio={med['lake_r'] / med['plain_r']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,253 @@
+"""Nightly scoring job: score every campaign video the champion model has not scored yet.
+
+    extract   campaign_videos (Delta) ─ anti-join pe_scores of the champion's version ─► candidates
+              (input rows failing the quality suite are rejected here, one scoring_errors row each)
+    transform mapInPandas(pe_udfs.udf.score_partition): per worker, the model is loaded once from the MLflow
+              registry and each product's listing features once; score_video per video
+    load      pe_seconds, pe_scores (merge by key: re-runs and concurrent runs never duplicate a key),
+              scoring_errors (merge by video_id + run_id) — one Delta commit per table
+
+A missing or broken model fails the job before any table is touched; a bad video never fails it.
+Runnable as ``pe score`` or ``spark-submit jobs/score.py --config conf/cluster.yaml``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+if __package__ in (None, ""):  # spark-submit jobs/score.py: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jobs.config import PEConfig, load_config  # noqa: E402
+from jobs.lake import Lake, LakeError  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+CANDIDATE_COLUMNS = ["video_id", "video_uri", "product_id", "product_image_uri"]
+
+
+@dataclass
+class ScoreSummary:
+    run_id: str
+    model_name: str
+    model_version: str
+    candidates: int = 0
+    scored: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    error_stages: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        stages = ", ".join(f"{k}={v}" for k, v in sorted(self.error_stages.items()))
+        return (f"pe score: run {self.run_id} model {self.model_name} v{self.model_version}: "
+                f"scored={self.scored} errors={self.errors}{f' ({stages})' if stages else ''} "
+                f"candidates={self.candidates} seconds={self.seconds:.1f}")
+
+
+class NothingToScore(LakeError):
+    pass
+
+
+def default_run_id(model_version: str, night: dt.date | None = None) -> str:
+    """One run id per night and model version, so re-running the same night rewrites nothing."""
+    night = night or dt.datetime.now(dt.timezone.utc).date()
+    return f"score-{night:%Y%m%d}-v{model_version}"
+
+
+def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None, run_id: str | None = None,
+              spark=None, validate_outputs: bool = True) -> ScoreSummary:
+    """Score the campaign videos without a champion score; write pe_scores, pe_seconds, scoring_errors."""
+    from models.registry import load_engagement_model
+
+    t0 = time.perf_counter()
+    # 1. The model first: a missing or broken model fails the job before any table is touched.
+    champion = load_engagement_model(None, tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
+                                     alias=cfg.mlflow.alias, device="cpu")
+    run_id = run_id or default_run_id(champion.version)
+    summary = ScoreSummary(run_id, champion.name, champion.version)
+
+    from jobs.spark import get_spark
+
+    spark = spark or get_spark(cfg)
+    lake = Lake.from_config(cfg, spark)
+    if not lake.exists("campaign_videos"):
+        raise LakeError(f"no campaign_videos table in {lake.root}: ingest videos first, or run `pe sample`")
+
+    # 2. Extract: candidates = videos without a score from this model version.
+    candidates = _candidates(lake, champion.version, rescore=rescore, limit=limit or cfg.score.limit)
+    summary.candidates = len(candidates)
+    rejected, candidates = _reject_invalid_inputs(candidates, cfg)
+    log.info("scoring %d videos (%d rejected by input checks)", len(candidates), len(rejected))
+
+    # 3. Transform on Spark.
+    results = _score_on_spark(spark, candidates, cfg, champion) if len(candidates) else None
+
+    # 4. Load: one commit per table; seconds before scores, so a pe_scores row implies its seconds exist.
+    now = dt.datetime.now(dt.timezone.utc)
+    meta = {"pe.job": "score", "pe.run_id": run_id, "pe.model_version": champion.version}
+    if results is not None:
+        from pyspark.sql import functions as F
+
+        stamp = [F.lit(champion.version).alias("model_version"), F.lit(run_id).alias("run_id")]
+        seconds_df = results.where("kind = 'second'").select("video_id", *stamp[:1], "second", "e_mass", "pe_mass",
+                                                              "p_mass", "product_found", "inliers", "quad_224",
+                                                              "e_grid", *stamp[1:])
+        lake.merge("pe_seconds", seconds_df, metadata=meta)
+        scores_df = results.where("kind = 'video'").select(
+            "video_id", *stamp[:1], *_score_columns(), "predicted_engagement", "n_seconds", "product_found_seconds",
+            F.lit(champion.name).alias("model_name"), F.lit(cfg.saliency.method).alias("saliency_method"),
+            F.lit(cfg.product.method).alias("product_method"), F.lit(champion.run_id).alias("model_run_id"),
+            *stamp[1:], F.lit(now).alias("scored_at"))
+        lake.merge("pe_scores", scores_df, metadata=meta)
+        failed = results.where("kind = 'error'").select("video_id", "stage", "error_class", "reason", "message").toPandas()
+        summary.scored = results.where("kind = 'video'").count()
+        results.unpersist()
+    else:
+        import pandas as pd
+
+        failed = pd.DataFrame(columns=["video_id", "stage", "error_class", "reason", "message"])
+    errors = _error_rows(rejected, failed, candidates_all=_uris(lake, rejected, failed), run_id=run_id,
+                         model_version=champion.version, at=now)
+    if len(errors):
+        lake.merge("scoring_errors", spark.createDataFrame(errors, schema=_contract_schema("scoring_errors")),
+                   metadata=meta)
+    summary.errors = len(errors)
+    summary.error_stages = errors["stage"].value_counts().to_dict() if len(errors) else {}
+    summary.versions = {n: lake.delta_table(n).version() for n in ("pe_scores", "pe_seconds", "scoring_errors")
+                        if lake.exists(n)}
+    if validate_outputs and summary.scored:
+        _validate_outputs(lake, cfg)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------ extract
+def _candidates(lake: Lake, model_version: str, *, rescore: bool, limit: int | None):
+    from pyspark.sql import functions as F
+
+    videos = lake.read("campaign_videos").select(*CANDIDATE_COLUMNS)
+    if not rescore and lake.exists("pe_scores"):
+        done = lake.read("pe_scores").where(F.col("model_version") == model_version).select("video_id")
+        videos = videos.join(done, "video_id", "left_anti")
+    videos = videos.orderBy("video_id")
+    if limit:
+        videos = videos.limit(limit)
+    return videos.toPandas()
+
+
+def _reject_invalid_inputs(candidates, cfg: PEConfig):
+    """Split candidates into (rejected rows with stage 'validate', accepted rows) by the input quality suite."""
+    import pandas as pd
+
+    from jobs.validate import rejected_inputs
+
+    if not len(candidates):
+        return pd.DataFrame(columns=["video_id", "expectation", "message"]), candidates
+    rejected = rejected_inputs(candidates, cfg)
+    accepted = candidates[~candidates["video_id"].isin(set(rejected["video_id"]))]
+    return rejected, accepted.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------- transform
+def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
+    from pyspark import StorageLevel
+
+    from pe_udfs.udf import RESULT_DDL, ScoringTask, cores_per_task, default_cores, score_partition
+
+    parallelism = spark.sparkContext.defaultParallelism
+    local = spark.sparkContext.master.startswith("local")
+    threads = cores_per_task(default_cores(), parallelism) if local else int(spark.conf.get("spark.task.cpus", "1"))
+    task = ScoringTask(
+        model_uri=f"models:/{champion.name}/{champion.version}", tracking_uri=cfg.tracking_uri,
+        product=cfg.product.model_dump(), saliency=cfg.saliency.model_dump(), device=cfg.device,
+        torch_threads=threads, allowed_schemes=tuple(cfg.io.allowed_schemes), allowed_roots=tuple(cfg.allowed_roots),
+    )
+    # Same product together (listing features are cached per worker), many small tasks for balance/progress.
+    rows = candidates.sort_values(["product_id", "video_id"]).reset_index(drop=True)
+    n_parts = max(1, min(len(rows), cfg.score.partitions or parallelism * 4))
+    keyed = spark.sparkContext.parallelize(
+        [(i * n_parts // len(rows), tuple(r)) for i, r in enumerate(rows[CANDIDATE_COLUMNS].itertuples(index=False))],
+        n_parts,
+    ).partitionBy(n_parts, lambda k: k).values()
+    df = spark.createDataFrame(keyed, schema=", ".join(f"{c} STRING" for c in CANDIDATE_COLUMNS))
+    from jobs.contracts import parse_ddl
+
+    columns = parse_ddl(RESULT_DDL).fieldNames()
+    results = df.mapInPandas(partial(score_partition, task=task, columns=columns), schema=RESULT_DDL)
+    results = results.persist(StorageLevel.MEMORY_AND_DISK)
+    results.count()  # score now, once; the three writes below read the persisted rows
+    return results
+
+
+def _score_columns() -> list[str]:
+    from pe_udfs.udf import SCORE_COLUMNS
+
+    return list(SCORE_COLUMNS)
+
+
+# ------------------------------------------------------------------------------------------------- load
+def _uris(lake: Lake, rejected, failed) -> dict[str, str]:
+    ids = set(rejected["video_id"]) | set(failed["video_id"])
+    if not ids:
+        return {}
+    from pyspark.sql import functions as F
+
+    pdf = lake.read("campaign_videos").where(F.col("video_id").isin(sorted(ids))).select("video_id", "video_uri").toPandas()
+    return dict(zip(pdf["video_id"], pdf["video_uri"]))
+
+
+def _error_rows(rejected, failed, *, candidates_all: dict[str, str], run_id: str, model_version: str, at):
+    import pandas as pd
+
+    rows = [{"video_id": r.video_id, "stage": "validate", "error_class": "ExpectationFailed",
+             "reason": r.expectation, "message": r.message} for r in rejected.itertuples()]
+    rows += failed.to_dict("records")
+    out = pd.DataFrame(rows, columns=["video_id", "stage", "error_class", "reason", "message"])
+    out["run_id"] = run_id
+    out["model_version"] = model_version
+    out["video_uri"] = out["video_id"].map(candidates_all)
+    out["at"] = pd.Timestamp(at)
+    return out[_contract_schema("scoring_errors").fieldNames()]
+
+
+def _contract_schema(name: str):
+    from jobs.contracts import spark_schema
+
+    return spark_schema(name)
+
+
+def _validate_outputs(lake: Lake, cfg: PEConfig) -> None:
+    """Table-level output checks (duplicate keys, ranges, seconds consistency) fail the job."""
+    from jobs.validate import QualityError, gate, validate_tables
+
+    reports = validate_tables(lake, cfg, ["pe_scores", "pe_seconds"], run_name="pe-score")
+    failing = gate(reports, allow_rejects=False)
+    if failing:
+        names = sorted({f"{r.table}.{f.expectation}" for r in failing for f in r.failed})
+        raise QualityError(f"output validation failed after scoring: {', '.join(names)}")
+
+
+# ------------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--lake", default=None)
+    ap.add_argument("--rescore", action="store_true")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--run-id", default=None)
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config, lake=args.lake)
+    summary = run_score(cfg, rescore=args.rescore, limit=args.limit, run_id=args.run_id)
+    print(summary.line())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

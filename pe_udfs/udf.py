@@ -1,0 +1,154 @@
+"""Thin pandas-UDF adapter used by the nightly scoring job (``mapInPandas``): campaign rows in, result rows out.
+
+    campaign rows (video_id, video_uri, product_id, product_image_uri)
+        │  per Python worker: model loaded once from the MLflow registry (cached), listing features once per
+        │  product image (cached), torch threads = cores per task
+        ▼
+    score_video(...)  ──►  one 'video' row + S 'second' rows      (or one 'error' row for a rejected input)
+
+Every row carries ``kind`` ('video' | 'second' | 'error'); the job splits them into ``pe_scores``,
+``pe_seconds`` and ``scoring_errors``. No Spark import here: the function is testable on plain pandas.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+import pandas as pd
+
+from pe_udfs.errors import PEInputError, ProductImageError
+
+#: Schema of the rows :func:`score_partition` yields (Spark DDL); one flat schema for the three kinds.
+RESULT_DDL = (
+    "kind STRING, video_id STRING, second INT, "
+    # video-level
+    "pe_raw DOUBLE, pe_share DOUBLE, pe_lift DOUBLE, e_score DOUBLE, p_score DOUBLE, pe_raw_6s DOUBLE, "
+    "pe_share_6s DOUBLE, pe_lift_6s DOUBLE, e_score_6s DOUBLE, p_score_6s DOUBLE, predicted_engagement DOUBLE, "
+    "n_seconds INT, product_found_seconds INT, seconds_taken DOUBLE, "
+    # second-level
+    "e_mass DOUBLE, pe_mass DOUBLE, p_mass DOUBLE, product_found BOOLEAN, inliers INT, quad_224 ARRAY<DOUBLE>, "
+    "e_grid ARRAY<FLOAT>, "
+    # errors
+    "stage STRING, error_class STRING, reason STRING, message STRING"
+)
+ARRAY_COLUMNS = ("quad_224", "e_grid")
+SCORE_COLUMNS = ("pe_raw", "pe_share", "pe_lift", "e_score", "p_score", "pe_raw_6s", "pe_share_6s", "pe_lift_6s",
+                 "e_score_6s", "p_score_6s")
+
+
+@dataclass(frozen=True)
+class ScoringTask:
+    """Everything a worker needs to score (plain, picklable data; shipped to executors in the closure)."""
+
+    model_uri: str  # a fixed version (models:/name/N), never an alias: the alias may move during the run
+    tracking_uri: str
+    product: dict[str, Any]  # pe_udfs.settings.ProductSettings as a dict
+    saliency: dict[str, Any]  # pe_udfs.settings.SaliencySettings as a dict
+    device: str = "auto"
+    torch_threads: int = 1
+    allowed_schemes: tuple[str, ...] = ("file",)
+    allowed_roots: tuple[str, ...] = field(default_factory=tuple)
+    listing_cache_size: int = 256
+
+
+_LISTINGS: "OrderedDict[tuple, Any]" = OrderedDict()
+_LISTINGS_LOCK = threading.Lock()
+
+
+def listing_for(uri: str | None, task: ScoringTask):
+    """Listing features of a product image, computed once per worker process (LRU). Errors are cached too,
+    so a broken product image costs one attempt per worker, and re-raised for every video that uses it."""
+    from pe_udfs.product import listing_features, load_image
+    from pe_udfs.settings import ProductSettings
+
+    if not uri:
+        raise ProductImageError("not_found", "the campaign row has no product_image_uri")
+    key = (uri, tuple(sorted(task.product.items())), task.allowed_schemes, task.allowed_roots)
+    with _LISTINGS_LOCK:
+        if key in _LISTINGS:
+            _LISTINGS.move_to_end(key)
+            hit = _LISTINGS[key]
+            if isinstance(hit, PEInputError):
+                raise hit
+            return hit
+    try:
+        image = load_image(uri, allowed_schemes=task.allowed_schemes, allowed_roots=task.allowed_roots or None)
+        value: Any = listing_features(image, ProductSettings(**task.product), name=uri)
+    except PEInputError as e:
+        value = e
+    with _LISTINGS_LOCK:
+        _LISTINGS[key] = value
+        while len(_LISTINGS) > task.listing_cache_size:
+            _LISTINGS.popitem(last=False)
+    if isinstance(value, PEInputError):
+        raise value
+    return value
+
+
+def _error_row(video_id: str, stage: str, error_class: str, reason: str, message: str) -> dict[str, Any]:
+    return {"kind": "error", "video_id": video_id, "stage": stage, "error_class": error_class, "reason": reason,
+            "message": message[:4000]}
+
+
+def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[dict[str, Any]]:
+    """Score campaign rows one by one; yield result dicts (see :data:`RESULT_DDL`). Never raises for a bad
+    video: each rejected input becomes one 'error' row. A model that cannot load raises (the job checked it
+    on the driver before touching any table, so this means the executor's environment is broken)."""
+    import time
+
+    import torch
+
+    from models.registry import load_engagement_model
+    from pe_udfs.score import score_video
+    from pe_udfs.settings import ProductSettings, SaliencySettings
+
+    torch.set_num_threads(max(1, task.torch_threads))
+    loaded = load_engagement_model(task.model_uri, tracking_uri=task.tracking_uri, device=task.device)
+    product, saliency = ProductSettings(**task.product), SaliencySettings(**task.saliency)
+    for row in rows:
+        vid = str(row["video_id"])
+        t0 = time.perf_counter()
+        try:
+            listing = listing_for(row.get("product_image_uri"), task)
+            vs = score_video(row["video_uri"], listing, model=loaded.module, clip=loaded.clip, product=product,
+                             saliency=saliency, device=loaded.device, allowed_schemes=task.allowed_schemes,
+                             allowed_roots=task.allowed_roots or None)
+        except PEInputError as e:
+            yield _error_row(vid, e.stage, type(e).__name__, e.reason, str(e))
+            continue
+        except Exception as e:  # a bug or resource problem with this one video: record it, keep going
+            tb = traceback.format_exc(limit=3)
+            yield _error_row(vid, "score", type(e).__name__, "unexpected_error", f"{e}\n{tb}")
+            continue
+        out = {"kind": "video", "video_id": vid, "predicted_engagement": vs.predicted_engagement,
+               "n_seconds": vs.n_seconds, "product_found_seconds": vs.product_found_seconds,
+               "seconds_taken": time.perf_counter() - t0}
+        out.update({k: float(vs.scores[k]) for k in SCORE_COLUMNS})
+        yield out
+        for s in vs.seconds:
+            yield {"kind": "second", "video_id": vid, "second": int(s["second"]), "e_mass": s["e_mass"],
+                   "pe_mass": s["pe_mass"], "p_mass": s["p_mass"], "product_found": s["product_found"],
+                   "inliers": s["inliers"], "quad_224": s["quad_224"], "e_grid": s["e_grid"]}
+
+
+def score_partition(batches: Iterator[pd.DataFrame], task: ScoringTask, columns: list[str]) -> Iterator[pd.DataFrame]:
+    """``mapInPandas`` body: batches of campaign rows → batches of result rows with ``columns`` in order."""
+    for batch in batches:
+        rows = list(score_rows(batch.to_dict("records"), task))
+        out = pd.DataFrame(rows, columns=columns)
+        for col in ARRAY_COLUMNS:  # rows without the array hold NaN after DataFrame(); Arrow needs None
+            out[col] = out[col].astype(object).where(out[col].notna(), None)
+        yield out
+
+
+def cores_per_task(total_cores: int, parallel_tasks: int) -> int:
+    """Torch threads per scoring task so that concurrent tasks do not oversubscribe the cores."""
+    return max(1, total_cores // max(1, parallel_tasks))
+
+
+def default_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

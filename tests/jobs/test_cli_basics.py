@@ -1,0 +1,42 @@
+"""The `pe` console script as a user runs it: tables, sql, config errors."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PE = str(Path(sys.executable).parent / "pe")
+
+
+def run_pe(*args, check=True):
+    p = subprocess.run([PE, *args], capture_output=True, text=True, timeout=300)
+    if check:
+        assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
+def test_tables_on_an_empty_lake(tmp_path):
+    p = run_pe("--lake", str(tmp_path / "empty"), "tables")
+    assert "(no tables)" in p.stdout
+
+
+def test_misspelled_config_key_fails_with_the_key(tmp_path):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("lak: ./x\n")
+    p = run_pe("--config", str(bad), "tables", check=False)
+    assert p.returncode == 2
+    assert "unknown key 'lak'" in p.stderr and str(bad) in p.stderr
+
+
+@pytest.mark.slow
+def test_sql_select_one_and_formats(tmp_path):
+    lake = str(tmp_path / "lake")
+    assert run_pe("--lake", lake, "sql", "select 1 as x").stdout.split() == ["x", "1"]
+    assert run_pe("--lake", lake, "sql", "select 1 as x, 'a' as y", "--format", "csv").stdout.splitlines() == ["x,y", "1,a"]
+    assert json.loads(run_pe("--lake", lake, "sql", "select 2 as x", "--format", "json").stdout) == {"x": 2}
+    bad = run_pe("--lake", lake, "sql", "select * from no_such_table", check=False)
+    assert bad.returncode == 1 and "no_such_table" in bad.stderr

@@ -1,0 +1,126 @@
+"""The nightly scoring job end to end: real Spark, real Delta tables, a real MLflow registry in tmp folders."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _write_clip(path: Path, scene: np.ndarray, product: np.ndarray | None, seconds: int = 3, fps: int = 8) -> str:
+    """A small H.264 clip: a real photo as background, the product photo pasted in from second 1 on."""
+    import av
+
+    h, w = 320, 180
+    bg = cv2.resize(scene, (w, h), interpolation=cv2.INTER_AREA)
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+    for i in range(seconds * fps):
+        img = bg.copy()
+        if product is not None and i >= fps:
+            p = cv2.resize(product, (110, 90), interpolation=cv2.INTER_AREA)
+            y, x = 120 + (i % fps), 40
+            img[y:y + 90, x:x + 110] = p
+        for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return str(path)
+
+
+@pytest.fixture
+def campaign(cfg, lake, spark, tmp_path):
+    """Four good videos, one corrupt file, one missing file; a tiny registered @champion model."""
+    from skimage import data
+
+    media = Path(cfg.media_root)
+    media.mkdir(parents=True)
+    coffee = data.coffee()
+    product_png = media / "coffee.png"
+    cv2.imwrite(str(product_png), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
+    rows = []
+    for i, scene in enumerate([data.astronaut(), data.chelsea(), data.rocket(), data.astronaut()]):
+        uri = _write_clip(media / f"v{i}.mp4", scene, coffee if i % 2 == 0 else None)
+        rows.append((f"v{i}", uri))
+    corrupt = media / "corrupt.mp4"
+    corrupt.write_bytes(Path(rows[0][1]).read_bytes()[:2000])
+    rows += [("v_corrupt", str(corrupt)), ("v_missing", str(media / "missing.mp4"))]
+    now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    pdf = pd.DataFrame({
+        "video_id": [r[0] for r in rows], "video_uri": [r[1] for r in rows], "product_id": "p-coffee",
+        "product_image_uri": str(product_png), "influencer_id": "inf-1", "campaign_id": "c-1", "own_product": False,
+        "published_at": now, "ingested_at": now,
+    })
+    lake.write_arrow("campaign_videos", pdf)
+    _register_tiny_champion(cfg)
+    return pdf
+
+
+def _register_tiny_champion(cfg) -> str:
+    import mlflow
+    import torch
+
+    from models.network import build_engagement_net
+    from models.registry import ensure_experiment, log_engagement_model
+    from models.settings import ModelSettings
+
+    torch.manual_seed(0)
+    net = build_engagement_net(ModelSettings(backbone="tiny", conv_filters=4, dense_units=8), weights=None)
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    exp = ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)
+    with mlflow.start_run(experiment_id=exp):
+        _, version = log_engagement_model(net, clip=cfg.clip.model_copy(update={"max_seconds": 10}),
+                                          registered_model_name=cfg.mlflow.model_name)
+    mlflow.MlflowClient(cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
+    return version
+
+
+def test_scores_good_videos_records_bad_ones_and_rerun_is_a_noop(cfg, lake, spark, campaign):
+    from jobs.score import run_score
+
+    summary = run_score(cfg, spark=spark, validate_outputs=False)
+    assert (summary.candidates, summary.scored, summary.errors) == (6, 4, 2)
+
+    scores = lake.read_pandas("pe_scores").set_index("video_id").sort_index()
+    assert list(scores.index) == ["v0", "v1", "v2", "v3"]
+    assert (scores["model_version"] == summary.model_version).all() and (scores["run_id"] == summary.run_id).all()
+    assert scores["model_run_id"].str.len().gt(0).all()
+    assert scores["n_seconds"].tolist() == [3, 3, 3, 3]
+    # the coffee cup is pasted in seconds 1-2 of v0 and v2 only; pe_share is a share
+    assert scores.loc["v0", "product_found_seconds"] >= 1 and scores.loc["v2", "product_found_seconds"] >= 1
+    assert scores.loc["v1", "product_found_seconds"] == 0 and scores.loc["v1", "pe_share"] == 0
+    assert scores["pe_share"].between(0, 1).all()
+
+    seconds = lake.read_pandas("pe_seconds")
+    assert len(seconds) == 12 and seconds.groupby("video_id")["second"].apply(sorted).map(list).eq([[0, 1, 2]] * 4).all()
+    by_video = seconds.groupby("video_id")["e_mass"].sum().sort_index()
+    np.testing.assert_allclose(by_video.values, scores["e_score"].values, rtol=1e-6)
+    assert seconds.set_index(["video_id", "second"]).loc[("v0", 0), "product_found"] == False  # noqa: E712
+
+    errors = lake.read_pandas("scoring_errors").set_index("video_id").sort_index()
+    assert list(errors.index) == ["v_corrupt", "v_missing"]
+    assert errors.loc["v_missing", "stage"] == "fetch" and errors.loc["v_missing", "reason"] == "not_found"
+    assert errors.loc["v_corrupt", "stage"] == "decode"
+    assert errors["run_id"].eq(summary.run_id).all() and errors["message"].str.len().gt(10).all()
+
+    versions = {n: lake.delta_table(n).version() for n in ("pe_scores", "pe_seconds", "scoring_errors")}
+    again = run_score(cfg, spark=spark, validate_outputs=False)
+    assert again.scored == 0 and again.candidates == 2  # only the two bad inputs are tried again
+    assert {n: lake.delta_table(n).version() for n in versions} == versions, "a same-night re-run must write nothing"
+    assert lake.info("pe_scores").rows == 4 and lake.info("scoring_errors").rows == 2
+
+
+def test_missing_model_fails_before_any_table_is_touched(cfg, lake, spark):
+    from jobs.score import run_score
+    from models.registry import NoChampionError
+
+    with pytest.raises(NoChampionError, match="pe train"):
+        run_score(cfg, spark=spark)
+    assert lake.table_names() == []
