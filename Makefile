@@ -6,7 +6,7 @@ VPY := $(VENV)/bin/python
 # Re-install only when the project's dependency files change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt requirements/no-deps.txt | md5sum | cut -c1-12)
 AIRFLOW_VENV := .venv-airflow
-AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cat requirements/airflow.txt 2>/dev/null | md5sum | cut -c1-12)
+AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cat requirements/airflow.txt requirements/airflow-constraints.txt 2>/dev/null | md5sum | cut -c1-12)
 PYTEST_ARGS ?=
 
 export PYSPARK_PYTHON := $(abspath $(VPY))
@@ -41,7 +41,7 @@ demo: install
 	$(VENV)/bin/pe demo
 
 # Fast unit tests and the integration suite (real Spark, Delta, MLflow in temp folders).
-test: install
+test: install airflow
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 test-fast: install
@@ -53,10 +53,11 @@ bench: install
 # Airflow lives in its own virtual environment (it pulls pyspark-client, which would overwrite pyspark).
 airflow: $(AIRFLOW_STAMP)
 
-$(AIRFLOW_STAMP): requirements/airflow.txt
+$(AIRFLOW_STAMP): requirements/airflow.txt requirements/airflow-constraints.txt
+	@test -n "$(PYTHON)" || { echo "error: python3.11 not found" >&2; exit 1; }
 	@test -x $(AIRFLOW_VENV)/bin/python || $(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/python -m pip install -q --upgrade pip setuptools wheel
-	$(AIRFLOW_VENV)/bin/python -m pip install -q -r requirements/airflow.txt
+	$(AIRFLOW_VENV)/bin/python -m pip install -q -c requirements/airflow-constraints.txt -r requirements/airflow.txt
 	rm -f $(AIRFLOW_VENV)/.installed-*
 	touch $@
 

@@ -94,12 +94,12 @@ def sql(
     """Run a SQL query over the lake's tables and print the result."""
     from pyspark.errors import AnalysisException, ParseException
 
-    from jobs.views import register_views
+    from jobs.views import champion_version, register_views
 
     if format not in ("table", "csv", "json"):
         fail(f"--format must be table, csv or json, not {format!r}", code=2)
     lake = open_lake(ctx)
-    register_views(lake)
+    register_views(lake, champion_version=champion_version(state(ctx).cfg))
     try:
         df = lake.spark.sql(query)
         rows = df.limit(limit + 1).toPandas()
@@ -116,6 +116,252 @@ def sql(
         typer.echo(rows.to_string(index=False) if len(rows.columns) else "(no columns)")
     if truncated:
         typer.echo(f"(first {limit} rows shown; use --limit)", err=True)
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    table: Optional[list[str]] = typer.Option(
+        None, "--table", "-t", help="Table to validate (repeatable); default: every table with a suite that exists."),
+    allow_rejects: bool = typer.Option(
+        False, "--allow-rejects",
+        help="Report failing rows of input tables without failing (pe score rejects and records them)."),
+) -> None:
+    """Run the Great Expectations suites; exit 1 naming every failed expectation. Writes Data Docs (HTML)."""
+    from jobs.lake import LakeError
+    from jobs.validate import QualityError, gate, validate_tables
+
+    lake = open_lake(ctx)  # Spark: pe_seconds' aggregation, and tables whose files pyarrow cannot read
+    try:
+        reports = validate_tables(lake, state(ctx).cfg, table, run_name="pe-validate")
+    except (QualityError, LakeError) as e:
+        fail(str(e))
+    if not reports:
+        fail(f"no table with a quality suite exists in {lake.root}")
+    for r in reports:
+        typer.echo(r.describe())
+    if reports[0].docs_path:
+        typer.echo(f"data docs: {reports[0].docs_path}")
+    failing = gate(reports, allow_rejects=allow_rejects)
+    if failing:
+        names = sorted({f"{r.table}.{f.expectation}" for r in failing for f in r.failed})
+        fail(f"validation failed: {', '.join(names)}")
+
+
+@app.command()
+def score(
+    ctx: typer.Context,
+    rescore: bool = typer.Option(False, "--rescore", help="Score again videos the champion already scored."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Score at most N videos (by video_id)."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Default: score-<UTC date>-v<model version>."),
+) -> None:
+    """Nightly job: score every campaign video the @champion model has not scored yet (Spark)."""
+    from jobs.lake import LakeError
+    from jobs.score import run_score
+    from jobs.validate import QualityError
+    from models.registry import ModelLoadError, NoChampionError
+
+    try:
+        summary = run_score(state(ctx).cfg, rescore=rescore, limit=limit, run_id=run_id)
+    except (NoChampionError, ModelLoadError, LakeError, QualityError) as e:
+        fail(str(e))
+    typer.echo(summary.line())
+
+
+@app.command("score-video")
+def score_video_command(
+    ctx: typer.Context,
+    video: str = typer.Argument(..., metavar="FILE", help="Video file (path, file:// URI, or a URI whose scheme io.allowed_schemes allows)."),
+    product: str = typer.Option(..., "--product", "-p", help="The product's listing image."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model URI (models:/name/3, models:/name@alias, "
+                                        "runs:/<id>/model); default: the registered @champion."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
+    product_only: bool = typer.Option(False, "--product-only", help="Skip the engagement model; product heatmap only."),
+) -> None:
+    """Score one video on this machine: PE scores and a per-second table (no Spark, no tables written)."""
+    from jobs.score_one import ScoreVideoError, render_json, render_text, score_one
+
+    try:
+        report = score_one(state(ctx).cfg, video, product, model_uri=model, product_only=product_only)
+    except ScoreVideoError as e:
+        fail(str(e))
+    typer.echo(render_json(report) if as_json else render_text(report))
+
+
+@app.command()
+def sample(
+    ctx: typer.Context,
+    videos: Optional[int] = typer.Option(None, "--videos", "-n", help="Number of videos (default: sample.videos, 12)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed; the same seed gives the same tables and files."),
+    min_seconds: Optional[float] = typer.Option(None, "--min-seconds", help="Shortest video, s (default 15)."),
+    max_seconds: Optional[float] = typer.Option(None, "--max-seconds", help="Longest video, s (default 60)."),
+    width: Optional[int] = typer.Option(None, "--width", help="Frame width, px, even (default 360)."),
+    height: Optional[int] = typer.Option(None, "--height", help="Frame height, px, even (default 640)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Render processes (default: one per core)."),
+    audio: Optional[bool] = typer.Option(None, "--audio/--no-audio", help="Put an AAC soundtrack in the MP4s."),
+) -> None:
+    """Generate the sample campaign (videos, listing images, engagement, sales, ground truth) into the lake."""
+    from jobs.lake import LakeError
+    from jobs.sample import SampleError, run_sample
+
+    try:
+        summary = run_sample(state(ctx).cfg, lambda: open_lake(ctx), n_videos=videos, seed=seed,
+                             min_seconds=min_seconds, max_seconds=max_seconds, width=width, height=height,
+                             workers=workers, audio=audio)
+    except SampleError as e:
+        fail(f"{e} [{e.reason}]", code=2)
+    except LakeError as e:
+        fail(str(e))
+    for line in summary.lines():
+        typer.echo(line)
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (default: train.epochs)."),
+    backbone: Optional[str] = typer.Option(None, "--backbone", help="mobilenet_v2 | xception | tiny (default: model.backbone)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Train on at most N labelled videos."),
+) -> None:
+    """Train the engagement model, log it to MLflow as pe-engagement; @champion moves only if it is better."""
+    import time
+
+    started = time.perf_counter()
+    from jobs.lake import Lake, LakeError
+    from jobs.spark import get_spark
+    from jobs.train import TrainingDataError, run_training, train_overrides
+    from models.backbones import BackboneWeightsError, UnknownBackbone
+
+    st = state(ctx)
+    try:
+        cfg = load_config(st.config_path, lake=st.lake,
+                          overrides=train_overrides(epochs=epochs, backbone=backbone, limit=limit))
+    except ConfigError as e:
+        fail(str(e), code=2)
+    try:
+        run_training(cfg, Lake.from_config(cfg, get_spark(cfg, app_name="pe-train")), echo=typer.echo,
+                     started=started)
+    except (UnknownBackbone, BackboneWeightsError) as e:
+        fail(str(e), code=2)
+    except (TrainingDataError, LakeError) as e:
+        fail(str(e))
+
+
+@app.command()
+def models(ctx: typer.Context) -> None:
+    """List the registered engagement model versions with aliases and test metrics."""
+    from models.registry import list_models
+
+    cfg = state(ctx).cfg
+    uri = cfg.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        typer.echo(f"no model registry at {uri}; run `pe train`")
+        return
+    versions = list_models(tracking_uri=uri, model_name=cfg.mlflow.model_name)
+    if not versions:
+        typer.echo(f"no versions of {cfg.mlflow.model_name} in {uri}; run `pe train`")
+        return
+    typer.echo(f"{cfg.mlflow.model_name} ({uri})")
+    typer.echo(f"{'version':>7}  {'aliases':<12} {'created (UTC)':<19}  {'promotion':<9}  {'spearman':>8} "
+               f"{'r2':>7} {'mae':>6} | {'const r2':>8} {'const mae':>9} | {'truth ρ':>7}  run")
+
+    def num(m: dict, key: str, width: int, fmt: str = ".3f") -> str:
+        return f"{m[key]:>{width}{fmt}}" if key in m else f"{'-':>{width}}"
+
+    for v in versions:
+        m = v.metrics
+        typer.echo(f"{v.version:>7}  {','.join(v.aliases) or '-':<12} {v.created:<19}  {v.promotion or '-':<9}  "
+                   f"{num(m, 'test_spearman', 8)} {num(m, 'test_r2', 7)} {num(m, 'test_mae', 6)} | "
+                   f"{num(m, 'test_baseline_r2', 8)} {num(m, 'test_baseline_mae', 9)} | "
+                   f"{num(m, 'test_truth_spearman', 7)}  {v.run_id}")
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    videos: int = typer.Option(48, help="Videos in the sample campaign."),
+    seed: int = typer.Option(7, help="Seed of the sample campaign."),
+) -> None:
+    """The whole pipeline on a FRESH lake (the lake folder is emptied first): sample → train → score → validate
+    → analyze → report, then the ranking by PE-score."""
+    from jobs.demo import run_demo
+
+    run_demo(state(ctx).cfg, videos=videos, seed=seed, echo=typer.echo)
+
+
+@app.command()
+def analyze(
+    ctx: typer.Context,
+    panel: Optional[Path] = typer.Option(None, "--panel", help="Folder in the paper's panel format "
+                                         "(sales_panel.parquet, search_index.parquet) instead of the lake's tables."),
+    engine: str = typer.Option("auto", "--engine", help="First stage over products: auto (Spark when it has more "
+                               "than 2 cores and 50 products) | spark | local (this process)."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Default: analysis-<UTC timestamp>."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report folder; default <lake>/reports/analysis/<run>."),
+    write_table: Optional[bool] = typer.Option(None, "--write-table/--no-write-table",
+                                               help="Store the lifts in sales_lift (default: yes for the lake, "
+                                               "no for --panel)."),
+    model_version: Optional[str] = typer.Option(None, "--model-version",
+                                                help="Scores of this model version; default the @champion, else "
+                                                "the newest scored."),
+    pe_column: str = typer.Option("pe_raw", "--pe-column", help="PE score of the second stage: pe_raw (the "
+                                  "paper's) | pe_share."),
+    sales: str = typer.Option("imputed", "--sales", help="Daily sales: imputed (from 30-day rolling sales, the "
+                              "paper's) | observed (taobao_sales.daily_sales)."),
+) -> None:
+    """Sales-lift analysis: first stage per advertised product, second stage on the scores (paper Tables 4-5)
+    with HC1/HC3/clustered errors and influence diagnostics; writes sales_lift and a Markdown/HTML report."""
+    from jobs.analysis import AnalysisError
+    from jobs.analyze import run_analyze
+    from jobs.lake import LakeError
+
+    for name, value, allowed in (("--engine", engine, ("auto", "spark", "local")), ("--pe-column", pe_column,
+                                 ("pe_raw", "pe_share")), ("--sales", sales, ("imputed", "observed"))):
+        if value not in allowed:
+            fail(f"{name} must be {' or '.join(allowed)}, not {value!r}", code=2)
+    if panel is not None and sales != "imputed":
+        fail("--sales observed needs the lake's daily_sales; the paper's panel has rolling sales only", code=2)
+    try:
+        summary = run_analyze(state(ctx).cfg, panel_dir=str(panel) if panel else None, engine=engine,  # type: ignore[arg-type]
+                              run_id=run_id, out_dir=str(out) if out else None, write_table=write_table,
+                              model_version=model_version, pe_column=pe_column, sales_source=sales)  # type: ignore[arg-type]
+    except (AnalysisError, LakeError) as e:
+        fail(str(e))
+    typer.echo(summary.text())
+
+
+@app.command()
+def report(
+    ctx: typer.Context,
+    out: Path = typer.Option(..., "--out", help="Folder for the HTML page and its images."),
+    video_id: Optional[str] = typer.Option(None, "--video-id", help="One video's page: frames with the engagement "
+                                           "heatmap and product, per-second curves, scores and campaign percentiles."),
+    campaign: Optional[str] = typer.Option(None, "--campaign", help="A campaign's leaderboard with thumbnails."),
+    model_version: Optional[str] = typer.Option(None, "--model-version", help="Scores of this model version; "
+                                                "default per video the @champion's, else the newest."),
+    frames: int = typer.Option(8, "--frames", min=1, help="Frames in a video page's strip."),
+    rank_by: str = typer.Option("pe_share", "--rank-by", help="Leaderboard order (a pe_scores column)."),
+) -> None:
+    """Write an HTML report (opens offline) for one video (--video-id) or one campaign (--campaign)."""
+    from jobs.lake import LakeError
+    from jobs.report import ReportError, write_campaign_report, write_video_report
+
+    if (video_id is None) == (campaign is None):
+        fail("give exactly one of --video-id or --campaign", code=2)
+    lake = open_lake(ctx)
+    try:
+        if video_id is not None:
+            page = write_video_report(state(ctx).cfg, lake, video_id, str(out), model_version=model_version,
+                                      strip=frames)
+            if page.frames_error:
+                typer.echo(f"warning: frames unavailable: {page.frames_error}", err=True)
+            typer.echo(f"report: {page.html} ({len(page.images)} images)")
+        else:
+            path = write_campaign_report(state(ctx).cfg, lake, campaign, str(out), model_version=model_version,
+                                         rank_by=rank_by)
+            typer.echo(f"report: {path}")
+    except (ReportError, LakeError) as e:
+        fail(str(e))
 
 
 if __name__ == "__main__":

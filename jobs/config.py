@@ -10,6 +10,7 @@ changes. Unknown keys and wrong types are rejected with the offending key and th
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,17 +53,36 @@ class ScoreSettings(StrictSettings):
 
 
 class SampleSettings(StrictSettings):
-    width: int = Field(360, ge=64)
+    """The generated sample campaign (`pe sample`, jobs/sample.py, jobs/synth/)."""
+
+    videos: int = Field(12, ge=1)  # default --videos
+    seed: int = Field(7, ge=0)  # default --seed
+    width: int = Field(360, ge=64)  # even (H.264 4:2:0); 9:16 vertical by default
     height: int = Field(640, ge=64)
     fps: int = Field(30, ge=1)
-    min_seconds: float = Field(15.0, gt=0)
+    min_seconds: float = Field(15.0, gt=0)  # videos last a whole number of seconds in [min, max]
     max_seconds: float = Field(60.0, gt=0)
     controls: int = Field(0, ge=0)  # never-advertised products; 0 → as many as videos
+    audio: bool = True  # an AAC soundtrack in every MP4
+    workers: int = Field(0, ge=0)  # render processes; 0 → one per CPU core
+    start_date: date = date(2024, 3, 1)  # first day of the sales panel
+    panel_days: int = Field(100, ge=62)  # days in the sales panel (posts fall on days 30 .. panel_days - 30)
 
 
 class IoSettings(StrictSettings):
     allowed_schemes: list[str] = Field(default_factory=lambda: ["file"])
     allowed_roots: list[str] = Field(default_factory=list)  # empty → the lake root only
+
+
+class QualitySettings(StrictSettings):
+    """Data quality gates (jobs/validate.py, Great Expectations)."""
+
+    # local folder for Data Docs (HTML, in data_docs/) and stored validation results (validations/);
+    # None → <lake>/quality for a local lake; a remote lake without it keeps results in memory, no docs
+    root: str | None = None
+    # pe_seconds sums must match pe_scores within |a - b| <= sum_atol + sum_rtol * |b| (float32 sums)
+    sum_rtol: float = Field(1e-4, ge=0)
+    sum_atol: float = Field(1e-6, ge=0)
 
 
 class PEConfig(StrictSettings):
@@ -78,6 +98,7 @@ class PEConfig(StrictSettings):
     score: ScoreSettings = Field(default_factory=ScoreSettings)
     sample: SampleSettings = Field(default_factory=SampleSettings)
     io: IoSettings = Field(default_factory=IoSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     source: str | None = Field(None, exclude=True)  # the file this came from, for messages
 
     @field_validator("lake")

@@ -166,7 +166,9 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
     threads = cores_per_task(default_cores(), parallelism) if local else int(spark.conf.get("spark.task.cpus", "1"))
     task = ScoringTask(
         model_uri=f"models:/{champion.name}/{champion.version}", tracking_uri=cfg.tracking_uri,
-        product=cfg.product.model_dump(), saliency=cfg.saliency.model_dump(), device=cfg.device,
+        # matching threads per video = cores per task, so concurrent tasks do not oversubscribe the executor
+        product={**cfg.product.model_dump(), "match_workers": cfg.product.match_workers or threads},
+        saliency=cfg.saliency.model_dump(), device=cfg.device,
         torch_threads=threads, allowed_schemes=tuple(cfg.io.allowed_schemes), allowed_roots=tuple(cfg.allowed_roots),
     )
     # Same product together (listing features are cached per worker), many small tasks for balance/progress.
@@ -224,14 +226,10 @@ def _contract_schema(name: str):
 
 
 def _validate_outputs(lake: Lake, cfg: PEConfig) -> None:
-    """Table-level output checks (duplicate keys, ranges, seconds consistency) fail the job."""
-    from jobs.validate import QualityError, gate, validate_tables
+    """Table-level output checks (duplicate keys, ranges, seconds consistency); a failure fails the job."""
+    from jobs.validate import check_outputs
 
-    reports = validate_tables(lake, cfg, ["pe_scores", "pe_seconds"], run_name="pe-score")
-    failing = gate(reports, allow_rejects=False)
-    if failing:
-        names = sorted({f"{r.table}.{f.expectation}" for r in failing for f in r.failed})
-        raise QualityError(f"output validation failed after scoring: {', '.join(names)}")
+    check_outputs(lake, cfg, ["pe_scores", "pe_seconds"], run_name="pe-score")
 
 
 # ------------------------------------------------------------------------------------------------- main

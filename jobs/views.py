@@ -1,20 +1,138 @@
-"""SQL views for analysts: every lake table under its own name, plus the analyst views."""
+"""SQL views for analysts: every lake table under its own name, plus the analyst views.
+
+Analyst views (registered by ``pe sql`` and :func:`register_views`):
+
+``pe_latest``
+    one row per scored video: the ``pe_scores`` row of the champion's model version when a champion is given
+    and has scored the video, else of the newest model version that scored it (highest version number, then
+    latest ``scored_at``); ``is_champion`` says which.
+``pe_sales``
+    ``pe_latest`` joined to the video's campaign metadata (``campaign_videos``) and the newest sales-lift
+    estimate of its product (``sales_lift``, latest analysis run; null columns when no analysis ran yet).
+
+Example::
+
+    pe sql "select campaign_id, video_id, pe_share, lift, se_robust from pe_sales order by pe_share desc"
+"""
 from __future__ import annotations
 
+import logging
+import os
+from dataclasses import dataclass
+
+from jobs import contracts
 from jobs.lake import Lake
 
-#: Analyst views defined in SQL over the lake tables; each is registered only when its tables exist.
-ANALYST_VIEWS: dict[str, tuple[tuple[str, ...], str]] = {}
+log = logging.getLogger(__name__)
 
 
-def register_views(lake: Lake) -> list[str]:
-    """Register each lake table as a temp view named after it, then the analyst views; return the names."""
+@dataclass(frozen=True)
+class AnalystView:
+    """A view defined in SQL. ``needs``: tables that must exist; ``optional``: tables the query reads when they
+    exist and otherwise reads as empty (from their contract); placeholders ``{champion}`` (a SQL literal)
+    and ``{<optional table>}`` (the relation to read) are filled in at registration."""
+
+    needs: tuple[str, ...]
+    query: str
+    optional: tuple[str, ...] = ()
+    description: str = ""
+
+
+def _score_columns() -> str:
+    return ", ".join(f"s.`{c}`" for c in contracts.spark_schema("pe_scores").fieldNames())
+
+
+PE_LATEST = f"""
+SELECT {_score_columns()}, coalesce(s.model_version = {{champion}}, false) AS is_champion
+FROM (
+  SELECT t.*, row_number() OVER (
+      PARTITION BY t.video_id
+      ORDER BY CASE WHEN t.model_version = {{champion}} THEN 0 ELSE 1 END,
+               try_cast(t.model_version AS BIGINT) DESC NULLS LAST, t.model_version DESC,
+               t.scored_at DESC NULLS LAST) AS _pe_rank
+  FROM pe_scores t
+) s
+WHERE s._pe_rank = 1
+"""
+
+PE_SALES = """
+WITH lift AS (
+  SELECT * FROM (
+    SELECT l.*, row_number() OVER (PARTITION BY l.product_id
+                                   ORDER BY l.analyzed_at DESC NULLS LAST, l.analysis_run DESC) AS _pe_rank
+    FROM {sales_lift} l
+  ) WHERE _pe_rank = 1
+)
+SELECT v.campaign_id, s.video_id, v.product_id, v.influencer_id, v.own_product, v.published_at, v.video_uri,
+       s.model_version, s.is_champion, s.pe_raw, s.pe_share, s.pe_lift, s.e_score, s.p_score,
+       s.pe_raw_6s, s.pe_share_6s, s.pe_lift_6s, s.predicted_engagement, s.n_seconds, s.product_found_seconds,
+       s.scored_at,
+       l.analysis_run, l.lift, l.se AS lift_se, l.se_robust AS lift_se_robust, l.n AS lift_n,
+       l.status AS lift_status, l.reason AS lift_reason, l.video_id AS lift_video_id, l.influential,
+       l.cooks_d, l.analyzed_at
+FROM pe_latest s
+LEFT JOIN campaign_videos v ON v.video_id = s.video_id
+LEFT JOIN lift l ON l.product_id = v.product_id
+"""
+
+#: Analyst views over the lake tables; each is registered only when the tables it needs exist.
+ANALYST_VIEWS: dict[str, AnalystView] = {
+    "pe_latest": AnalystView(("pe_scores",), PE_LATEST,
+                             description="champion (else newest) model version's scores, one row per video"),
+    "pe_sales": AnalystView(("pe_latest", "campaign_videos"), PE_SALES, optional=("sales_lift",),
+                            description="pe_latest + campaign metadata + the product's newest sales lift"),
+}
+
+
+def _sql_literal(value: str | None) -> str:
+    if value is None:
+        return "CAST(NULL AS STRING)"
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def register_views(lake: Lake, champion_version: str | None = None) -> list[str]:
+    """Register each lake table as a temp view named after it, then the analyst views; return the names.
+
+    ``champion_version``: the model version ``pe_latest`` prefers (None: the newest version per video)."""
     names = []
     for name in lake.table_names():
         lake.read(name).createOrReplaceTempView(name)
         names.append(name)
-    for view, (needs, query) in ANALYST_VIEWS.items():
-        if all(n in names for n in needs):
-            lake.spark.sql(query).createOrReplaceTempView(view)
-            names.append(view)
+    for view, spec in ANALYST_VIEWS.items():
+        if not all(n in names for n in spec.needs):
+            continue
+        relations = {}
+        for opt in spec.optional:
+            if opt in names:
+                relations[opt] = opt
+            else:  # read as empty, typed by its contract, so the view's columns never depend on history
+                hidden = f"_pe_empty_{opt}"
+                lake.spark.createDataFrame([], contracts.spark_schema(opt)).createOrReplaceTempView(hidden)
+                relations[opt] = hidden
+        query = spec.query.format(champion=_sql_literal(champion_version), **relations)
+        lake.spark.sql(query).createOrReplaceTempView(view)
+        names.append(view)
     return names
+
+
+def champion_version(cfg) -> str | None:
+    """The registered @champion's model version, or None when there is no registry or no champion.
+
+    The embedded registry (a SQLite file in the lake) is only opened when the file exists, so asking never
+    creates one."""
+    from jobs.config import ConfigError
+
+    try:
+        uri = cfg.tracking_uri
+    except ConfigError:
+        return None
+    if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
+        return None
+    from models.registry import champion_version as registry_champion
+
+    try:
+        mv = registry_champion(uri, cfg.mlflow.model_name, cfg.mlflow.alias)
+    except Exception as e:  # an unreachable or broken registry must not stop read-only analysis
+        log.warning("cannot read the model registry at %s (%s); using the newest scored version", uri, e)
+        return None
+    return None if mv is None else str(mv.version)

@@ -33,6 +33,13 @@ class ProductSettings(StrictSettings):
     min_area_share: float = Field(0.002, ge=0, le=1)  # of the frame
     max_area_share: float = Field(0.95, gt=0, le=1)
     listing_max_side: int = Field(800, ge=64)
+    # ours, beyond the gates: RANSAC iterations; a quad whose shortest side is below this share of
+    # its longest is rejected (near-singular homographies give needle-thin quads)
+    ransac_max_iters: int = Field(2000, ge=10)
+    min_side_ratio: float = Field(0.05, ge=0, lt=1)
+    max_frame_features: int = Field(0, ge=0)  # SIFT keypoints kept per frame (strongest first); 0 = all
+    orb_features: int = Field(500, ge=10)  # orb_hull (paper) mode: ORB keypoints per image (OpenCV default)
+    match_workers: int = Field(0, ge=0)  # threads matching frames of one video; 0 = one per CPU core
 
 
 class SaliencySettings(StrictSettings):

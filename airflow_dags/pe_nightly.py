@@ -1,0 +1,49 @@
+"""Nightly PE scoring: validate inputs → score → validate outputs → refresh analyst views.
+
+Every task runs one ``pe`` command of the project in its own virtual environment (see pe_common). Tasks are
+idempotent: scoring skips videos the champion already scored (upsert by key), validation only reads.
+"""
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+from pe_common import DEFAULT_ARGS, dag_params, pe_task_command
+
+
+@dag(
+    dag_id="pe_nightly",
+    schedule="@daily",
+    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=dag_params(),
+    tags=["pe-score"],
+    doc_md=__doc__,
+)
+def pe_nightly():
+    @task.bash
+    def validate_inputs(params=None) -> str:
+        """campaign_videos suite; failing rows do not fail the run (pe score rejects and records them)."""
+        return pe_task_command(params, "validate", "--table", "campaign_videos", "--allow-rejects")
+
+    @task.bash
+    def score(params=None) -> str:
+        """The Spark scoring job with the @champion model; writes pe_scores, pe_seconds, scoring_errors."""
+        return pe_task_command(params, "score")
+
+    @task.bash
+    def validate_outputs(params=None) -> str:
+        """pe_scores and pe_seconds suites: any failed expectation (e.g. a duplicate key) fails the run."""
+        return pe_task_command(params, "validate", "--table", "pe_scores", "--table", "pe_seconds")
+
+    @task.bash
+    def refresh_views(params=None) -> str:
+        """Register every lake table and analyst view (a view that no longer resolves fails here)."""
+        return pe_task_command(params, "sql", "SHOW VIEWS", "--format", "csv")
+
+    validate_inputs() >> score() >> validate_outputs() >> refresh_views()
+
+
+pe_nightly()

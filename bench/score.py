@@ -1,0 +1,98 @@
+"""Scoring throughput: the Spark job vs a plain Python loop over score_video, and its scaling with N.
+
+    python bench/score.py [--small 50] [--large 200] [--min-seconds 6 --max-seconds 8]
+
+In one run, on one sample campaign of ``--large`` videos scored by the default model (MobileNetV2 ImageNet
+backbone + an untrained head, registered as @champion in a temp MLflow store — timing does not depend on
+training):
+
+* loop  — the first ``--small`` videos scored by ``score_video`` in a plain Python loop (torch on all cores)
+* spark — the same videos scored by the Spark job (``run_score --limit``), end to end including its writes
+* spark at N = large — the rest, so cost per video at N = small and N = large can be compared
+
+Last line: ``score spark_over_loop=<spark/loop at N=small> scaling=<cost per video at large / at small>``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--small", type=int, default=50)
+    ap.add_argument("--large", type=int, default=200)
+    ap.add_argument("--min-seconds", type=float, default=6.0)
+    ap.add_argument("--max-seconds", type=float, default=8.0)
+    ap.add_argument("--keep", action="store_true", help="keep the temp lake")
+    args = ap.parse_args()
+
+    import mlflow
+    import torch
+
+    from jobs.config import load_config
+    from jobs.lake import Lake
+    from jobs.sample import run_sample
+    from jobs.score import run_score
+    from jobs.spark import get_spark
+    from models.network import build_engagement_net
+    from models.registry import ensure_experiment, load_engagement_model, log_engagement_model
+    from pe_udfs.udf import ScoringTask, listing_for
+    from pe_udfs.score import score_video
+
+    root = tempfile.mkdtemp(prefix="pe-bench-score-")
+    cfg = load_config(lake=f"{root}/lake", overrides={"spark": {"show_progress": False}})
+    t = time.perf_counter()
+    run_sample(cfg, lambda: Lake.from_config(cfg, get_spark(cfg)), n_videos=args.large, seed=11,
+               min_seconds=args.min_seconds, max_seconds=args.max_seconds)
+    print(f"sample campaign: {args.large} videos in {time.perf_counter() - t:.0f}s", flush=True)
+    spark = get_spark(cfg)
+    lake = Lake.from_config(cfg, spark)
+
+    torch.manual_seed(0)
+    net = build_engagement_net(cfg.model)
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    with mlflow.start_run(experiment_id=ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)):
+        _, version = log_engagement_model(net, clip=cfg.clip, registered_model_name=cfg.mlflow.model_name)
+    mlflow.MlflowClient(cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
+
+    videos = lake.read_pandas("campaign_videos").sort_values("video_id")
+    small = videos.head(args.small)
+
+    # loop: the first N=small videos (the job's --limit takes the same, by video_id)
+    loaded = load_engagement_model(tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name, device="cpu")
+    torch.set_num_threads(os.cpu_count() or 1)
+    task = ScoringTask(model_uri="", tracking_uri=cfg.tracking_uri, product=cfg.product.model_dump(),
+                       saliency=cfg.saliency.model_dump(), allowed_roots=tuple(cfg.allowed_roots))
+    t = time.perf_counter()
+    for row in small.itertuples():
+        score_video(row.video_uri, listing_for(row.product_image_uri, task), model=loaded.module, clip=loaded.clip,
+                    product=cfg.product, saliency=cfg.saliency, device="cpu", allowed_roots=cfg.allowed_roots)
+    loop_s = time.perf_counter() - t
+    print(f"loop:  {args.small} videos {loop_s:.1f}s ({loop_s / args.small:.2f}s/video)", flush=True)
+
+    s = run_score(cfg, spark=spark, limit=args.small, validate_outputs=False)
+    spark_small = s.seconds
+    print(f"spark: {s.scored} videos {spark_small:.1f}s ({spark_small / max(s.scored, 1):.2f}s/video) "
+          f"errors={s.errors}", flush=True)
+
+    s_all = run_score(cfg, spark=spark, rescore=True, run_id="bench-large", validate_outputs=False)
+    spark_large = s_all.seconds
+    print(f"spark: {s_all.scored} videos {spark_large:.1f}s ({spark_large / max(s_all.scored, 1):.2f}s/video) "
+          f"errors={s_all.errors}", flush=True)
+    cost_small = spark_small / max(s.scored, 1)
+    cost_large = spark_large / max(s_all.scored, 1)
+    spark.stop()
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"score spark_over_loop={spark_small / loop_s:.3f} scaling={cost_large / cost_small:.3f}")
+
+
+if __name__ == "__main__":
+    main()

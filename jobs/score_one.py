@@ -1,0 +1,111 @@
+"""``pe score-video FILE --product IMAGE``: score one video on this machine, no Spark, no tables.
+
+The model is the registered ``@champion`` unless ``--model URI`` names another (``models:/name/3``,
+``models:/name@alias``, ``runs:/<id>/model``); the video is sampled with the clip settings the model was
+trained with. ``--product-only`` skips the engagement model and reports the product heatmap alone.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jobs.config import PEConfig
+from pe_udfs.errors import PEInputError
+from pe_udfs.product import listing_features, load_image
+from pe_udfs.saliency import resolve_device
+from pe_udfs.score import score_video
+
+__all__ = ["ScoreVideoError", "score_one", "render_text", "render_json"]
+
+HOW_TO_GET_A_MODEL = ("no engagement model is registered as @{alias} of '{name}' in {tracking}. Train one with "
+                      "`pe train` (or `make demo` for the sample campaign), pass --model URI, or use "
+                      "--product-only for the product heatmap alone.")
+
+
+class ScoreVideoError(RuntimeError):
+    """Why ``pe score-video`` could not score: a bad input (with stage/reason) or no usable model."""
+
+    def __init__(self, message: str, *, stage: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.stage, self.reason = stage, reason
+
+
+def score_one(cfg: PEConfig, video: str, product_image: str, *, model_uri: str | None = None,
+              product_only: bool = False) -> dict[str, Any]:
+    """Score ``video`` against the listing image ``product_image``; returns a JSON-ready report:
+    product_image, model (name/version/run_id/uri, or None), device, then the fields of
+    :meth:`pe_udfs.score.VideoScore.to_dict` (scores, predicted_engagement, seconds, timings, ...)."""
+    device = str(resolve_device(cfg.device))
+    model_info: dict[str, Any] | None = None
+    module = None
+    clip = cfg.clip
+    if not product_only:
+        loaded = _load_model(cfg, model_uri)
+        module, clip, device = loaded.module, loaded.clip, loaded.device
+        model_info = {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id, "uri": loaded.uri}
+    schemes = cfg.io.allowed_schemes
+    try:
+        listing = listing_features(load_image(product_image, allowed_schemes=schemes), cfg.product,
+                                   name=product_image)
+        result = score_video(video, listing, model=module, clip=clip, product=cfg.product, saliency=cfg.saliency,
+                             device=device, product_only=product_only, allowed_schemes=schemes)
+    except PEInputError as e:
+        raise ScoreVideoError(f"{e.stage} failed ({e.reason}): {e}", stage=e.stage, reason=e.reason) from e
+    return {"product_image": product_image, "model": model_info, "device": device, **result.to_dict()}
+
+
+def _load_model(cfg: PEConfig, model_uri: str | None):
+    from models.registry import ModelLoadError, NoChampionError, load_engagement_model
+
+    try:
+        return load_engagement_model(model_uri, tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
+                                     alias=cfg.mlflow.alias, device=cfg.device)
+    except NoChampionError as e:
+        raise ScoreVideoError(HOW_TO_GET_A_MODEL.format(alias=cfg.mlflow.alias, name=cfg.mlflow.model_name,
+                                                        tracking=cfg.tracking_uri), stage="model",
+                              reason="no_champion") from e
+    except (ModelLoadError, ValueError) as e:
+        raise ScoreVideoError(f"cannot load the engagement model: {e}", stage="model", reason="model_load_failed") from e
+
+
+def render_json(report: dict[str, Any]) -> str:
+    """One JSON document (strict: no NaN/Infinity)."""
+    return json.dumps(report, indent=2, allow_nan=False)
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """Scores, then one line per sampled second: second, product_found, inliers, e_mass, pe_mass, quad."""
+    meta = report["video"]
+    lines = [f"video:   {meta['uri']}",
+             f"         {meta['width']}x{meta['height']}, {meta['duration_s']:.1f} s"
+             + (f", rotated {meta['rotation']}°" if meta.get("rotation") else "")
+             + (" (truncated)" if meta.get("truncated") else ""),
+             f"product: {report['product_image']}"]
+    model = report.get("model")
+    if model:
+        lines.append(f"model:   {model['name']} v{model['version']} (run {model['run_id'] or '-'}) on "
+                     f"{report['device']}, saliency {report['saliency_method']}")
+    else:
+        lines.append("model:   none (product heatmap only)")
+    s = report["scores"]
+    lines.append(f"seconds: {report['n_seconds']} sampled, product found in {report['product_found_seconds']}")
+    if not report["product_only"]:
+        lines.append(f"predicted engagement: {report['predicted_engagement']:.4f}")
+        lines.append("scores          all seconds   first 6 s")
+        for name in ("pe_share", "pe_lift", "pe_raw", "e_score", "p_score"):
+            lines.append(f"  {name:<12}  {s[name]:>11.4f}  {s[name + '_6s']:>10.4f}")
+    else:
+        lines.append(f"p_score: {s['p_score']:.0f} (first 6 s: {s['p_score_6s']:.0f})")
+    lines.append("")
+    lines.append("second  found  inliers      e_mass     pe_mass  quad (x0,y0 x1,y1 x2,y2 x3,y3 on the 224 grid)")
+    for r in report["seconds"]:
+        quad = r["quad_224"]
+        quad_txt = " ".join(f"{quad[i]:.0f},{quad[i + 1]:.0f}" for i in range(0, 8, 2)) if quad else "-"
+        e = f"{r['e_mass']:>10.1f}" if r["e_mass"] is not None else f"{'-':>10}"
+        pe = f"{r['pe_mass']:>10.1f}" if r["pe_mass"] is not None else f"{'-':>10}"
+        lines.append(f"{r['second']:>6}  {'yes' if r['product_found'] else 'no':>5}  {r['inliers']:>7}  {e}  {pe}  {quad_txt}")
+    t = report["timings"]
+    lines.append("")
+    lines.append("time: " + ", ".join(f"{k} {t[k]:.2f} s" for k in ("decode", "product", "saliency", "pe", "total")
+                                       if k in t))
+    return "\n".join(lines)

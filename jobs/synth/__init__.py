@@ -1,0 +1,17 @@
+"""Generators of the sample campaign (pure: no Spark; they only write media files they are asked to).
+
+* :mod:`jobs.synth.assets` — real offline material: product listing photos, people with their faces found,
+  background clips and photos;
+* :mod:`jobs.synth.storyboard` — a seeded storyboard per video (shots, product track, captions, lighting);
+* :mod:`jobs.synth.render` — compositing and the per-second record of what is on screen;
+* :mod:`jobs.synth.writer` — deterministic H.264/AAC MP4 writing (PyAV);
+* :mod:`jobs.synth.truth` — per-second ground truth and true (product) engagement;
+* :mod:`jobs.synth.engagement` — views, likes, comments, shares;
+* :mod:`jobs.synth.sales` — the daily sales panel;
+* :mod:`jobs.synth.campaign` — all of it for N videos, in parallel, as four pandas tables.
+
+The job that writes the tables to the lake is :mod:`jobs.sample` (``pe sample``).
+"""
+from jobs.synth.campaign import Campaign, CampaignSpec, SampleError, generate_campaign
+
+__all__ = ["Campaign", "CampaignSpec", "SampleError", "generate_campaign"]

@@ -1,0 +1,280 @@
+"""A whole sample campaign: catalogue, influencers, storyboards, rendered videos, truth, labels, sales.
+
+:func:`generate_campaign` is pure apart from writing media files (MP4s and listing JPEGs) under a folder:
+it returns the four tables as pandas frames (``campaign_videos``, ``engagement_labels``,
+``taobao_sales``, ``sample_truth``) for the job (:mod:`jobs.sample`) to write to the lake. Every random
+draw comes from ``numpy.random.default_rng([seed, stream, index])``, so the same spec gives the same
+tables and byte-identical files, whatever the number of worker processes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from jobs.synth.assets import PERSON_KEYS, PRODUCT_KEYS, product_asset
+from jobs.synth.engagement import draw_influencers, engagement_counts
+from jobs.synth.sales import sales_panel, true_lift
+from jobs.synth.storyboard import VideoPlan, plan_video
+from jobs.synth.truth import VideoTruth
+
+#: scenario mix of a campaign (each scenario at least once from 4 videos on; see :func:`_scenarios`)
+SCENARIO_WEIGHTS = {"hero": 0.3, "wrong_reason": 0.25, "mixed": 0.3, "no_product": 0.15}
+
+# random streams
+_S_CATALOGUE, _S_PLAN, _S_LABELS, _S_SALES = 1, 2, 3, 4
+
+
+class SampleError(ValueError):
+    """The sample campaign cannot be made as asked. ``reason`` is a short code (e.g. ``bad_duration``)."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class CampaignSpec:
+    """What to generate. Sizes in pixels; durations in seconds (videos last a whole number of seconds)."""
+
+    n_videos: int
+    seed: int
+    width: int = 360
+    height: int = 640
+    fps: int = 30
+    min_seconds: float = 15.0
+    max_seconds: float = 60.0
+    controls: int = 0  # never-advertised products; 0 → as many as videos
+    audio: bool = True
+    start_date: dt.date = dt.date(2024, 3, 1)
+    panel_days: int = 100
+
+    def check(self) -> None:
+        """Raise :class:`SampleError` (with a reason code) for a spec that cannot be generated."""
+        if self.n_videos < 1:
+            raise SampleError("bad_count", f"--videos must be at least 1, got {self.n_videos}")
+        if self.width % 2 or self.height % 2 or self.width < 64 or self.height < 64:
+            raise SampleError("bad_size", f"width and height must be even and >= 64 (H.264 4:2:0), got {self.width}x{self.height}")
+        if self.fps < 1:
+            raise SampleError("bad_fps", f"fps must be >= 1, got {self.fps}")
+        lo, hi = self.seconds_range
+        if lo > hi or lo < 1:
+            raise SampleError("bad_duration", f"no whole number of seconds >= 1 between min_seconds={self.min_seconds} "
+                              f"and max_seconds={self.max_seconds}")
+        if self.panel_days < 62:
+            raise SampleError("bad_panel", f"panel_days must be >= 62 (30 days before and after a post), got {self.panel_days}")
+
+    @property
+    def seconds_range(self) -> tuple[int, int]:
+        return math.ceil(self.min_seconds - 1e-9), math.floor(self.max_seconds + 1e-9)
+
+
+@dataclass
+class VideoJob:
+    """Everything a worker needs to render one video (picklable)."""
+
+    index: int
+    plan: VideoPlan
+    listing: np.ndarray
+    alpha: np.ndarray
+    path: str
+
+
+@dataclass
+class Campaign:
+    videos: pd.DataFrame  # campaign_videos
+    labels: pd.DataFrame  # engagement_labels
+    sales: pd.DataFrame  # taobao_sales
+    truth: pd.DataFrame  # sample_truth
+    video_paths: list[str]
+    listing_paths: list[str]
+    n_frames: int
+    render_wall_s: float
+    render_cpu_s: float  # CPU seconds of rendering and encoding, all workers together
+    extras: dict = field(default_factory=dict)
+
+
+def _ids(seed: int) -> dict[str, str]:
+    return {"video": f"sv-{seed}-", "product": f"sp-{seed}-", "control": f"sc-{seed}-", "influencer": f"inf-{seed}-"}
+
+
+def _scenarios(rng: np.random.Generator, n: int) -> list[str]:
+    """Scenario per video: each scenario at least once (n >= 4), then the mix of :data:`SCENARIO_WEIGHTS`
+    (largest remainders), in random order."""
+    names = list(SCENARIO_WEIGHTS)
+    if n < len(names):
+        return [str(s) for s in rng.permutation(names)[:n]]
+    extra = np.maximum(np.array([SCENARIO_WEIGHTS[k] for k in names]) * n - 1, 0.0)
+    counts = np.floor(extra).astype(int) + 1
+    for k in np.argsort(-(extra - np.floor(extra)), kind="stable")[: n - counts.sum()]:
+        counts[k] += 1
+    return [str(s) for s in rng.permutation(np.repeat(names, counts))]
+
+
+def _price(rng: np.random.Generator, base: float) -> float:
+    return float(max(9.9, round(base * rng.uniform(0.8, 1.25)) - 0.1))
+
+
+def plan_campaign(spec: CampaignSpec, media_root: str | os.PathLike) -> tuple[list[VideoJob], pd.DataFrame, list, pd.DataFrame]:
+    """Catalogue, influencers and storyboards; writes the listing photos. Returns (jobs, per-video
+    metadata frame, influencers per video, products frame)."""
+    spec.check()
+    ids = _ids(spec.seed)
+    rng = np.random.default_rng([spec.seed, _S_CATALOGUE])
+    n = spec.n_videos
+    media = Path(media_root)
+    (media / "videos").mkdir(parents=True, exist_ok=True)
+    (media / "products").mkdir(parents=True, exist_ok=True)
+
+    scenarios = _scenarios(rng, n)
+    lo, hi = spec.seconds_range
+    durations = rng.integers(lo, hi + 1, size=n)
+    n_inf = max(1, math.ceil(n / 3))
+    people = [str(p) for p in rng.permutation(PERSON_KEYS)]
+    influencers = draw_influencers(rng, [f"{ids['influencer']}{k:03d}" for k in range(n_inf)], tuple(people))
+    who = np.resize(np.arange(n_inf), n)
+    rng.shuffle(who)
+    key_offset = int(rng.integers(0, len(PRODUCT_KEYS)))
+    adv_day = rng.integers(30, spec.panel_days - 30 + 1, size=n)
+    post_second = rng.integers(8 * 3600, 22 * 3600, size=n)
+    own = rng.uniform(size=n) < 0.2
+    prices = []
+
+    jobs, rows, listing_paths = [], [], []
+    for i in range(n):
+        key = PRODUCT_KEYS[(i + key_offset) % len(PRODUCT_KEYS)]
+        variant = i // len(PRODUCT_KEYS)
+        asset = product_asset(key, variant)
+        listing, alpha, title = asset.listing, asset.alpha, asset.title
+        video_id, product_id = f"{ids['video']}{i:04d}", f"{ids['product']}{i:04d}"
+        listing_path = media / "products" / f"{product_id}.jpg"
+        _write_jpeg(listing_path, listing)
+        listing_paths.append(str(listing_path))
+        prices.append(_price(rng, asset.base_price))
+        inf = influencers[int(who[i])]
+        plan = plan_video(np.random.default_rng([spec.seed, _S_PLAN, i]), video_id=video_id, scenario=scenarios[i],
+                          person=inf.person, n_seconds=int(durations[i]), width=spec.width, height=spec.height,
+                          fps=spec.fps, product_aspect=alpha.shape[0] / alpha.shape[1], audio=spec.audio)
+        path = media / "videos" / f"{video_id}.mp4"
+        jobs.append(VideoJob(i, plan, listing, alpha, str(path)))
+        published = dt.datetime.combine(spec.start_date, dt.time(), dt.timezone.utc) + dt.timedelta(
+            days=int(adv_day[i]), seconds=int(post_second[i]))
+        rows.append({
+            "video_id": video_id, "video_uri": path.resolve().as_uri(), "product_id": product_id,
+            "product_image_uri": listing_path.resolve().as_uri(), "influencer_id": inf.influencer_id,
+            "campaign_id": f"camp-{spec.seed}-{key}", "own_product": bool(own[i]), "published_at": published,
+            "scenario": scenarios[i], "n_seconds": int(durations[i]), "advertised_day": int(adv_day[i]),
+            "product_key": key, "title": title, "listing_path": str(listing_path),
+        })
+    meta = pd.DataFrame(rows)
+    n_controls = spec.controls or n
+    products = pd.DataFrame({
+        "product_id": list(meta["product_id"]) + [f"{ids['control']}{k:04d}" for k in range(n_controls)],
+        "price": prices + [_price(rng, product_asset(PRODUCT_KEYS[k % len(PRODUCT_KEYS)]).base_price) for k in range(n_controls)],
+        "advertised_day": list(meta["advertised_day"]) + [-1] * n_controls,
+    })
+    return jobs, meta, [influencers[int(who[i])] for i in range(n)], products
+
+
+def _write_jpeg(path: Path, rgb: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if not ok:
+        raise SampleError("write_failed", f"could not encode listing image {path}")
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_bytes(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def render_job(job: VideoJob) -> tuple[int, VideoTruth, int, float, float]:
+    """Worker: render one video to its file and compute its truth.
+
+    Returns (index, truth, frames, CPU s, of which encoding CPU s); the first job of a worker process also
+    pays for loading the bundled clips and photos."""
+    from jobs.synth.render import render_video
+    from jobs.synth.truth import video_truth
+
+    t0 = time.process_time()
+    rendered = render_video(job.plan, job.listing, job.alpha, job.path)
+    truth = video_truth(rendered.seconds, job.plan.width, job.plan.height)
+    return job.index, truth, rendered.n_frames, time.process_time() - t0, rendered.encode_cpu_s
+
+
+def _worker_init() -> None:
+    cv2.setNumThreads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def render_all(jobs: list[VideoJob], workers: int) -> tuple[dict[int, tuple[VideoTruth, int]], float, float]:
+    """Render ``jobs`` (longest first) in ``workers`` spawned processes (in this process when 1).
+    Returns ({index: (truth, frames)}, CPU seconds of rendering, of which encoding)."""
+    ordered = sorted(jobs, key=lambda j: -j.plan.n_frames)
+    results: dict[int, tuple[VideoTruth, int]] = {}
+    cpu = encode = 0.0
+    if workers <= 1 or len(jobs) == 1:
+        _worker_init()
+        outputs = map(render_job, ordered)
+    else:
+        ctx = multiprocessing.get_context("spawn")  # safe with a running JVM/threads in the parent
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+        outputs = pool.map(render_job, ordered, chunksize=1)
+    try:
+        for i, truth, frames, c, e in outputs:
+            results[i] = (truth, frames)
+            cpu += c
+            encode += e
+    finally:
+        if workers > 1 and len(jobs) > 1:
+            pool.shutdown(cancel_futures=True)
+    return results, cpu, encode
+
+
+def generate_campaign(spec: CampaignSpec, media_root: str | os.PathLike, *, workers: int = 1) -> Campaign:
+    """Generate the campaign's media under ``media_root`` (``videos/``, ``products/``) and its four tables.
+
+    With ``workers`` > 1 the videos render in spawned processes (safe next to a running JVM), so a script
+    that calls this must guard its entry point with ``if __name__ == "__main__":``.
+    """
+    jobs, meta, influencers, products = plan_campaign(spec, media_root)
+    t0 = time.perf_counter()
+    rendered, cpu, encode_cpu = render_all(jobs, max(1, min(workers, len(jobs))))
+    wall = time.perf_counter() - t0
+    n = len(jobs)
+    truths = [rendered[i][0] for i in range(n)]
+    true_e = np.array([t.true_engagement for t in truths])
+    true_pe = np.array([t.true_product_engagement for t in truths])
+
+    counts = engagement_counts(np.random.default_rng([spec.seed, _S_LABELS]), true_e, influencers)
+    srng = np.random.default_rng([spec.seed, _S_SALES])
+    lifts = true_lift(srng, true_pe)
+    products = products.assign(lift=np.concatenate([lifts, np.zeros(len(products) - n)]))
+    sales = sales_panel(srng, products, spec.start_date, spec.panel_days)
+    end = dt.datetime.combine(spec.start_date, dt.time(), dt.timezone.utc) + dt.timedelta(days=spec.panel_days)
+
+    videos = meta[["video_id", "video_uri", "product_id", "product_image_uri", "influencer_id", "campaign_id",
+                   "own_product", "published_at"]].assign(ingested_at=end)
+    labels = pd.concat([meta[["video_id", "video_uri", "influencer_id", "product_id"]], counts], axis=1).assign(collected_at=end)
+    truth_rows = []
+    for i, t in enumerate(truths):
+        per_video = {
+            "video_id": meta["video_id"][i], "true_engagement": t.true_engagement,
+            "true_product_engagement": t.true_product_engagement, "scenario": meta["scenario"][i],
+            "true_sales_lift": float(lifts[i]), "n_frames": rendered[i][1], "fps": float(spec.fps),
+            "width": spec.width, "height": spec.height,
+        }
+        for s in t.seconds:
+            truth_rows.append({**per_video, **asdict(s)})
+    truth = pd.DataFrame(truth_rows)
+    return Campaign(videos, labels, sales, truth, [j.path for j in jobs], list(meta["listing_path"]),
+                    int(sum(r[1] for r in rendered.values())), wall, cpu,
+                    {"scenarios": meta["scenario"].value_counts().to_dict(), "products": len(products),
+                     "encode_cpu_s": encode_cpu,
+                     "controls": len(products) - n, "influencers": len(set(meta["influencer_id"]))})

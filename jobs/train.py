@@ -1,0 +1,530 @@
+"""Train the engagement model: ``pe train`` or ``spark-submit jobs/train.py --config conf/local.yaml``.
+
+    extract    engagement_labels ⋈ campaign_videos (Spark)                       → labelled videos
+    transform  label (default: log1p(shares) residualised on influencer fixed effects where an influencer
+               has ≥ 2 videos, standardised) and a deterministic split by a hash of video_id (Spark SQL)
+    features   decode each video (pe_udfs.video) and run the frozen backbone ONCE per video (mapInPandas,
+               backbone loaded once per worker) → Delta table training_clips; features of unchanged videos
+               (same backbone, weights and sampling) are reused from the previous run
+    train      training_clips → petastorm → PyTorch: the 3-D head on cached features, early stopping on
+               validation loss
+    evaluate   test split: Spearman, R², MAE of the model AND of a constant (train-mean) prediction; Spearman
+               against the ground-truth true_engagement of sample_truth when that table exists
+    register   one MLflow run (params, metrics, Delta version of training_clips, model), registered as
+               pe-engagement; @champion moves only if the new version beats the champion on the same test
+               videos and the constant baseline (models.registry.promote_if_better)
+
+Note: influencer means are taken over all labelled videos (as the paper residualised its whole sample), so a
+test video's label shares its influencer mean with training videos of the same influencer.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator
+
+if __package__ in (None, ""):  # run as a file by spark-submit: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from jobs.config import PEConfig, load_config  # noqa: E402
+from pe_udfs.settings import ClipSettings  # noqa: E402
+
+__all__ = ["TrainResult", "TrainingDataError", "run_training", "labelled_videos", "build_labels", "assign_splits",
+           "training_clip", "clip_config_json", "feature_rows", "main"]
+
+LABEL_COUNTS = {"log1p_shares_resid_influencer": "shares", "log1p_shares": "shares", "log1p_likes": "likes"}
+
+
+class TrainingDataError(RuntimeError):
+    """The lake does not hold enough usable labelled videos to train (the message says what is missing)."""
+
+
+@dataclass
+class TrainResult:
+    run_id: str
+    model_version: str | None
+    promoted: bool
+    promotion_status: str
+    promotion_reason: str
+    test: dict[str, float]
+    truth_spearman: float | None
+    label_stats: dict[str, Any]
+    split_counts: dict[str, int]
+    skipped: list[dict[str, str]]
+    training_clips_version: int
+    epochs_run: int
+    best_epoch: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------- extract
+def labelled_videos(lake) -> "DataFrame":  # noqa: F821
+    """engagement_labels joined to campaign_videos on video_id: one row per labelled video with a URI."""
+    from pyspark.sql import functions as F
+
+    for name in ("engagement_labels", "campaign_videos"):
+        if not lake.exists(name):
+            raise TrainingDataError(f"table '{name}' does not exist in {lake.root}; run `pe sample` (or ingest "
+                                    "labels) first")
+    labels = lake.read("engagement_labels").alias("l")
+    videos = lake.read("campaign_videos").alias("v")
+    return (labels.join(videos, F.col("l.video_id") == F.col("v.video_id"), "inner")
+            .select(F.col("l.video_id").alias("video_id"),
+                    F.coalesce(F.col("v.video_uri"), F.col("l.video_uri")).alias("video_uri"),
+                    F.coalesce(F.col("v.influencer_id"), F.col("l.influencer_id")).alias("influencer_id"),
+                    F.col("l.shares").alias("shares"), F.col("l.likes").alias("likes")))
+
+
+# --------------------------------------------------------------------------------------------- transform
+def build_labels(df: "DataFrame", definition: str) -> tuple["DataFrame", dict[str, Any]]:  # noqa: F821
+    """Add ``label`` (standardised) per ``definition``; drop rows without the count. Returns the frame and the
+    label statistics to log (definition, counts used, mean/sd before standardising, residualised videos).
+
+    log1p_shares_resid_influencer: y = log1p(shares); y − mean_y(influencer) where the influencer has ≥ 2
+    videos, else y − mean_y(all); then (r − mean r) / sd r. log1p_shares / log1p_likes: standardised y."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    if definition not in LABEL_COUNTS:
+        raise ValueError(f"unknown label definition {definition!r}; known: {', '.join(LABEL_COUNTS)}")
+    count_col = LABEL_COUNTS[definition]
+    d = df.filter(F.col(count_col).isNotNull() & (F.col(count_col) >= 0))
+    d = d.withColumn("_y", F.log1p(F.col(count_col).cast("double")))
+    resid = definition.endswith("_resid_influencer")
+    if resid:
+        w = Window.partitionBy("influencer_id")
+        d = (d.withColumn("_n_inf", F.when(F.col("influencer_id").isNull(), F.lit(0)).otherwise(F.count("*").over(w)))
+              .withColumn("_mean_inf", F.avg("_y").over(w))
+              .crossJoin(d.agg(F.avg("_y").alias("_mean_all")))
+              .withColumn("_r", F.when(F.col("_n_inf") >= 2, F.col("_y") - F.col("_mean_inf"))
+                          .otherwise(F.col("_y") - F.col("_mean_all"))))
+    else:
+        d = d.withColumn("_r", F.col("_y"))
+    n_resid = F.sum(F.when(F.col("_n_inf") >= 2, 1).otherwise(0)) if resid else F.lit(0)
+    stats = d.agg(F.count("*").alias("n"), F.avg("_r").alias("mean"), F.stddev_samp("_r").alias("sd"),
+                  n_resid.alias("n_resid")).first()  # one Spark job for all label statistics
+    n, mean, sd = int(stats["n"]), stats["mean"], stats["sd"]
+    if n < 2 or sd is None or sd == 0:
+        raise TrainingDataError(f"label '{definition}' needs at least 2 videos with different {count_col} "
+                                f"(found {n})")
+    out = d.withColumn("label", (F.col("_r") - F.lit(mean)) / F.lit(sd)).drop(*[c for c in d.columns if c.startswith("_")])
+    info = {"definition": definition, "count_column": count_col, "n": n, "mean": float(mean), "sd": float(sd),
+            "residualised_videos": int(stats["n_resid"] or 0)}
+    return out, info
+
+
+def split_hash_column(seed: int):
+    """u ∈ [0, 1) per video from SHA-256 of "seed:video_id" (the same formula as models.training.split_of)."""
+    from pyspark.sql import functions as F
+
+    digest = F.sha2(F.concat(F.lit(f"{seed}:"), F.col("video_id")), 256)
+    return F.conv(F.substring(digest, 1, 8), 16, 10).cast("double") / F.lit(float(2**32))
+
+
+def assign_splits(df: "DataFrame", *, seed: int, val_fraction: float, test_fraction: float) -> "DataFrame":  # noqa: F821
+    """Add ``split`` ('train' | 'val' | 'test') and ``_u`` (the hash in [0, 1)); deterministic by video."""
+    from pyspark.sql import functions as F
+
+    u = split_hash_column(seed)
+    return (df.withColumn("_u", u)
+              .withColumn("split", F.when(F.col("_u") < test_fraction, "test")
+                          .when(F.col("_u") < test_fraction + val_fraction, "val").otherwise("train")))
+
+
+def training_clip(cfg: PEConfig) -> ClipSettings:
+    """The clip settings the model trains on and is saved with: ``cfg.clip`` with ``max_seconds`` lowered to
+    ``train.max_seconds`` when set. Scoring samples videos with the model's saved settings, so a model sees the
+    same seconds in production as in training and evaluation (a max-pooled model trained on 10-s windows
+    ranks full 60-s clips measurably worse)."""
+    seconds = min(cfg.train.max_seconds or cfg.clip.max_seconds, cfg.clip.max_seconds)
+    return cfg.clip.model_copy(update={"max_seconds": seconds})
+
+
+def clip_config_json(cfg: PEConfig) -> str:
+    """What makes cached features reusable: sampling, backbone and its weights (sorted JSON)."""
+    clip = training_clip(cfg)
+    return json.dumps({"fps": clip.fps, "size": clip.size, "max_seconds": clip.max_seconds,
+                       "backbone": cfg.model.backbone, "backbone_weights": cfg.model.backbone_weights,
+                       "precision": cfg.train.feature_precision}, sort_keys=True)
+
+
+# --------------------------------------------------------------------------------------------- features
+def feature_rows(rows, *, clip: dict, io: dict, backbone: str, backbone_weights: str | None, frame_batch: int,
+                 torch_threads: int, clip_config: str, label_definition: str, device: str = "auto",
+                 precision: str = "auto") -> Iterator[dict[str, Any]]:
+    """For each row (video_id, video_uri, label, split): decode, run the frozen backbone, yield a
+    training_clips record (features, or the error that stopped the video). Pure Python + torch, no Spark."""
+    import torch
+
+    from models.backbones import cached_backbone
+    from models.network import extract_features
+    from models.training import encode_features, resolve_device
+    from pe_udfs.errors import PEInputError
+    from pe_udfs.settings import ClipSettings
+    from pe_udfs.video import clip_tensor, sample_video
+
+    torch.set_num_threads(torch_threads)
+    clip_settings = ClipSettings(**clip)
+    net = cached_backbone(backbone, backbone_weights, str(resolve_device(device)))
+    for row in rows:
+        rec = {"video_id": row["video_id"], "split": row["split"], "label": float(row["label"]), "n_seconds": None,
+               "backbone": backbone, "feature_shape": None, "features": None, "label_definition": label_definition,
+               "clip_config": clip_config, "error_stage": None, "error_reason": None, "error_message": None,
+               "computed_at": datetime.now(timezone.utc)}
+        try:
+            sampled = sample_video(row["video_uri"], clip_settings, allowed_schemes=io["allowed_schemes"],
+                                   allowed_roots=io["allowed_roots"], with_match_frames=False)
+            feats = extract_features(net, clip_tensor(sampled.model_frames), chunk=frame_batch, precision=precision)
+            data, shape = encode_features(feats)
+            rec.update(n_seconds=int(shape[0]), feature_shape=shape, features=data)
+        except PEInputError as e:
+            rec.update(error_stage=e.stage, error_reason=e.reason, error_message=str(e))
+        except Exception as e:  # noqa: BLE001 - one bad video must not stop the job; it is recorded
+            rec.update(error_stage="model", error_reason="model_failed", error_message=f"{type(e).__name__}: {e}")
+        yield rec
+
+
+def _feature_partition(batches, **kwargs):
+    """mapInPandas adapter around :func:`feature_rows`: one output frame per video (keeps Arrow batches small)."""
+    import pandas as pd
+
+    for pdf in batches:
+        for rec in feature_rows(pdf.to_dict("records"), **kwargs):
+            yield pd.DataFrame([rec])
+
+
+def _compute_features(cfg: PEConfig, todo: "DataFrame", clip_config: str, torch_threads: int,  # noqa: F821
+                      partitions: int) -> "DataFrame":  # noqa: F821
+    import functools
+
+    from jobs.contracts import spark_schema
+
+    clip = training_clip(cfg).model_dump()
+    fn = functools.partial(
+        _feature_partition, clip=clip, io={"allowed_schemes": list(cfg.io.allowed_schemes),
+                                           "allowed_roots": list(cfg.allowed_roots)},
+        backbone=cfg.model.backbone, backbone_weights=cfg.model.backbone_weights, frame_batch=cfg.train.frame_batch,
+        torch_threads=torch_threads, clip_config=clip_config, label_definition=cfg.train.label, device=cfg.device,
+        precision=cfg.train.feature_precision)
+    return (todo.select("video_id", "video_uri", "label", "split").repartition(partitions)
+                .mapInPandas(fn, schema=spark_schema("training_clips")))
+
+
+# --------------------------------------------------------------------------------------------- the job
+def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, started: float | None = None
+                 ) -> TrainResult:
+    """The whole job on an open :class:`jobs.lake.Lake` (with Spark). See the module docstring.
+
+    ``started``: ``time.perf_counter()`` when the command began (before the Spark session), so the printed
+    total time covers the whole command."""
+    import numpy as np
+    import torch
+    from pyspark.sql import functions as F
+
+    from jobs.contracts import contract
+
+    t_start = started if started is not None else time.perf_counter()
+    timings: dict[str, float] = {"startup_s": time.perf_counter() - t_start}
+    spark = lake.spark
+    tc = cfg.train
+    torch.manual_seed(tc.seed)
+    np.random.seed(tc.seed)
+
+    # ---- extract + transform
+    videos = labelled_videos(lake)
+    labelled, label_info = build_labels(videos, tc.label)
+    labelled = assign_splits(labelled, seed=tc.split_seed, val_fraction=tc.val_fraction, test_fraction=tc.test_fraction)
+    if tc.limit is not None:
+        # a deterministic subset independent of the split hash (ordering by _u would take the test split first)
+        labelled = labelled.orderBy(F.xxhash64(F.lit(f"limit:{tc.split_seed}"), "video_id"), "video_id").limit(tc.limit)
+    labelled = labelled.select("video_id", "video_uri", "label", "split").cache()
+    n_labelled = labelled.count() if tc.limit is not None else label_info["n"]
+    if n_labelled < tc.min_videos:
+        raise TrainingDataError(f"only {n_labelled} labelled videos with a video file (need at least "
+                                f"{tc.min_videos}, train.min_videos); run `pe sample` or add labels")
+    timings["labels_s"] = time.perf_counter() - t_start - timings["startup_s"]
+    echo(f"labelled videos: {n_labelled}  label: {tc.label} (mean {label_info['mean']:.3f}, sd "
+         f"{label_info['sd']:.3f}, {label_info['residualised_videos']} residualised on influencer)")
+
+    # ---- features: reuse unchanged ones, compute the rest once per video
+    t0 = time.perf_counter()
+    clip_config = clip_config_json(cfg)
+    backbone = cfg.model.backbone
+    columns = contract("training_clips").columns
+    reused = None
+    other_rows = None
+    if lake.exists("training_clips"):
+        existing = lake.read("training_clips")
+        if existing.columns != columns:
+            raise TrainingDataError(
+                f"table training_clips in {lake.root} has columns {existing.columns}, the contract has {columns}; "
+                f"it only caches features, so remove it ({lake.path('training_clips')}) and train again")
+        other_rows = existing.filter(F.col("backbone") != F.lit(backbone))
+        cached = existing.filter((F.col("backbone") == F.lit(backbone)) & (F.col("clip_config") == F.lit(clip_config))
+                                 & F.col("features").isNotNull())
+        fresh = labelled.select("video_id", "label", "split")
+        reused = (cached.drop("label", "split", "label_definition").join(fresh, "video_id", "inner")
+                  .withColumn("label_definition", F.lit(tc.label)).select(*columns))
+        todo = labelled.join(cached.select("video_id"), "video_id", "left_anti")
+    else:
+        todo = labelled
+    n_todo = todo.count()
+    parallelism = spark.sparkContext.defaultParallelism
+    partitions = max(1, min(n_todo, tc.partitions or parallelism))
+    torch_threads = tc.torch_threads or max(1, (os.cpu_count() or 1) // max(1, min(parallelism, partitions)))
+    echo(f"backbone features: {n_todo} videos to compute, {n_labelled - n_todo} reused "
+         f"({backbone}, {partitions} tasks x {torch_threads} threads)")
+    computed = _compute_features(cfg, todo, clip_config, torch_threads, partitions)
+    table = computed if reused is None else computed.unionByName(reused)
+    if other_rows is not None:
+        table = table.unionByName(other_rows.select(*columns))
+    commit = lake.write("training_clips", table, mode="overwrite",
+                        metadata={"pe.job": "train", "pe.backbone": backbone, "pe.clip_config": clip_config})
+    test_uris = {r["video_id"]: r["video_uri"] for r in labelled.filter(F.col("split") == "test").collect()}
+    labelled.unpersist()
+    timings["features_s"] = time.perf_counter() - t0
+    clips = lake.read("training_clips", version=commit.version).filter(F.col("backbone") == F.lit(backbone))
+    errors = clips.filter(F.col("features").isNull()).select(
+        "video_id", "error_stage", "error_reason", "error_message").toPandas()
+    skipped = errors.to_dict("records")
+    usable = clips.filter(F.col("features").isNotNull())
+    split_counts = {r["split"]: int(r["count"]) for r in usable.groupBy("split").count().collect()}
+    echo(f"training_clips v{commit.version}: {sum(split_counts.values())} usable videos "
+         f"(train {split_counts.get('train', 0)}, val {split_counts.get('val', 0)}, test {split_counts.get('test', 0)}); "
+         f"{len(skipped)} skipped; features {timings['features_s']:.1f} s")
+    for s in skipped[:10]:
+        echo(f"  skipped {s['video_id']}: {s['error_stage']}/{s['error_reason']}: {s['error_message']}")
+    for name in ("train", "val", "test"):
+        if split_counts.get(name, 0) < (1 if name == "train" else 2):
+            raise TrainingDataError(f"the {name} split has {split_counts.get(name, 0)} usable videos; add "
+                                    "labelled videos or change train.val_fraction/test_fraction")
+
+    # ---- train on cached features through petastorm
+    return _train_and_register(cfg, lake, usable, commit.version, label_info, split_counts, skipped, test_uris,
+                               timings, echo, t_start)
+
+
+def _train_and_register(cfg, lake, usable, table_version, label_info, split_counts, skipped, test_uris, timings,
+                        echo, t_start) -> TrainResult:
+    import mlflow
+    import numpy as np
+    import torch
+    from pyspark.sql import functions as F
+
+    from models.evaluate import evaluate_predictions, regression_metrics
+    from models.loader import feature_batches
+    from models.network import build_engagement_net
+    from models.registry import (champion_version, ensure_experiment, log_engagement_model, promote_if_better)
+    from models.training import fit_head, predict_head, resolve_device
+
+    tc = cfg.train
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(tc.seed)
+    net = build_engagement_net(cfg.model)
+    by_split = {s: usable.filter(F.col("split") == s) for s in ("train", "val", "test")}
+
+    tracking = cfg.tracking_uri
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(cfg.mlflow.registry_uri or tracking)
+    exp_id = ensure_experiment(tracking, cfg.mlflow.experiment, cfg.artifact_root)
+    with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{cfg.model.backbone}") as run:
+        run_id = run.info.run_id
+        mlflow.log_params(_flat_params(cfg, label_info, split_counts, table_version, device))
+        mlflow.set_tags({"pe.job": "train", "pe.backbone": cfg.model.backbone,
+                         "pe.training_clips_version": str(table_version), "pe.label": tc.label})
+        t0 = time.perf_counter()
+        with feature_batches(by_split["train"], batch_size=tc.batch_size, shuffle_buffer=tc.shuffle_buffer,
+                             workers=tc.loader_workers, seed=tc.seed) as train_loader, \
+                feature_batches(by_split["val"], batch_size=tc.batch_size, workers=tc.loader_workers) as val_loader, \
+                feature_batches(by_split["test"], batch_size=tc.batch_size, workers=tc.loader_workers) as test_loader:
+            def on_epoch(row: dict[str, float]) -> None:
+                mlflow.log_metrics({"train_loss": row["train_loss"], "val_loss": row["val_loss"],
+                                    "epoch_seconds": row["seconds"]}, step=int(row["epoch"]))
+                echo(f"  epoch {int(row['epoch']):>3}  train {row['train_loss']:.4f}  val {row['val_loss']:.4f}  "
+                     f"({row['seconds']:.1f} s)")
+
+            fit = fit_head(net.head, train_loader, val_loader, epochs=tc.epochs, patience=tc.patience,
+                           learning_rate=tc.learning_rate, weight_decay=tc.weight_decay, device=device,
+                           on_epoch=on_epoch)
+            ids, preds, labels = predict_head(net.head, test_loader, device=device)
+            champ = champion_version(tracking, cfg.mlflow.model_name, cfg.mlflow.alias)
+            champ_preds, champ_problem = _champion_predictions(cfg, champ, net, test_loader, ids, test_uris,
+                                                               device, echo)
+        timings["train_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        net.to("cpu")
+        baseline_value = float(by_split["train"].agg(F.avg("label")).first()[0])  # the constant: train mean
+        report = evaluate_predictions(labels, preds, baseline_value=baseline_value)
+        champ_report = (evaluate_predictions(labels, champ_preds, baseline_value=baseline_value)
+                        if champ_preds is not None else None)
+        truth = _truth(lake, ids)
+        truth_rho = label_truth_rho = None
+        metrics = report.as_flat_dict("test_")
+        if truth is not None:
+            truth_rho = regression_metrics(truth, preds).spearman
+            label_truth_rho = regression_metrics(truth, labels).spearman
+            metrics.update(test_truth_spearman=truth_rho, test_baseline_truth_spearman=0.0,
+                           test_label_truth_spearman=label_truth_rho)
+        if champ_report is not None:
+            metrics.update({f"champion_{k}": v for k, v in champ_report.as_flat_dict("test_").items()
+                            if "baseline" not in k})
+        metrics.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run, best_val_loss=fit.best_val_loss)
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict({"video_id": ids, "prediction": preds.tolist(), "label": labels.tolist(),
+                         "true_engagement": None if truth is None else truth.tolist()}, "test_predictions.json")
+        mlflow.log_dict({"label": label_info, "skipped": skipped}, "training_data.json")
+
+        echo(f"test split ({report.n} videos), label = {tc.label}:")
+        echo(report.table())
+        if truth is not None:
+            echo(f"spearman vs ground-truth engagement: model {truth_rho:.3f}, constant 0.000 "
+                 f"(observed label vs truth: {label_truth_rho:.3f})")
+        if champ_report is not None:
+            echo(f"champion v{champ.version} on the same test videos: spearman {champ_report.model.spearman:.3f}, "
+                 f"r2 {champ_report.model.r2:.3f}, mae {champ_report.model.mae:.3f}")
+
+        label_cfg = {**label_info, "split_seed": tc.split_seed, "feature_precision": tc.feature_precision}
+        _, version = log_engagement_model(net, clip=training_clip(cfg), label=label_cfg,
+                                          registered_model_name=cfg.mlflow.model_name)
+        decision = promote_if_better(
+            tracking_uri=tracking, model_name=cfg.mlflow.model_name, version=str(version), candidate=report,
+            champion=champ_report, champion_version=None if champ is None else str(champ.version),
+            alias=cfg.mlflow.alias, metric=tc.selection_metric, min_improvement=tc.min_improvement, run_id=run_id,
+            champion_unavailable=champ_problem)
+        timings["register_s"] = time.perf_counter() - t0
+        timings["total_s"] = time.perf_counter() - t_start
+        mlflow.log_metrics({f"seconds_{k.removesuffix('_s')}": v for k, v in timings.items()})
+    verb = "now holds" if decision.promoted else "stays with " + (f"v{champ.version}" if champ else "no version")
+    echo(f"registered {cfg.mlflow.model_name} v{version}; @{cfg.mlflow.alias} {verb}: {decision.reason}")
+    echo(f"total time {timings['total_s']:.1f} s (start-up {timings['startup_s']:.1f} s, labels "
+         f"{timings['labels_s']:.1f} s, features {timings['features_s']:.1f} s, training + evaluation "
+         f"{timings['train_s']:.1f} s, MLflow {timings['register_s']:.1f} s); MLflow run {run_id}")
+    return TrainResult(run_id=run_id, model_version=version, promoted=decision.promoted,
+                       promotion_status=decision.status, promotion_reason=decision.reason, test=metrics,
+                       truth_spearman=truth_rho, label_stats=label_info, split_counts=split_counts, skipped=skipped,
+                       training_clips_version=table_version, epochs_run=fit.epochs_run, best_epoch=fit.best_epoch,
+                       timings=timings)
+
+
+def _champion_predictions(cfg, champ, net, test_loader, ids, test_uris, device, echo):
+    """``(predictions, None)``: the current champion's predictions for the test videos ``ids`` (same order);
+    ``(None, None)`` without a champion; ``(None, reason)`` when it exists but cannot be evaluated.
+
+    Same backbone with identical weights and sampling → its head on the cached features; otherwise its whole
+    network on the test videos decoded with the champion's own clip settings."""
+    import numpy as np
+    import torch
+
+    from models.backbones import BackboneWeightsError, UnknownBackbone
+    from models.registry import ModelLoadError, load_engagement_model
+    from models.training import predict_head
+    from pe_udfs.errors import PEInputError
+
+    if champ is None:
+        return None, None
+    try:
+        loaded = load_engagement_model(f"models:/{cfg.mlflow.model_name}/{champ.version}",
+                                       tracking_uri=cfg.tracking_uri, device=str(device))
+    except (ModelLoadError, UnknownBackbone, BackboneWeightsError) as e:
+        echo(f"warning: champion v{champ.version} cannot be loaded: {e}")
+        return None, f"cannot load it: {e}"
+    same_features = (loaded.backbone == cfg.model.backbone and loaded.clip == training_clip(cfg)
+                     and _same_tensors(loaded.module.backbone, net.backbone))
+    if same_features:
+        champ_ids, preds, _ = predict_head(loaded.module.head, test_loader, device=device)
+        order = {v: i for i, v in enumerate(champ_ids)}
+        return np.array([preds[order[v]] for v in ids]), None
+    echo(f"champion v{champ.version} ({loaded.backbone}, {loaded.clip.max_seconds} s clips) differs in its "
+         "features: scoring the test videos with it as scoring would")
+    from models.network import extract_features
+    from pe_udfs.video import clip_tensor, sample_video
+
+    out = []
+    for vid in ids:
+        try:
+            frames = sample_video(test_uris[vid], loaded.clip, allowed_schemes=list(cfg.io.allowed_schemes),
+                                  allowed_roots=list(cfg.allowed_roots), with_match_frames=False).model_frames
+        except PEInputError as e:
+            return None, f"test video {vid} cannot be decoded for it: {e}"
+        feats = extract_features(loaded.module.backbone, clip_tensor(frames), chunk=cfg.train.frame_batch,
+                                 precision=cfg.train.feature_precision)  # computed as the candidate's were
+        with torch.inference_mode():
+            out.append(float(loaded.module.head(feats[None].to(loaded.device))[0]))
+    return np.array(out), None
+
+
+def _same_tensors(a, b) -> bool:
+    import torch
+
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
+
+
+def _truth(lake, ids) -> "np.ndarray | None":  # noqa: F821
+    """true_engagement of sample_truth for ``ids`` (same order), or None when the table or any video is missing."""
+    import numpy as np
+
+    if not ids or not lake.exists("sample_truth"):
+        return None
+    t = lake.read_pandas("sample_truth", columns=["video_id", "true_engagement"]).dropna()
+    per_video = t.groupby("video_id")["true_engagement"].first()
+    if not set(ids) <= set(per_video.index):
+        return None
+    return per_video.loc[list(ids)].to_numpy(dtype=np.float64)
+
+
+def _flat_params(cfg: PEConfig, label_info: dict, split_counts: dict, table_version: int, device) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for section in ("model", "train", "clip"):
+        for k, v in getattr(cfg, section).model_dump().items():
+            params[f"{section}.{k}"] = v
+    params.update({f"label.{k}": v for k, v in label_info.items()})
+    params.update({f"n_{k}": v for k, v in split_counts.items()})
+    params.update({"training_clips_version": table_version, "device": str(device)})
+    return params
+
+
+# --------------------------------------------------------------------------------------------- entry points
+def main(argv: list[str] | None = None) -> int:
+    """``spark-submit jobs/train.py [--config FILE] [--lake DIR] [--epochs N] [--backbone NAME] [--limit N]``."""
+    started = time.perf_counter()
+    from jobs.lake import Lake
+    from jobs.spark import get_spark
+
+    p = argparse.ArgumentParser(prog="jobs/train.py", description="Train the engagement model.")
+    p.add_argument("--config")
+    p.add_argument("--lake")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--backbone")
+    p.add_argument("--limit", type=int)
+    a = p.parse_args(argv)
+    cfg = load_config(a.config, lake=a.lake, overrides=train_overrides(epochs=a.epochs, backbone=a.backbone,
+                                                                       limit=a.limit))
+    lake = Lake.from_config(cfg, get_spark(cfg, app_name="pe-train"))
+    run_training(cfg, lake, started=started)
+    return 0
+
+
+def train_overrides(*, epochs: int | None = None, backbone: str | None = None, limit: int | None = None
+                    ) -> dict[str, Any]:
+    """Command-line options as config overrides."""
+    out: dict[str, Any] = {}
+    if epochs is not None:
+        out.setdefault("train", {})["epochs"] = epochs
+    if limit is not None:
+        out.setdefault("train", {})["limit"] = limit
+    if backbone is not None:
+        out["model"] = {"backbone": backbone}
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""Held-out evaluation of the engagement model, always beside a constant-prediction baseline.
+
+The paper's 73% "accuracy" was barely above what a constant prediction scores, so every report holds both:
+
+    model     spearman, r2, mae          of the predictions on the test split
+    baseline  spearman=0, r2, mae        of predicting the training mean for every test video
+
+A constant ranks nothing, so its Spearman correlation is undefined; it is reported as 0 (no rank
+information), which is the bar a model must clear. Metrics come from SciPy and scikit-learn.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["Metrics", "EvalReport", "regression_metrics", "evaluate_predictions", "METRIC_DIRECTION"]
+
+MetricName = Literal["spearman", "r2", "mae"]
+#: +1: higher is better; -1: lower is better
+METRIC_DIRECTION: dict[str, int] = {"spearman": 1, "r2": 1, "mae": -1}
+
+
+@dataclass(frozen=True)
+class Metrics:
+    spearman: float
+    r2: float
+    mae: float
+
+    def get(self, name: str) -> float:
+        if name not in METRIC_DIRECTION:
+            raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRIC_DIRECTION)}")
+        return float(getattr(self, name))
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    """Model vs constant baseline on one set of videos (n of them); ``baseline_value`` is the constant."""
+
+    n: int
+    model: Metrics
+    baseline: Metrics
+    baseline_value: float
+
+    def beats_baseline(self, metric: str) -> bool:
+        """True when the model is strictly better than the constant on ``metric``."""
+        d = METRIC_DIRECTION[metric]
+        return d * (self.model.get(metric) - self.baseline.get(metric)) > 0
+
+    def as_flat_dict(self, prefix: str = "test_") -> dict[str, float]:
+        """{'test_spearman': ..., 'test_baseline_spearman': ..., ...} for MLflow metrics."""
+        out: dict[str, float] = {f"{prefix}n": float(self.n), f"{prefix}baseline_value": self.baseline_value}
+        for k, v in asdict(self.model).items():
+            out[f"{prefix}{k}"] = float(v)
+        for k, v in asdict(self.baseline).items():
+            out[f"{prefix}baseline_{k}"] = float(v)
+        return out
+
+    def table(self) -> str:
+        """A small text table for the console."""
+        lines = [f"{'':10}{'spearman':>10}{'r2':>10}{'mae':>10}   (n={self.n})"]
+        for name, m in (("model", self.model), ("constant", self.baseline)):
+            lines.append(f"{name:10}{m.spearman:>10.3f}{m.r2:>10.3f}{m.mae:>10.3f}")
+        return "\n".join(lines)
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> Metrics:
+    """Spearman rank correlation, R² and MAE of ``y_pred`` against ``y_true`` (both (N,)).
+
+    Spearman is 0 when either side is constant (no ranking information; SciPy would return NaN)."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    y_true = np.asarray(y_true, dtype=np.float64)
+    y_pred = np.asarray(y_pred, dtype=np.float64)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true and y_pred must be equal-length vectors, got {y_true.shape} and {y_pred.shape}")
+    if len(y_true) < 2:
+        raise ValueError(f"need at least 2 videos to evaluate, got {len(y_true)}")
+    if not (np.isfinite(y_true).all() and np.isfinite(y_pred).all()):
+        raise ValueError("labels and predictions must be finite")
+    if np.ptp(y_true) == 0 or np.ptp(y_pred) == 0:
+        rho = 0.0
+    else:
+        rho = float(spearmanr(y_true, y_pred).statistic)
+        rho = 0.0 if math.isnan(rho) else rho
+    return Metrics(spearman=rho, r2=float(r2_score(y_true, y_pred)), mae=float(mean_absolute_error(y_true, y_pred)))
+
+
+def evaluate_predictions(y_true: np.ndarray, y_pred: np.ndarray, *, baseline_value: float) -> EvalReport:
+    """The model's metrics and those of predicting ``baseline_value`` (the training mean) for every video."""
+    y_true = np.asarray(y_true, dtype=np.float64)
+    baseline = regression_metrics(y_true, np.full_like(y_true, float(baseline_value)))
+    return EvalReport(n=int(len(y_true)), model=regression_metrics(y_true, y_pred), baseline=baseline,
+                      baseline_value=float(baseline_value))

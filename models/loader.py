@@ -1,0 +1,115 @@
+"""Spark DataFrame of cached features → PyTorch batches, through petastorm (the one place that knows it).
+
+    with feature_batches(df, batch_size=16, shuffle_buffer=256) as batches:   # df: video_id, label,
+        for epoch in range(n):                                                 #     feature_shape, features
+            for batch in batches: ...                                          # FeatureBatch per step
+
+petastorm's ``make_spark_converter`` materialises the DataFrame as Parquet under the Spark setting
+``petastorm.spark.converter.parentCacheDirUrl`` (set here to a temp folder when missing);
+``make_torch_dataloader`` reads it back with a thread pool and yields batches collated by
+:func:`models.training.collate_feature_rows` (variable-length clips padded + masked). The loader can be
+iterated once per epoch; the cache is deleted on exit. To replace petastorm, replace this module.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import warnings
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterable, Iterator
+
+from models.training import FeatureBatch, collate_feature_rows
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+__all__ = ["feature_batches", "FEATURE_COLUMNS", "CACHE_DIR_CONF"]
+
+FEATURE_COLUMNS = ("video_id", "label", "feature_shape", "features")
+CACHE_DIR_CONF = "petastorm.spark.converter.parentCacheDirUrl"
+
+# petastorm 0.12 on pyarrow 14 warns about its own use of deprecated pyarrow APIs and about small files;
+# neither is actionable here.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"petastorm(\..*)?$")
+logging.getLogger("petastorm").setLevel(logging.ERROR)
+
+
+def _ensure_cache_dir(spark, cache_dir: str | None) -> None:
+    if cache_dir is None and spark.conf.get(CACHE_DIR_CONF, None):
+        return
+    path = cache_dir or os.path.join(tempfile.gettempdir(), "pe-petastorm")
+    if "://" not in path:
+        os.makedirs(path, exist_ok=True)
+        path = "file://" + os.path.abspath(path)
+    spark.conf.set(CACHE_DIR_CONF, path)
+
+
+class _FeatureRowLoader:
+    """petastorm ``data_loader_fn``: unbatches the reader's row groups into rows, shuffles them through
+    petastorm's shuffling buffer and collates ``batch_size`` rows into a :class:`FeatureBatch`.
+
+    (petastorm's own DataLoader refuses string and binary columns, which carry the video ids and features.)
+    Iterable once per epoch: a new pass resets the reader."""
+
+    def __init__(self, reader, batch_size: int = 1, shuffling_queue_capacity: int = 0) -> None:
+        self.reader = reader
+        self.batch_size = batch_size
+        self.capacity = shuffling_queue_capacity
+        self._passes = 0
+
+    def __iter__(self) -> Iterator[FeatureBatch]:
+        from petastorm.reader_impl.shuffling_buffer import NoopShufflingBuffer, RandomShufflingBuffer
+
+        if self._passes:
+            self.reader.reset()
+        self._passes += 1
+        buffer = (RandomShufflingBuffer(self.capacity, min_after_retrieve=self.capacity - 1, extra_capacity=10**8)
+                  if self.capacity > 0 else NoopShufflingBuffer())
+        rows: list[dict] = []
+        keys: list[str] = []
+        for group in self.reader:
+            columns = group._asdict()
+            keys = list(columns)
+            buffer.add_many(list(zip(*(columns[k] for k in keys))))
+            while buffer.can_retrieve():
+                rows.append(dict(zip(keys, buffer.retrieve())))
+                if len(rows) == self.batch_size:
+                    yield collate_feature_rows(rows)
+                    rows = []
+        buffer.finish()
+        while buffer.can_retrieve():
+            rows.append(dict(zip(keys, buffer.retrieve())))
+            if len(rows) == self.batch_size:
+                yield collate_feature_rows(rows)
+                rows = []
+        if rows:
+            yield collate_feature_rows(rows)
+
+
+@contextmanager
+def feature_batches(df: "DataFrame", *, batch_size: int, shuffle_buffer: int = 0, workers: int = 2,
+                    cache_dir: str | None = None, seed: int | None = None) -> Iterator[Iterable[FeatureBatch]]:
+    """Yield a re-iterable loader of :class:`FeatureBatch` over ``df`` (columns :data:`FEATURE_COLUMNS`).
+
+    ``shuffle_buffer`` > 0 shuffles rows through petastorm's shuffling queue (and row-group order);
+    0 keeps the stored order (use for evaluation). ``seed`` fixes the row-group order."""
+    from petastorm.spark import make_spark_converter
+
+    missing = [c for c in FEATURE_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"the feature DataFrame lacks columns {missing} (has {df.columns})")
+    _ensure_cache_dir(df.sparkSession, cache_dir)
+    # Small row groups: a few videos each, so shuffling mixes videos and memory stays bounded.
+    converter = make_spark_converter(df.select(*FEATURE_COLUMNS), parquet_row_group_size_bytes=8 * 1024 * 1024)
+    if len(converter) == 0:
+        converter.delete()
+        raise ValueError("the feature DataFrame is empty")
+    try:
+        with converter.make_torch_dataloader(
+            batch_size=batch_size, num_epochs=1, workers_count=workers, shuffling_queue_capacity=shuffle_buffer,
+            data_loader_fn=_FeatureRowLoader, shuffle_row_groups=shuffle_buffer > 0, seed=seed,
+        ) as loader:
+            yield loader
+    finally:
+        converter.delete()

@@ -1,0 +1,183 @@
+"""MLflow registry: save → register → load by alias / version / run; gated promotion of @champion."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from models.evaluate import evaluate_predictions
+from models.registry import (ModelLoadError, NoChampionError, decide_promotion, list_models, load_engagement_model,
+                             log_engagement_model, promote_if_better)
+
+Y = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+
+
+def report(noise: float, *, flip: bool = False):
+    """An evaluation on the fixed test labels Y: predictions = Y + fixed noise pattern × ``noise``."""
+    pattern = np.array([1.0, -1.0, 0.5, -0.5, 1.0, -1.0, 0.5, -0.5])
+    preds = (Y[::-1] if flip else Y) + noise * pattern
+    return evaluate_predictions(Y, preds, baseline_value=float(Y.mean()))
+
+
+# --------------------------------------------------------------------------------------------- decisions
+def test_first_model_that_beats_the_constant_is_promoted():
+    d = decide_promotion(report(0.5), None)
+    assert d.promoted and d.status == "promoted" and "no current champion" in d.reason
+
+
+def test_a_model_worse_than_the_constant_baseline_never_is():
+    d = decide_promotion(report(0.5, flip=True), None)  # anti-correlated: spearman < 0, r2 < constant's
+    assert not d.promoted and d.status == "rejected" and "constant baseline" in d.reason
+    d = decide_promotion(report(0.5, flip=True), report(2.2))
+    assert not d.promoted and d.status == "rejected"
+
+
+def test_a_worse_model_does_not_take_the_alias_and_a_better_one_does():
+    champion, worse, better = report(1.5), report(2.2), report(0.3)
+    assert all(r.beats_baseline(m) for r in (champion, worse, better) for m in ("spearman", "r2", "mae"))
+    d = decide_promotion(worse, champion, champion_version="1")
+    assert not d.promoted and d.status == "kept" and "does not beat champion v1" in d.reason
+    d = decide_promotion(better, champion, champion_version="1")
+    assert d.promoted and d.champion_value == pytest.approx(champion.model.spearman)
+    # equal is not better; a required margin is honoured; lower-is-better metrics work
+    assert not decide_promotion(champion, champion, champion_version="1").promoted
+    assert not decide_promotion(better, champion, min_improvement=1.0).promoted
+    assert decide_promotion(better, champion, metric="mae").promoted
+    assert not decide_promotion(worse, champion, metric="mae").promoted
+
+
+def test_reports_on_different_test_sets_are_not_compared():
+    other = evaluate_predictions(Y[:6], Y[:6], baseline_value=2.0)
+    with pytest.raises(ValueError, match="not the same split"):
+        decide_promotion(report(0.1), other)
+
+
+# --------------------------------------------------------------------------------------------- MLflow
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    import mlflow
+
+    from models.registry import ensure_experiment
+
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root}/mlflow.db"
+    exp = ensure_experiment(uri, "pe-test", str(root / "artifacts"))
+    prev = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    yield uri, exp
+    mlflow.set_tracking_uri(prev[0])
+    mlflow.set_registry_uri(prev[1])
+
+
+def _log(store, seed: int, max_seconds: int = 60):
+    import mlflow
+
+    from models.network import build_engagement_net
+    from models.settings import ModelSettings
+    from pe_udfs.settings import ClipSettings
+
+    torch.manual_seed(seed)
+    net = build_engagement_net(ModelSettings(backbone="tiny", dense_units=32)).eval()
+    with mlflow.start_run(experiment_id=store[1]) as run:
+        uri, version = log_engagement_model(net, clip=ClipSettings(max_seconds=max_seconds),
+                                            label={"definition": "log1p_shares"}, registered_model_name="pe-test")
+    return net, run.info.run_id, version
+
+
+@pytest.mark.slow
+def test_registry_round_trip_and_gated_promotion(store):
+    from models.registry import clear_model_cache
+
+    uri, _ = store
+    with pytest.raises(NoChampionError, match="pe train"):
+        load_engagement_model(tracking_uri=uri, model_name="pe-test")
+
+    net1, run1, v1 = _log(store, seed=1, max_seconds=30)
+    assert v1 == "1"
+    d = promote_if_better(tracking_uri=uri, model_name="pe-test", version=v1, candidate=report(1.5), champion=None,
+                          run_id=run1)
+    assert d.promoted
+    loaded = load_engagement_model(tracking_uri=uri, model_name="pe-test", device="cpu")
+    assert (loaded.version, loaded.run_id, loaded.backbone, loaded.name) == ("1", run1, "tiny", "pe-test")
+    assert loaded.clip.max_seconds == 30 and loaded.config["label"]["definition"] == "log1p_shares"
+    assert loaded.config["model"]["dense_units"] == 32 and not loaded.module.training
+    clips = torch.rand(2, 3, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.module(clips), net1(clips))
+    assert load_engagement_model(tracking_uri=uri, model_name="pe-test", device="cpu") is loaded  # cached
+
+    # a worse model registers as v2 but does not take @champion; the version and the run say why
+    _, run2, v2 = _log(store, seed=2)
+    d = promote_if_better(tracking_uri=uri, model_name="pe-test", version=v2, candidate=report(2.2),
+                          champion=report(1.5), champion_version="1", run_id=run2)
+    assert not d.promoted
+    assert load_engagement_model(tracking_uri=uri, model_name="pe-test", device="cpu").version == "1"
+    # a model worse than the constant is rejected; a better one takes the alias
+    _, run3, v3 = _log(store, seed=3)
+    assert not promote_if_better(tracking_uri=uri, model_name="pe-test", version=v3, candidate=report(0.1, flip=True),
+                                 champion=report(1.5), champion_version="1", run_id=run3).promoted
+    net4, run4, v4 = _log(store, seed=4)
+    assert promote_if_better(tracking_uri=uri, model_name="pe-test", version=v4, candidate=report(0.3),
+                             champion=report(1.5), champion_version="1", run_id=run4).promoted
+    champ = load_engagement_model(tracking_uri=uri, model_name="pe-test", device="cpu")
+    assert champ.version == "4" and champ.run_id == run4
+
+    versions = {v.version: v for v in list_models(tracking_uri=uri, model_name="pe-test")}
+    assert sorted(versions) == ["1", "2", "3", "4"]
+    assert versions["4"].aliases == ["champion"] and versions["1"].aliases == []
+    assert [versions[k].promotion for k in "1234"] == ["promoted", "kept", "rejected", "promoted"]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    assert "does not beat champion v1" in client.get_run(run2).data.tags["pe.promotion_reason"]
+    assert "does not beat champion v1" in client.get_model_version("pe-test", "2").tags["pe.promotion_reason"]
+
+    # load by version and by run; same weights
+    clear_model_cache()
+    by_version = load_engagement_model("models:/pe-test/4", tracking_uri=uri, device="cpu")
+    by_run = load_engagement_model(f"runs:/{run4}/model", tracking_uri=uri, device="cpu")
+    assert by_run.version == "4"
+    with torch.no_grad():
+        torch.testing.assert_close(by_version.module(clips), net4(clips))
+        torch.testing.assert_close(by_run.module(clips), net4(clips))
+
+
+@pytest.mark.slow
+def test_broken_or_foreign_models_give_clear_errors(store, tmp_path):
+    import mlflow
+
+    uri, exp = store
+    with pytest.raises(ModelLoadError):
+        load_engagement_model("models:/pe-test/999", tracking_uri=uri)
+    with pytest.raises(ValueError, match="unsupported model URI"):
+        load_engagement_model("/some/file.pt", tracking_uri=uri)
+    # a model whose weights are a pickle of arbitrary objects is refused (weights_only loading)
+    from models.registry import build_from_files
+
+    cfg = tmp_path / "engagement_model.json"
+    cfg.write_text(json.dumps({"format": 1, "model": {"backbone": "tiny"}, "clip": {}, "preprocess": {}}))
+    evil = tmp_path / "state_dict.pt"
+    torch.save({"x": object()}, evil)  # not plain tensors
+    with pytest.raises(ModelLoadError, match="as tensors"):
+        build_from_files(str(cfg), str(evil))
+    torch.save({"conv.weight": torch.zeros(1)}, evil)
+    with pytest.raises(ModelLoadError, match="do not fit"):
+        build_from_files(str(cfg), str(evil))
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="not a PE-score model config"):
+        build_from_files(str(tmp_path / "bad.json"), str(evil))
+    # an MLflow model without PE-score's files
+    with mlflow.start_run(experiment_id=exp) as run:
+        mlflow.log_dict({"hello": 1}, "model/artifacts/other.json")
+    with pytest.raises(ModelLoadError):
+        load_engagement_model(f"runs:/{run.info.run_id}/model", tracking_uri=uri)
+
+
+def test_a_champion_that_cannot_be_evaluated_is_not_replaced_automatically():
+    d = decide_promotion(report(0.3), None, champion_version="3", champion_unavailable="cannot load it: gone")
+    assert not d.promoted and d.status == "kept" and "could not be evaluated" in d.reason and "v3" in d.reason

@@ -1,0 +1,139 @@
+"""pe_udfs.product on real photos: a product photo warped by a known homography into a real scene."""
+from __future__ import annotations
+
+import pickle
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from pe_media import paste
+from pe_udfs.errors import ProductImageError
+from pe_udfs.product import (ListingFeatures, _quad_gate, listing_features, load_image, match_frame, product_map,
+                             quad_mask)
+from pe_udfs.settings import ProductSettings
+
+SIFT = ProductSettings()
+
+
+@pytest.fixture(scope="module")
+def coffee():
+    return data.coffee()  # (400, 600, 3) a cup of coffee on a saucer (CC0)
+
+
+@pytest.fixture(scope="module")
+def listing(coffee):
+    return listing_features(coffee, SIFT)
+
+
+# a non-square scene, so the x and y scales to the 224 grid differ
+SCENE = data.astronaut()[:384]  # (384, 512, 3)
+QUAD = np.float32([[150, 100], [420, 140], [400, 330], [130, 300]])
+
+
+def test_listing_features_are_computed_once_and_pickle(listing, coffee):
+    assert listing.method == "sift" and listing.n_features > 100
+    assert (listing.width, listing.height) == (600, 400)
+    assert listing.descriptors.shape == (listing.n_features, 128)
+    again = pickle.loads(pickle.dumps(listing))
+    assert isinstance(again, ListingFeatures) and np.array_equal(again.descriptors, listing.descriptors)
+
+
+def test_large_listing_images_are_downscaled(coffee):
+    feats = listing_features(cv2.resize(coffee, (1800, 1200)), SIFT)
+    assert max(feats.width, feats.height) == SIFT.listing_max_side
+
+
+def test_product_warped_into_a_real_scene_is_found_at_the_right_corners(coffee, listing):
+    frame = paste(coffee, SCENE, QUAD)
+    m = match_frame(frame, listing, SIFT)
+    assert m.found and m.reason == ""
+    assert m.inliers >= SIFT.min_inliers
+    assert np.abs(m.quad - QUAD).max() < 3.0  # pixels
+
+
+@pytest.mark.parametrize("scene", ["chelsea", "rocket", "astronaut", "camera"])
+def test_unrelated_scenes_are_not_found(listing, scene):
+    img = getattr(data, scene)()
+    m = match_frame(img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2RGB), listing, SIFT)
+    assert not m.found and m.reason
+
+
+def test_product_map_keeps_every_second_and_scales_x_and_y_separately(coffee, listing):
+    with_product = paste(coffee, SCENE, QUAD)
+    frames = [with_product, data.chelsea()[:384, :512], with_product]
+    pm = product_map(frames, listing, SIFT, out_size=224)
+    assert pm.masks.shape == (3, 224, 224) and pm.masks.dtype == np.uint8
+    assert pm.found.tolist() == [True, False, True]
+    assert pm.masks[1].sum() == 0 and pm.quads[1] is None and pm.area_share[1] == 0
+    expected_quad = QUAD * np.float32([224 / 512, 224 / 384])
+    assert np.abs(pm.quads[0] - expected_quad).max() < 1.5
+    truth = quad_mask(QUAD, 512, 384, 224)
+    iou = (truth & pm.masks[0]).sum() / (truth | pm.masks[0]).sum()
+    assert iou > 0.97
+    assert pm.area_share[0] == pytest.approx(pm.masks[0].mean())
+
+
+def test_no_listing_gives_empty_masks_for_every_second():
+    pm = product_map([SCENE, SCENE], None, SIFT)
+    assert pm.masks.shape == (2, 224, 224) and not pm.found.any() and pm.masks.sum() == 0
+
+
+def test_quad_mask_fills_cells_whose_centres_are_inside():
+    top_half = quad_mask(np.float32([[0, 0], [640, 0], [640, 180], [0, 180]]), 640, 360, 224)
+    assert top_half[:112].all() and not top_half[112:].any()
+    left_quarter = quad_mask(np.float32([[0, 0], [160, 0], [160, 360], [0, 360]]), 640, 360, 224)
+    assert left_quarter[:, :56].all() and not left_quarter[:, 56:].any()
+
+
+def test_gates_reject_implausible_quads():
+    w, h = 640, 360
+    good = np.float32([[100, 100], [300, 110], [290, 250], [110, 240]])
+    assert _quad_gate(good, w, h, SIFT) == ""
+    assert _quad_gate(good[[1, 0, 3, 2]], w, h, SIFT) == "mirrored_or_degenerate"
+    assert _quad_gate(np.float32([[100, 100], [300, 100], [150, 130], [100, 300]]), w, h, SIFT) == "not_convex"
+    assert _quad_gate(np.float32([[0, 0], [5, 0], [5, 5], [0, 5]]), w, h, SIFT) == "too_small"
+    assert _quad_gate(np.float32([[-10, -10], [650, -10], [650, 370], [-10, 370]]), w, h, SIFT) == "too_large"
+    assert _quad_gate(np.float32([[100, 100], [600, 100], [600, 103], [100, 103]]), w, h,
+                      ProductSettings(min_area_share=0)) == "too_skewed"
+    assert _quad_gate(np.float32([[100, 100], [1000, 100], [1000, 150], [100, 150]]), w, h,
+                      ProductSettings(max_area_share=1)) == "outside_frame"
+
+
+def test_orb_hull_paper_mode_marks_the_hull_of_matches(coffee):
+    settings = ProductSettings(method="orb_hull")
+    feats = listing_features(coffee, settings)
+    assert feats.descriptors.dtype == np.uint8 and feats.descriptors.shape[1] == 32
+    frame = paste(coffee, SCENE, QUAD)
+    pm = product_map([frame], feats, settings)
+    assert pm.found[0] and pm.quads[0] is None and pm.inliers[0] >= 3
+    truth = quad_mask(QUAD, 512, 384, 224)
+    inside = (pm.masks[0] & truth).sum() / pm.masks[0].sum()
+    assert inside > 0.9  # the hull of matched keypoints lies on the product
+    with pytest.raises(ValueError, match="computed with"):
+        match_frame(frame, feats, SIFT)
+
+
+def test_blank_listing_image_has_no_features():
+    with pytest.raises(ProductImageError) as e:
+        listing_features(np.full((300, 300, 3), 200, np.uint8), SIFT, name="blank.png")
+    assert (e.value.stage, e.value.reason) == ("product", "product_no_features")
+    assert "blank.png" in str(e.value)
+
+
+def test_load_image(tmp_path, coffee):
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., 2] = 255          # red in BGRA
+    rgba[:10, :, 3] = 255       # top opaque, bottom transparent
+    cv2.imwrite(str(tmp_path / "cut.png"), rgba)
+    img = load_image(str(tmp_path / "cut.png"))
+    assert img.shape == (20, 30, 3)
+    assert img[0, 0].tolist() == [255, 0, 0] and img[-1, 0].tolist() == [255, 255, 255]
+    cv2.imwrite(str(tmp_path / "coffee.jpg"), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
+    assert np.abs(load_image((tmp_path / "coffee.jpg").as_uri()).astype(int) - coffee).mean() < 3
+    (tmp_path / "notes.jpg").write_text("not an image")
+    for path, reason in [(tmp_path / "missing.jpg", "not_found"), (tmp_path / "notes.jpg", "product_image_unreadable")]:
+        with pytest.raises(ProductImageError) as e:
+            load_image(str(path))
+        assert (e.value.stage, e.value.reason) == ("product", reason)

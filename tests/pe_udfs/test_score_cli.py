@@ -1,0 +1,103 @@
+"""`pe score-video FILE --product IMAGE [--model URI] [--json] [--product-only]` (jobs/score_one.py)."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+from typer.testing import CliRunner
+
+from jobs.cli import app
+from pe_media import paste, write_frames
+
+SCENE = data.astronaut()[:384]
+QUAD = np.float32([[150, 100], [420, 140], [400, 330], [130, 300]])
+PER_SECOND_FIELDS = {"second", "product_found", "inliers", "e_mass", "pe_mass", "quad_224"}
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("media")
+    video = write_frames(folder / "ad.mp4", [paste(data.coffee(), SCENE, QUAD)] * 4 + [SCENE] * 2, fps=2)
+    image = folder / "coffee.jpg"
+    cv2.imwrite(str(image), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
+    return str(video), str(image)
+
+
+def run(*args):
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_product_only_json(media, tmp_path):
+    video, image = media
+    code, out, err = run("--lake", str(tmp_path / "lake"), "score-video", video, "--product", image,
+                         "--product-only", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["model"] is None and report["product_only"] is True
+    assert report["n_seconds"] == 3 and report["product_found_seconds"] == 2
+    assert [s["product_found"] for s in report["seconds"]] == [True, True, False]
+    assert PER_SECOND_FIELDS <= set(report["seconds"][0])
+    assert len(report["seconds"][0]["quad_224"]) == 8 and report["seconds"][2]["quad_224"] is None
+
+
+def test_product_only_table(media, tmp_path):
+    video, image = media
+    code, out, _ = run("--lake", str(tmp_path / "lake"), "score-video", video, "--product", image, "--product-only")
+    assert code == 0
+    assert "product found in 2" in out and "second  found  inliers" in out
+    rows = [line.split() for line in out.splitlines() if len(line.split()) >= 3 and line.split()[0].isdigit()]
+    assert [r[1] for r in rows] == ["yes", "yes", "no"]
+
+
+def test_bad_inputs_exit_with_the_stage_and_reason(media, tmp_path):
+    video, image = media
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    code, _, err = run("--lake", str(tmp_path / "lake"), "score-video", str(empty), "--product", image, "--product-only")
+    assert code == 1 and "decode failed (empty_file)" in err
+    code, _, err = run("--lake", str(tmp_path / "lake"), "score-video", video, "--product", str(tmp_path / "no.jpg"),
+                       "--product-only")
+    assert code == 1 and "product failed (not_found)" in err
+
+
+@pytest.mark.slow
+def test_without_a_champion_it_says_how_to_get_one(media, tmp_path):
+    video, image = media
+    code, _, err = run("--lake", str(tmp_path / "lake"), "score-video", video, "--product", image)
+    assert code == 1
+    assert "pe train" in err and "make demo" in err and "--product-only" in err
+
+
+@pytest.mark.slow
+def test_scores_with_the_registered_champion(media, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from jobs.config import load_config
+    from models.network import build_engagement_net
+    from models.registry import log_engagement_model
+    from models.settings import ModelSettings
+
+    cfg = load_config(lake=str(tmp_path / "lake"))
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow.set_experiment("score-video-test")
+    with mlflow.start_run():
+        _, version = log_engagement_model(build_engagement_net(ModelSettings(backbone="tiny")), clip=cfg.clip,
+                                          registered_model_name=cfg.mlflow.model_name)
+    MlflowClient(cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
+    video, image = media
+    code, out, err = run("--lake", cfg.lake_path, "score-video", video, "--product", image, "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["model"]["name"] == cfg.mlflow.model_name and report["model"]["version"] == version
+    assert np.isfinite(report["predicted_engagement"])
+    assert 0 < report["scores"]["pe_share"] < 1 and report["scores"]["pe_share_6s"] == report["scores"]["pe_share"]
+    assert all(PER_SECOND_FIELDS <= set(s) for s in report["seconds"])
+    assert report["seconds"][2]["pe_mass"] == 0 and report["seconds"][0]["pe_mass"] > 0
+    code, out, _ = run("--lake", cfg.lake_path, "score-video", video, "--product", image, "--model",
+                       f"models:/{cfg.mlflow.model_name}/{version}")
+    assert code == 0 and "pe_share" in out and "predicted engagement" in out
