@@ -282,11 +282,14 @@ def demo(
     videos: int = typer.Option(48, help="Videos in the sample campaign."),
     seed: int = typer.Option(7, help="Seed of the sample campaign."),
 ) -> None:
-    """The whole pipeline on a FRESH lake (the lake folder is emptied first): sample → train → score → validate
-    → analyze → report, then the ranking by PE-score."""
-    from jobs.demo import run_demo
+    """The whole pipeline on a fresh lake: sample → train → score → validate → analyze → report, then the
+    ranking by PE-score. The lake folder must be missing, empty, or an earlier demo's (it is emptied)."""
+    from jobs.demo import DemoError, run_demo
 
-    run_demo(state(ctx).cfg, videos=videos, seed=seed, echo=typer.echo)
+    try:
+        run_demo(state(ctx).cfg, videos=videos, seed=seed, echo=typer.echo)
+    except DemoError as e:
+        fail(str(e))
 
 
 @app.command()

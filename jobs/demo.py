@@ -29,16 +29,30 @@ class DemoResult:
     seconds: float
 
 
+DEMO_MARKER = ".pe-demo-lake"
+
+
+class DemoError(RuntimeError):
+    pass
+
+
 def _fresh_lake(cfg: PEConfig) -> None:
+    """Empty the lake folder for the demo — only if it is missing, empty, or an earlier demo's lake (it holds
+    the marker file). A folder with anything else in it is never deleted: that could be real data."""
     root = cfg.lake_path
     if "://" in root:
-        raise ValueError(f"the demo builds a fresh local lake; {root} is not a local folder")
-    if os.path.exists(root):
+        raise DemoError(f"the demo builds a fresh local lake; {root} is not a local folder")
+    if os.path.isdir(root) and os.listdir(root):
+        if not os.path.exists(os.path.join(root, DEMO_MARKER)):
+            raise DemoError(f"{root} is not empty and was not made by `pe demo`; refusing to delete it. "
+                            "Run the demo on another folder: pe --lake /tmp/pe-demo demo")
         shutil.rmtree(root)
-    os.makedirs(root)
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, DEMO_MARKER), "w") as f:
+        f.write("made by `pe demo`; the next `pe demo` on this folder deletes it\n")
 
 
-def run_demo(cfg: PEConfig, *, videos: int = DEMO_VIDEOS, seed: int = DEMO_SEED, keep_lake: bool = False,
+def run_demo(cfg: PEConfig, *, videos: int = DEMO_VIDEOS, seed: int = DEMO_SEED,
              echo: Callable[[str], None] = print) -> DemoResult:
     from jobs.sample import run_sample
     from jobs.score import run_score
@@ -50,8 +64,7 @@ def run_demo(cfg: PEConfig, *, videos: int = DEMO_VIDEOS, seed: int = DEMO_SEED,
     def step(title: str) -> None:
         echo(f"\n== {title}  (t={time.perf_counter() - t0:.0f}s)")
 
-    if not keep_lake:
-        _fresh_lake(cfg)
+    _fresh_lake(cfg)
     step(f"1/6 sample campaign: {videos} videos, seed {seed} → {cfg.lake_path}")
     sample = run_sample(cfg, lambda: Lake.from_config(cfg, get_spark(cfg)), n_videos=videos, seed=seed,
                         min_seconds=DEMO_SECONDS[0], max_seconds=DEMO_SECONDS[1])

@@ -165,7 +165,6 @@ def feature_rows(rows, *, clip: dict, io: dict, backbone: str, backbone_weights:
     from models.network import extract_features
     from models.training import encode_features, resolve_device
     from pe_udfs.errors import PEInputError
-    from pe_udfs.settings import ClipSettings
     from pe_udfs.video import clip_tensor, sample_video
 
     torch.set_num_threads(torch_threads)
@@ -227,6 +226,7 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
     from pyspark.sql import functions as F
 
     from jobs.contracts import contract
+    from models.network import build_engagement_net
 
     t_start = started if started is not None else time.perf_counter()
     timings: dict[str, float] = {"startup_s": time.perf_counter() - t_start}
@@ -234,6 +234,8 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
     tc = cfg.train
     torch.manual_seed(tc.seed)
     np.random.seed(tc.seed)
+    # Build the network first: an unknown backbone or missing weights fails here, before any Spark work.
+    net = build_engagement_net(cfg.model)
 
     # ---- extract + transform
     videos = labelled_videos(lake)
@@ -305,20 +307,18 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
                                     "labelled videos or change train.val_fraction/test_fraction")
 
     # ---- train on cached features through petastorm
-    return _train_and_register(cfg, lake, usable, commit.version, label_info, split_counts, skipped, test_uris,
-                               timings, echo, t_start)
+    return _train_and_register(cfg, lake, net, usable, commit.version, label_info, split_counts, skipped,
+                               test_uris, timings, echo, t_start)
 
 
-def _train_and_register(cfg, lake, usable, table_version, label_info, split_counts, skipped, test_uris, timings,
-                        echo, t_start) -> TrainResult:
+def _train_and_register(cfg, lake, net, usable, table_version, label_info, split_counts, skipped, test_uris,
+                        timings, echo, t_start) -> TrainResult:
     import mlflow
-    import numpy as np
     import torch
     from pyspark.sql import functions as F
 
     from models.evaluate import evaluate_predictions, regression_metrics
     from models.loader import feature_batches
-    from models.network import build_engagement_net
     from models.registry import (champion_version, ensure_experiment, log_engagement_model, promote_if_better)
     from models.training import fit_head, predict_head, resolve_device
 
@@ -326,8 +326,7 @@ def _train_and_register(cfg, lake, usable, table_version, label_info, split_coun
     device = resolve_device(cfg.device)
     if device.type == "cpu":
         torch.set_num_threads(os.cpu_count() or 1)
-    torch.manual_seed(tc.seed)
-    net = build_engagement_net(cfg.model)
+    torch.manual_seed(tc.seed)  # the order of batches and dropout
     by_split = {s: usable.filter(F.col("split") == s) for s in ("train", "val", "test")}
 
     tracking = cfg.tracking_uri

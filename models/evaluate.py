@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Literal
-
 import numpy as np
 
 __all__ = ["Metrics", "EvalReport", "regression_metrics", "evaluate_predictions", "METRIC_DIRECTION"]
 
-MetricName = Literal["spearman", "r2", "mae"]
 #: +1: higher is better; -1: lower is better
 METRIC_DIRECTION: dict[str, int] = {"spearman": 1, "r2": 1, "mae": -1}
 

@@ -59,7 +59,8 @@ class ModelLoadError(RuntimeError):
 
 @dataclass
 class LoadedModel:
-    """A model ready to score: ``module`` (EngagementNet, eval mode, on ``device``) and what it was trained with."""
+    """A model ready to score: ``module`` (EngagementNet in eval mode on ``device``, every parameter frozen) and
+    what it was trained with (``clip``: the sampling scoring must use)."""
 
     module: EngagementNet
     name: str
@@ -159,7 +160,7 @@ def _requirements() -> list[str]:
 
 # --------------------------------------------------------------------------------------------- loading
 def build_from_files(config_path: str, weights_path: str, *, device: str = "auto") -> EngagementNet:
-    """Rebuild an :class:`EngagementNet` from a saved config JSON and state dict (eval mode, on ``device``)."""
+    """Rebuild an :class:`EngagementNet` from a saved config JSON and state dict (eval mode, frozen, on ``device``)."""
     net, _ = _build(config_path, weights_path, device)
     return net
 
@@ -200,6 +201,7 @@ def _build(config_path: str, weights_path: str, device: str) -> tuple[Engagement
         net.load_state_dict(state, strict=True)
     except (RuntimeError, BackboneWeightsError) as e:
         raise ModelLoadError(f"the saved weights do not fit the '{settings.backbone}' network: {e}") from e
+    net.requires_grad_(False)  # inference: gradients still reach the input pixels (saliency), never the weights
     dev = resolve_device(device)
     return net.to(dev).eval(), cfg
 

@@ -181,3 +181,22 @@ def test_broken_or_foreign_models_give_clear_errors(store, tmp_path):
 def test_a_champion_that_cannot_be_evaluated_is_not_replaced_automatically():
     d = decide_promotion(report(0.3), None, champion_version="3", champion_unavailable="cannot load it: gone")
     assert not d.promoted and d.status == "kept" and "could not be evaluated" in d.reason and "v3" in d.reason
+
+
+def test_loaded_models_are_frozen_but_pass_gradients_to_the_input(tmp_path):
+    from models.network import build_engagement_net
+    from models.registry import build_from_files, model_config
+    from models.settings import ModelSettings
+    from pe_udfs.settings import ClipSettings
+
+    torch.manual_seed(5)
+    net = build_engagement_net(ModelSettings(backbone="tiny"))
+    (tmp_path / "c.json").write_text(json.dumps(model_config(net, ClipSettings(max_seconds=7))))
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    loaded = build_from_files(str(tmp_path / "c.json"), str(tmp_path / "w.pt"), device="cpu")
+    assert not any(p.requires_grad for p in loaded.parameters()) and not loaded.training
+    clips = torch.rand(1, 2, 3, 224, 224, requires_grad=True)
+    loaded(clips).sum().backward()
+    assert clips.grad is not None and clips.grad.abs().sum() > 0
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(clips), net.eval()(clips))
