@@ -1,11 +1,10 @@
 """Weekly retraining: build training set → train → evaluate → promote.
 
 The stages are the model job's (jobs/train.py, ``pe train``): features of the labelled videos into
-training_clips, the 3-D head trained on them, evaluation on the held-out split against the @champion and a
-constant baseline, and @champion moved only if the new version beats both. ``pe train`` runs all four in one
-process and one MLflow run, with no command for a single stage; so the ``train`` task runs it whole, and the
-other stage tasks end as *skipped* (exit code 99) saying where their stage ran, until ``pe train`` offers
-stages (then map each task to its stage in ``STAGE_COMMANDS``).
+training_clips (``pe train --features-only``), the 3-D head trained on them (``pe train``, which reuses those
+features), evaluation on the held-out split against the @champion and a constant baseline, and @champion moved
+only if the new version beats both. Evaluation and promotion need the trained model in memory, so they run
+inside the ``train`` task's process and MLflow run; their tasks end as *skipped* (exit code 99) saying so.
 """
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from pe_common import DEFAULT_ARGS, dag_params, pe_task_command
 
 #: The ``pe`` arguments of each stage; None: the stage runs inside another task's command (said in the log).
 STAGE_COMMANDS: dict[str, tuple[str, ...] | None] = {
-    "build_training_set": None,
+    "build_training_set": ("train", "--features-only"),
     "train": ("train",),
     "evaluate": None,
     "promote": None,
@@ -27,7 +26,8 @@ SKIPPED = 99  # BashOperator's skip_on_exit_code
 def stage_command(stage: str, params) -> str:
     args = STAGE_COMMANDS[stage]
     if args is None:
-        return f"echo 'stage {stage}: runs inside `pe train` (task train); no separate command'; exit {SKIPPED}"
+        return (f"echo 'stage {stage}: runs inside `pe train` (task train: evaluation on the held-out split and "
+                f"the gated promotion need the trained model in memory)'; exit {SKIPPED}")
     return pe_task_command(params, *args)
 
 

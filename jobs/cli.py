@@ -222,6 +222,8 @@ def train(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (default: train.epochs)."),
     backbone: Optional[str] = typer.Option(None, "--backbone", help="mobilenet_v2 | xception | tiny (default: model.backbone)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Train on at most N labelled videos."),
+    features_only: bool = typer.Option(False, "--features-only",
+                                       help="Only build the training set (backbone features in training_clips)."),
 ) -> None:
     """Train the engagement model, log it to MLflow as pe-engagement; @champion moves only if it is better."""
     import time
@@ -240,7 +242,7 @@ def train(
         fail(str(e), code=2)
     try:
         run_training(cfg, Lake.from_config(cfg, get_spark(cfg, app_name="pe-train")), echo=typer.echo,
-                     started=started)
+                     started=started, features_only=features_only)
     except (UnknownBackbone, BackboneWeightsError) as e:
         fail(str(e), code=2)
     except (TrainingDataError, LakeError) as e:

@@ -172,17 +172,9 @@ def _slug(text: str) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and not np.isfinite(v)):
-        return "–"
-    if isinstance(v, (bool, np.bool_)):
-        return "yes" if v else "no"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return f"{v:.4g}"
-    if isinstance(v, pd.Timestamp):
-        return f"{v:%Y-%m-%d %H:%M}"
-    return str(v)
+    from jobs.analysis.render import fmt_value
+
+    return fmt_value(v, ".4g")
 
 
 # ------------------------------------------------------------------------------------------ pages

@@ -215,9 +215,12 @@ def _compute_features(cfg: PEConfig, todo: "DataFrame", clip_config: str, torch_
 
 
 # --------------------------------------------------------------------------------------------- the job
-def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, started: float | None = None
-                 ) -> TrainResult:
+def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, started: float | None = None,
+                 features_only: bool = False) -> TrainResult | None:
     """The whole job on an open :class:`jobs.lake.Lake` (with Spark). See the module docstring.
+
+    ``features_only``: stop once ``training_clips`` holds the features of every labelled video (the retrain
+    DAG's "build training set" stage; the next full run reuses them) and return None.
 
     ``started``: ``time.perf_counter()`` when the command began (before the Spark session), so the printed
     total time covers the whole command."""
@@ -290,6 +293,9 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
     test_uris = {r["video_id"]: r["video_uri"] for r in labelled.filter(F.col("split") == "test").collect()}
     labelled.unpersist()
     timings["features_s"] = time.perf_counter() - t0
+    if features_only:
+        echo(f"training_clips v{commit.version} written in {timings['features_s']:.1f} s; features only, no training")
+        return None
     clips = lake.read("training_clips", version=commit.version).filter(F.col("backbone") == F.lit(backbone))
     errors = clips.filter(F.col("features").isNull()).select(
         "video_id", "error_stage", "error_reason", "error_message").toPandas()

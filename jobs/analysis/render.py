@@ -105,7 +105,8 @@ def _is_paper(result: AnalysisResult) -> bool:
 
 # ------------------------------------------------------------------------------------------------ text
 
-def _fmt(v: Any, digits: int = 2) -> str:
+def fmt_value(v: Any, float_format: str = ".2f") -> str:
+    """One table cell as text: '–' for missing, yes/no, integers as is, floats with ``float_format``."""
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
     if isinstance(v, (bool, np.bool_)):
@@ -113,8 +114,14 @@ def _fmt(v: Any, digits: int = 2) -> str:
     if isinstance(v, (int, np.integer)):
         return str(int(v))
     if isinstance(v, (float, np.floating)):
-        return f"{v:.{digits}f}"
+        return f"{v:{float_format}}"
+    if isinstance(v, pd.Timestamp):
+        return f"{v:%Y-%m-%d %H:%M}"
     return str(v)
+
+
+def _fmt(v: Any, digits: int = 2) -> str:
+    return fmt_value(v, f".{digits}f")
 
 
 def _text_table(df: pd.DataFrame, digits: dict[str, int] | None = None) -> str:

@@ -80,7 +80,7 @@ def test_dag_tasks_order_schedule_and_retries(structure, dag_id, schedule, tasks
 
 @needs_airflow
 def test_retrain_stages_without_their_own_command_do_not_block_the_rest(structure):
-    # build_training_set / evaluate / promote end as skipped while `pe train` runs all stages in one process
+    # evaluate / promote end as skipped (they run inside the train task) and must not block what follows
     rules = {t: v["trigger_rule"] for t, v in structure["dags"]["pe_retrain"]["tasks"].items()}
     assert set(rules.values()) == {"none_failed"}
     assert {v["trigger_rule"] for v in structure["dags"]["pe_nightly"]["tasks"].values()} == {"all_success"}
