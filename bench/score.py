@@ -58,6 +58,7 @@ def main() -> None:
     torch.manual_seed(0)
     net = build_engagement_net(cfg.model)
     mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow.set_registry_uri(cfg.tracking_uri)
     with mlflow.start_run(experiment_id=ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)):
         _, version = log_engagement_model(net, clip=cfg.clip, registered_model_name=cfg.mlflow.model_name)
     mlflow.MlflowClient(cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 import uuid
 from urllib.parse import unquote
@@ -361,13 +360,22 @@ class Lake:
                 time.sleep(0.1 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _remove_folder(self, out: str) -> None:
-        try:
-            fs, base = _filesystem(out)
-            fs.delete_dir(base)
-        except Exception:  # best effort: vacuum(full=True) removes orphans later
-            if self.is_local:
-                shutil.rmtree(out.removeprefix("file://"), ignore_errors=True)
+    def _remove_folder(self, out: str, attempts: int = 10) -> None:
+        """Delete an uncommitted write folder. After a failed Spark job, tasks being killed can still create
+        files for a moment, so delete until it stays gone. Best effort: it is invisible to readers anyway
+        (never in the log), and ``vacuum(full=True)`` removes any orphan left."""
+        fs, base = _filesystem(out)
+        for _ in range(attempts):
+            try:
+                fs.delete_dir(base)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                log.debug("removing %s: %s", out, e)
+            time.sleep(0.2)
+            if fs.get_file_info(base).type.name == "NotFound":
+                return
+        log.warning("could not remove the uncommitted folder %s; `vacuum` will", out)
 
 
 # ---------------------------------------------------------------------- helpers

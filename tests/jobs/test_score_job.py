@@ -74,6 +74,7 @@ def _register_tiny_champion(cfg) -> str:
     torch.manual_seed(0)
     net = build_engagement_net(ModelSettings(backbone="tiny", conv_filters=4, dense_units=8), weights=None)
     mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow.set_registry_uri(cfg.tracking_uri)  # process-wide in MLflow: another test may have set its own
     exp = ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)
     with mlflow.start_run(experiment_id=exp):
         _, version = log_engagement_model(net, clip=cfg.clip.model_copy(update={"max_seconds": 10}),

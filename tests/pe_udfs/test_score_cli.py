@@ -84,6 +84,7 @@ def test_scores_with_the_registered_champion(media, tmp_path):
 
     cfg = load_config(lake=str(tmp_path / "lake"))
     mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow.set_registry_uri(cfg.tracking_uri)  # process-wide in MLflow: another test may have set its own
     mlflow.set_experiment("score-video-test")
     with mlflow.start_run():
         _, version = log_engagement_model(build_engagement_net(ModelSettings(backbone="tiny")), clip=cfg.clip,
