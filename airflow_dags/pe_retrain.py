@@ -1,10 +1,16 @@
 """Weekly retraining: build training set → train → evaluate → promote.
 
-The stages are the model job's (jobs/train.py, ``pe train``): features of the labelled videos into
-training_clips (``pe train --features-only``), the 3-D head trained on them (``pe train``, which reuses those
-features), evaluation on the held-out split against the @champion and a constant baseline, and @champion moved
-only if the new version beats both. Evaluation and promotion need the trained model in memory, so they run
-inside the ``train`` task's process and MLflow run; their tasks end as *skipped* (exit code 99) saying so.
+Every task runs one ``pe`` command of the project in its own virtual environment (see pe_common):
+
+    build_training_set  ``pe train --features-only``  features of the labelled videos into training_clips
+    train               ``pe train --no-promote``     the 3-D head on those features (reused), evaluated on the
+                                                      held-out split against the @champion and a constant
+                                                      baseline, logged to MLflow and registered as a new
+                                                      version tagged ``pe.promotion=pending``
+    evaluate            ``pe models evaluate``        the newest version's logged held-out metrics beside the
+                                                      constant baseline and the champion's on the same videos
+    promote             ``pe models promote``         @champion moved to it only if it beats both (the gate of
+                                                      ``pe train``); fails if @champion moved since ``train``
 """
 from __future__ import annotations
 
@@ -13,22 +19,17 @@ from airflow.sdk import dag, task
 
 from pe_common import DEFAULT_ARGS, dag_params, pe_task_command
 
-#: The ``pe`` arguments of each stage; None: the stage runs inside another task's command (said in the log).
-STAGE_COMMANDS: dict[str, tuple[str, ...] | None] = {
+#: The ``pe`` arguments of each stage.
+STAGE_COMMANDS: dict[str, tuple[str, ...]] = {
     "build_training_set": ("train", "--features-only"),
-    "train": ("train",),
-    "evaluate": None,
-    "promote": None,
+    "train": ("train", "--no-promote"),
+    "evaluate": ("models", "evaluate"),
+    "promote": ("models", "promote"),
 }
-SKIPPED = 99  # BashOperator's skip_on_exit_code
 
 
 def stage_command(stage: str, params) -> str:
-    args = STAGE_COMMANDS[stage]
-    if args is None:
-        return (f"echo 'stage {stage}: runs inside `pe train` (task train: evaluation on the held-out split and "
-                f"the gated promotion need the trained model in memory)'; exit {SKIPPED}")
-    return pe_task_command(params, *args)
+    return pe_task_command(params, *STAGE_COMMANDS[stage])
 
 
 @dag(
@@ -37,7 +38,7 @@ def stage_command(stage: str, params) -> str:
     start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args={**DEFAULT_ARGS, "trigger_rule": "none_failed"},  # a skipped stage does not skip the rest
+    default_args=DEFAULT_ARGS,
     params=dag_params(),
     tags=["pe-score"],
     doc_md=__doc__,
@@ -50,12 +51,13 @@ def pe_retrain():
 
     @task.bash
     def train(params=None) -> str:
-        """The 3-D head on the cached features (petastorm → PyTorch), logged to MLflow."""
+        """The 3-D head on the cached features (petastorm → PyTorch), evaluated, logged and registered in MLflow;
+        promotion left pending."""
         return stage_command("train", params)
 
     @task.bash
     def evaluate(params=None) -> str:
-        """Held-out split: the new version vs the @champion and a constant baseline."""
+        """Held-out split: the new version vs the @champion and a constant baseline (from the run's metrics)."""
         return stage_command("evaluate", params)
 
     @task.bash

@@ -224,6 +224,9 @@ def train(
     limit: Optional[int] = typer.Option(None, "--limit", help="Train on at most N labelled videos."),
     features_only: bool = typer.Option(False, "--features-only",
                                        help="Only build the training set (backbone features in training_clips)."),
+    no_promote: bool = typer.Option(False, "--no-promote",
+                                    help="Evaluate and register, but leave @champion alone (pe.promotion=pending): "
+                                    "`pe models promote` decides."),
 ) -> None:
     """Train the engagement model, log it to MLflow as pe-engagement; @champion moves only if it is better."""
     import time
@@ -242,21 +245,33 @@ def train(
         fail(str(e), code=2)
     try:
         run_training(cfg, Lake.from_config(cfg, get_spark(cfg, app_name="pe-train")), echo=typer.echo,
-                     started=started, features_only=features_only)
+                     started=started, features_only=features_only, promote=not no_promote)
     except (UnknownBackbone, BackboneWeightsError) as e:
         fail(str(e), code=2)
     except (TrainingDataError, LakeError) as e:
         fail(str(e))
 
 
-@app.command()
+models_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(models_app, name="models")
+
+
+def _no_registry(uri: str) -> bool:
+    """A local sqlite registry that does not exist yet (MLflow would create an empty one)."""
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists()
+
+
+@models_app.callback(invoke_without_command=True)
 def models(ctx: typer.Context) -> None:
-    """List the registered engagement model versions with aliases and test metrics."""
+    """List the registered engagement model versions with aliases and test metrics (`pe models evaluate` and
+    `pe models promote` act on one version)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from models.registry import list_models
 
     cfg = state(ctx).cfg
     uri = cfg.tracking_uri
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+    if _no_registry(uri):
         typer.echo(f"no model registry at {uri}; run `pe train`")
         return
     versions = list_models(tracking_uri=uri, model_name=cfg.mlflow.model_name)
@@ -276,6 +291,54 @@ def models(ctx: typer.Context) -> None:
                    f"{num(m, 'test_spearman', 8)} {num(m, 'test_r2', 7)} {num(m, 'test_mae', 6)} | "
                    f"{num(m, 'test_baseline_r2', 8)} {num(m, 'test_baseline_mae', 9)} | "
                    f"{num(m, 'test_truth_spearman', 7)}  {v.run_id}")
+
+
+VERSION_HELP = "Model version (default: the newest registered)."
+
+
+@models_app.command("evaluate")
+def models_evaluate(
+    ctx: typer.Context,
+    version: Optional[int] = typer.Option(None, "--version", min=1, help=VERSION_HELP),
+) -> None:
+    """A version's held-out test metrics (logged by `pe train`) beside the constant baseline and the champion's
+    on the same test videos, and what the promotion gate would decide. Exits 1 without logged test metrics."""
+    from models.registry import EvaluationError, evaluation_of
+
+    cfg = state(ctx).cfg
+    if _no_registry(cfg.tracking_uri):
+        fail(f"no model registry at {cfg.tracking_uri}; run `pe train`")
+    try:
+        ev = evaluation_of(cfg.tracking_uri, cfg.mlflow.model_name, None if version is None else str(version),
+                           alias=cfg.mlflow.alias)
+    except EvaluationError as e:
+        fail(str(e))
+    for line in ev.describe(metric=cfg.train.selection_metric, min_improvement=cfg.train.min_improvement):
+        typer.echo(line)
+
+
+@models_app.command("promote")
+def models_promote(
+    ctx: typer.Context,
+    version: Optional[int] = typer.Option(None, "--version", min=1, help=VERSION_HELP),
+) -> None:
+    """Move @champion to a version evaluated by `pe train --no-promote` if it beats the champion and the
+    constant baseline (the same gate as `pe train`). Exits 1 if @champion has moved since the evaluation."""
+    from models.registry import EvaluationError, StaleEvaluationError, promote_evaluated
+
+    cfg = state(ctx).cfg
+    if _no_registry(cfg.tracking_uri):
+        fail(f"no model registry at {cfg.tracking_uri}; run `pe train`")
+    try:
+        ev, decision = promote_evaluated(
+            tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
+            version=None if version is None else str(version), alias=cfg.mlflow.alias,
+            metric=cfg.train.selection_metric, min_improvement=cfg.train.min_improvement)
+    except (EvaluationError, StaleEvaluationError) as e:
+        fail(str(e))
+    held = f"v{ev.version}" if decision.promoted else (f"v{ev.current_champion}" if ev.current_champion else "no version")
+    typer.echo(f"{cfg.mlflow.model_name} v{ev.version}: {decision.status}; @{cfg.mlflow.alias} "
+               f"{'holds' if decision.promoted else 'stays with'} {held}: {decision.reason}")
 
 
 @app.command()

@@ -12,7 +12,9 @@
                against the ground-truth true_engagement of sample_truth when that table exists
     register   one MLflow run (params, metrics, Delta version of training_clips, model), registered as
                pe-engagement; @champion moves only if the new version beats the champion on the same test
-               videos and the constant baseline (models.registry.promote_if_better)
+               videos and the constant baseline (models.registry.promote_if_better). ``--no-promote``: the
+               version is tagged pe.promotion=pending and ``pe models promote`` decides later from the
+               logged metrics (models.registry.promote_evaluated)
 
 Note: influencer means are taken over all labelled videos (as the paper residualised its whole sample), so a
 test video's label shares its influencer mean with training videos of the same influencer.
@@ -216,11 +218,14 @@ def _compute_features(cfg: PEConfig, todo: "DataFrame", clip_config: str, torch_
 
 # --------------------------------------------------------------------------------------------- the job
 def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, started: float | None = None,
-                 features_only: bool = False) -> TrainResult | None:
+                 features_only: bool = False, promote: bool = True) -> TrainResult | None:
     """The whole job on an open :class:`jobs.lake.Lake` (with Spark). See the module docstring.
 
     ``features_only``: stop once ``training_clips`` holds the features of every labelled video (the retrain
     DAG's "build training set" stage; the next full run reuses them) and return None.
+
+    ``promote=False``: evaluate, log and register as usual but leave @champion alone; the version is tagged
+    ``pe.promotion=pending`` for ``pe models promote`` (the retrain DAG's "promote" stage).
 
     ``started``: ``time.perf_counter()`` when the command began (before the Spark session), so the printed
     total time covers the whole command."""
@@ -314,18 +319,19 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
 
     # ---- train on cached features through petastorm
     return _train_and_register(cfg, lake, net, usable, commit.version, label_info, split_counts, skipped,
-                               test_uris, timings, echo, t_start)
+                               test_uris, timings, echo, t_start, promote=promote)
 
 
 def _train_and_register(cfg, lake, net, usable, table_version, label_info, split_counts, skipped, test_uris,
-                        timings, echo, t_start) -> TrainResult:
+                        timings, echo, t_start, *, promote: bool = True) -> TrainResult:
     import mlflow
     import torch
     from pyspark.sql import functions as F
 
     from models.evaluate import evaluate_predictions, regression_metrics
     from models.loader import feature_batches
-    from models.registry import (champion_version, ensure_experiment, log_engagement_model, promote_if_better)
+    from models.registry import (champion_version, defer_promotion, ensure_experiment, evaluation_metrics,
+                                 evaluation_tags, log_engagement_model, promote_if_better)
     from models.training import fit_head, predict_head, resolve_device
 
     tc = cfg.train
@@ -363,6 +369,8 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, split
             champ = champion_version(tracking, cfg.mlflow.model_name, cfg.mlflow.alias)
             champ_preds, champ_problem = _champion_predictions(cfg, champ, net, test_loader, ids, test_uris,
                                                                device, echo)
+            # which champion this run is compared with: `pe models promote` refuses if the alias moves after
+            mlflow.set_tags(evaluation_tags(None if champ is None else str(champ.version), champ_problem))
         timings["train_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         net.to("cpu")
@@ -372,15 +380,12 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, split
                         if champ_preds is not None else None)
         truth = _truth(lake, ids)
         truth_rho = label_truth_rho = None
-        metrics = report.as_flat_dict("test_")
+        metrics = evaluation_metrics(report, champ_report)  # test_* and, with a champion, champion_test_*
         if truth is not None:
             truth_rho = regression_metrics(truth, preds).spearman
             label_truth_rho = regression_metrics(truth, labels).spearman
             metrics.update(test_truth_spearman=truth_rho, test_baseline_truth_spearman=0.0,
                            test_label_truth_spearman=label_truth_rho)
-        if champ_report is not None:
-            metrics.update({f"champion_{k}": v for k, v in champ_report.as_flat_dict("test_").items()
-                            if "baseline" not in k})
         metrics.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run, best_val_loss=fit.best_val_loss)
         mlflow.log_metrics(metrics)
         mlflow.log_dict({"video_id": ids, "prediction": preds.tolist(), "label": labels.tolist(),
@@ -399,16 +404,26 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, split
         label_cfg = {**label_info, "split_seed": tc.split_seed, "feature_precision": tc.feature_precision}
         _, version = log_engagement_model(net, clip=training_clip(cfg), label=label_cfg,
                                           registered_model_name=cfg.mlflow.model_name)
-        decision = promote_if_better(
-            tracking_uri=tracking, model_name=cfg.mlflow.model_name, version=str(version), candidate=report,
-            champion=champ_report, champion_version=None if champ is None else str(champ.version),
-            alias=cfg.mlflow.alias, metric=tc.selection_metric, min_improvement=tc.min_improvement, run_id=run_id,
-            champion_unavailable=champ_problem)
+        champ_v = None if champ is None else str(champ.version)
+        if promote:
+            decision = promote_if_better(
+                tracking_uri=tracking, model_name=cfg.mlflow.model_name, version=str(version), candidate=report,
+                champion=champ_report, champion_version=champ_v, alias=cfg.mlflow.alias, metric=tc.selection_metric,
+                min_improvement=tc.min_improvement, run_id=run_id, champion_unavailable=champ_problem)
+        else:
+            decision = defer_promotion(tracking_uri=tracking, model_name=cfg.mlflow.model_name, version=str(version),
+                                       candidate=report, champion=champ_report, champion_version=champ_v,
+                                       metric=tc.selection_metric, run_id=run_id)
         timings["register_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_start
         mlflow.log_metrics({f"seconds_{k.removesuffix('_s')}": v for k, v in timings.items()})
-    verb = "now holds" if decision.promoted else "stays with " + (f"v{champ.version}" if champ else "no version")
-    echo(f"registered {cfg.mlflow.model_name} v{version}; @{cfg.mlflow.alias} {verb}: {decision.reason}")
+    held = f"v{champ.version}" if champ else "no version"
+    if promote:
+        verb = "now holds" if decision.promoted else f"stays with {held}"
+        echo(f"registered {cfg.mlflow.model_name} v{version}; @{cfg.mlflow.alias} {verb}: {decision.reason}")
+    else:
+        echo(f"registered {cfg.mlflow.model_name} v{version} (pe.promotion=pending); @{cfg.mlflow.alias} stays with "
+             f"{held}: promotion deferred to `pe models promote --version {version}`")
     echo(f"total time {timings['total_s']:.1f} s (start-up {timings['startup_s']:.1f} s, labels "
          f"{timings['labels_s']:.1f} s, features {timings['features_s']:.1f} s, training + evaluation "
          f"{timings['train_s']:.1f} s, MLflow {timings['register_s']:.1f} s); MLflow run {run_id}")
@@ -499,7 +514,8 @@ def _flat_params(cfg: PEConfig, label_info: dict, split_counts: dict, table_vers
 
 # --------------------------------------------------------------------------------------------- entry points
 def main(argv: list[str] | None = None) -> int:
-    """``spark-submit jobs/train.py [--config FILE] [--lake DIR] [--epochs N] [--backbone NAME] [--limit N]``."""
+    """``spark-submit jobs/train.py [--config FILE] [--lake DIR] [--epochs N] [--backbone NAME] [--limit N]
+    [--no-promote]``."""
     started = time.perf_counter()
     from jobs.lake import Lake
     from jobs.spark import get_spark
@@ -510,11 +526,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int)
     p.add_argument("--backbone")
     p.add_argument("--limit", type=int)
+    p.add_argument("--no-promote", action="store_true", help="leave @champion alone; `pe models promote` decides")
     a = p.parse_args(argv)
     cfg = load_config(a.config, lake=a.lake, overrides=train_overrides(epochs=a.epochs, backbone=a.backbone,
                                                                        limit=a.limit))
     lake = Lake.from_config(cfg, get_spark(cfg, app_name="pe-train"))
-    run_training(cfg, lake, started=started)
+    run_training(cfg, lake, started=started, promote=not a.no_promote)
     return 0
 
 

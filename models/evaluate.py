@@ -11,7 +11,9 @@ information), which is the bar a model must clear. Metrics come from SciPy and s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import Mapping
+
 import numpy as np
 
 __all__ = ["Metrics", "EvalReport", "regression_metrics", "evaluate_predictions", "METRIC_DIRECTION"]
@@ -54,6 +56,28 @@ class EvalReport:
         for k, v in asdict(self.baseline).items():
             out[f"{prefix}baseline_{k}"] = float(v)
         return out
+
+    @classmethod
+    def from_flat_dict(cls, metrics: Mapping[str, float], prefix: str = "test_", *,
+                       baseline: "EvalReport | None" = None) -> "EvalReport":
+        """The report :meth:`as_flat_dict` wrote with ``prefix`` (e.g. a run's logged MLflow metrics; other keys
+        are ignored). ``baseline``: take the constant baseline (metrics and value) from this report instead, for
+        a report logged without its baseline keys (``pe train`` logs the champion's, on the candidate's test
+        videos, that way). Raises KeyError naming the missing metric keys."""
+        names = [f.name for f in fields(Metrics)]
+        needed = [f"{prefix}n", *(f"{prefix}{k}" for k in names)]
+        if baseline is None:
+            needed += [f"{prefix}baseline_value", *(f"{prefix}baseline_{k}" for k in names)]
+        missing = [k for k in needed if k not in metrics]
+        if missing:
+            raise KeyError(f"missing metrics: {', '.join(missing)}")
+        model = Metrics(**{k: float(metrics[f"{prefix}{k}"]) for k in names})
+        if baseline is not None:
+            base, value = baseline.baseline, baseline.baseline_value
+        else:
+            base = Metrics(**{k: float(metrics[f"{prefix}baseline_{k}"]) for k in names})
+            value = float(metrics[f"{prefix}baseline_value"])
+        return cls(n=int(round(float(metrics[f"{prefix}n"]))), model=model, baseline=base, baseline_value=value)
 
     def table(self) -> str:
         """A small text table for the console."""

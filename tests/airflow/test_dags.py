@@ -79,11 +79,34 @@ def test_dag_tasks_order_schedule_and_retries(structure, dag_id, schedule, tasks
 
 
 @needs_airflow
-def test_retrain_stages_without_their_own_command_do_not_block_the_rest(structure):
-    # evaluate / promote end as skipped (they run inside the train task) and must not block what follows
-    rules = {t: v["trigger_rule"] for t, v in structure["dags"]["pe_retrain"]["tasks"].items()}
-    assert set(rules.values()) == {"none_failed"}
-    assert {v["trigger_rule"] for v in structure["dags"]["pe_nightly"]["tasks"].values()} == {"all_success"}
+def test_a_failed_stage_stops_the_rest(structure):
+    # every stage is a real command (none is skipped): a failure, e.g. `pe models promote` refusing a stale
+    # comparison, fails the run, and nothing after a failed stage runs
+    for dag_id in ("pe_nightly", "pe_retrain"):
+        assert {v["trigger_rule"] for v in structure["dags"][dag_id]["tasks"].values()} == {"all_success"}, dag_id
+
+
+def _retrain_stage_commands() -> dict:
+    """``STAGE_COMMANDS`` of pe_retrain.py, read without importing Airflow."""
+    for node in ast.parse((DAGS / "pe_retrain.py").read_text()).body:
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "STAGE_COMMANDS":
+            return ast.literal_eval(node.value)
+    raise AssertionError("pe_retrain.py defines no STAGE_COMMANDS")
+
+
+def test_every_retrain_stage_runs_a_real_pe_command():
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+
+    stages = _retrain_stage_commands()
+    assert stages == {"build_training_set": ("train", "--features-only"), "train": ("train", "--no-promote"),
+                      "evaluate": ("models", "evaluate"), "promote": ("models", "promote")}
+    for stage, args in stages.items():
+        # the command and its options exist (an unknown command or option exits 2 before --help)
+        out = CliRunner().invoke(app, [*args, "--help"])
+        assert out.exit_code == 0, (stage, out.output)
+    assert "exit 99" not in (DAGS / "pe_retrain.py").read_text()  # no stage ends as skipped any more
 
 
 def test_dag_files_import_only_light_modules_at_top_level():

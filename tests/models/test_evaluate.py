@@ -43,3 +43,31 @@ def test_bad_inputs_are_refused():
         regression_metrics(np.zeros(1), np.zeros(1))
     with pytest.raises(ValueError, match="finite"):
         regression_metrics(np.array([1.0, np.nan]), np.zeros(2))
+
+
+def test_reports_round_trip_through_flat_dicts():
+    from models.evaluate import EvalReport
+
+    y = np.array([0.0, 1.0, 2.0, 5.0, 3.0])
+    report = evaluate_predictions(y, np.array([0.1, 0.9, 2.5, 4.0, 2.0]), baseline_value=1.7)
+    for prefix in ("test_", "champion_test_", ""):
+        assert EvalReport.from_flat_dict(report.as_flat_dict(prefix), prefix) == report
+    # as MLflow returns them: floats only, mixed with other metrics of the run
+    logged = {k: float(v) for k, v in report.as_flat_dict("test_").items()}
+    logged.update(val_loss=0.3, test_truth_spearman=0.9)
+    back = EvalReport.from_flat_dict(logged)
+    assert back == report and isinstance(back.n, int)
+
+
+def test_a_report_logged_without_baseline_keys_takes_the_given_baseline():
+    from models.evaluate import EvalReport
+
+    y = np.array([0.0, 1.0, 2.0, 5.0])
+    candidate = evaluate_predictions(y, np.array([0.1, 0.9, 2.5, 4.0]), baseline_value=1.0)
+    champion = evaluate_predictions(y, np.array([1.0, 0.0, 2.0, 3.0]), baseline_value=1.0)
+    flat = {k: v for k, v in champion.as_flat_dict("c_").items() if not k.startswith("c_baseline_")}
+    assert EvalReport.from_flat_dict(flat, "c_", baseline=candidate) == champion
+    with pytest.raises(KeyError, match="c_baseline_value"):
+        EvalReport.from_flat_dict(flat, "c_")
+    with pytest.raises(KeyError, match="test_spearman"):
+        EvalReport.from_flat_dict({k: v for k, v in candidate.as_flat_dict().items() if k != "test_spearman"})

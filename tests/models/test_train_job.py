@@ -121,6 +121,29 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
     assert sorted(rows) == ["1", "2"] and "champion" in rows["1"] and "champion" not in rows["2"]
     assert f"{first.test['test_spearman']:.3f}" in rows["1"]
 
+    # --no-promote (the retrain DAG's train stage): evaluated and registered, @champion untouched, pending;
+    # `pe models promote` then decides from the logged metrics exactly as `pe train` would have
+    from models.registry import decide_promotion, evaluation_of, promote_evaluated
+
+    lines.clear()
+    third = run_training(worse_cfg, lake, echo=lines.append, promote=False)
+    assert third.model_version == "3" and not third.promoted and third.promotion_status == "pending"
+    assert any("promotion deferred to `pe models promote" in line for line in lines)
+    assert client.get_model_version(cfg.mlflow.model_name, "3").tags["pe.promotion"] == "pending"
+    assert client.get_run(third.run_id).data.tags["pe.champion_version"] == "1"
+    clear_model_cache()
+    assert load_engagement_model(tracking_uri=cfg.tracking_uri, device="cpu").version == "1"
+    ev = evaluation_of(cfg.tracking_uri, cfg.mlflow.model_name)
+    assert ev.version == "3" and ev.champion_version == "1" and not ev.stale
+    assert ev.candidate.model.spearman == pytest.approx(third.test["test_spearman"])
+    assert ev.champion.model.spearman == pytest.approx(first.test["test_spearman"], abs=1e-6)
+    expected = decide_promotion(ev.candidate, ev.champion, metric=cfg.train.selection_metric,
+                                min_improvement=cfg.train.min_improvement, champion_version="1")
+    _, decision = promote_evaluated(tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
+                                    metric=cfg.train.selection_metric, min_improvement=cfg.train.min_improvement)
+    assert decision == expected and not decision.promoted  # the (almost) untrained head stays out
+    assert client.get_model_version(cfg.mlflow.model_name, "3").tags["pe.promotion"] == decision.status
+
 
 def test_train_job_refuses_a_lake_without_labels(spark, tmp_path):
     from jobs.lake import Lake

@@ -1,0 +1,215 @@
+"""Deferred promotion: ``pe train --no-promote`` leaves a version pending with its held-out evaluation logged;
+``pe models evaluate`` shows it and ``pe models promote`` decides from it, refusing a stale comparison.
+
+The MLflow runs here hold what the training job logs (metrics and tags, through the same helpers) and the
+versions are registered without model files: promotion only reads the run, never the model."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from models.evaluate import EvalReport, evaluate_predictions
+from models.registry import (PENDING, EvaluationError, StaleEvaluationError, defer_promotion, evaluation_metrics,
+                             evaluation_of, evaluation_tags, promote_evaluated)
+
+Y = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
+
+
+def report(noise: float, *, flip: bool = False) -> EvalReport:
+    """An evaluation on the fixed test labels Y (as in test_registry): predictions = Y + a noise pattern."""
+    pattern = np.array([1.0, -1.0, 0.5, -0.5, 1.0, -1.0, 0.5, -0.5])
+    preds = (Y[::-1] if flip else Y) + noise * pattern
+    return evaluate_predictions(Y, preds, baseline_value=float(Y.mean()))
+
+
+def _store(root) -> str:
+    from models.registry import ensure_experiment
+
+    os.makedirs(root, exist_ok=True)
+    uri = f"sqlite:///{root}/mlflow.db"
+    ensure_experiment(uri, "pe-score", str(root / "mlartifacts"))
+    return uri
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    return _store(tmp_path_factory.mktemp("promotion"))
+
+
+def evaluated(uri: str, name: str, candidate: EvalReport | None, *, champion: EvalReport | None = None,
+              champion_version: str | None = None, unavailable: str | None = None, tags: bool = True) -> str:
+    """What `pe train --no-promote` leaves in the registry: a run with the evaluation metrics and tags, and a
+    registered version of it tagged pe.promotion=pending. Returns the version."""
+    import time
+
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.get_experiment_by_name("pe-score").experiment_id).info.run_id
+    now = int(time.time() * 1000)
+    metrics = {"val_loss": 0.5} if candidate is None else {**evaluation_metrics(candidate, champion), "val_loss": 0.5}
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+    if tags:
+        for k, v in evaluation_tags(champion_version, unavailable).items():
+            client.set_tag(run_id, k, v)
+    client.set_terminated(run_id)
+    try:
+        client.create_registered_model(name)
+    except MlflowException:
+        pass  # exists
+    version = str(client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id).version)
+    if candidate is not None:
+        defer_promotion(tracking_uri=uri, model_name=name, version=version, candidate=candidate, champion=champion,
+                        champion_version=champion_version, run_id=run_id)
+    return version
+
+
+def _alias(uri: str, name: str) -> str | None:
+    from mlflow import MlflowClient
+
+    version = (MlflowClient(uri).get_registered_model(name).aliases or {}).get("champion")
+    return None if version is None else str(version)
+
+
+def _tags(uri: str, name: str, version: str) -> tuple[dict, dict]:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    mv = client.get_model_version(name, version)
+    return dict(mv.tags), dict(client.get_run(mv.run_id).data.tags)
+
+
+def test_the_logged_evaluation_reads_back_as_the_reports(store):
+    v = evaluated(store, "m-read", report(0.5), champion=report(1.5), champion_version="7")
+    ev = evaluation_of(store, "m-read")  # newest version by default
+    assert ev.version == v and ev.promotion == PENDING
+    assert ev.candidate == report(0.5) and ev.champion == report(1.5)  # the champion shares the baseline
+    assert (ev.champion_version, ev.champion_unavailable, ev.champion_recorded) == ("7", None, True)
+    assert ev.current_champion is None and ev.stale  # evaluated against v7, which no longer holds the alias
+
+
+def test_first_version_that_beats_the_baseline_takes_the_alias(store):
+    v = evaluated(store, "m-first", report(0.5))
+    assert _alias(store, "m-first") is None  # pending: --no-promote left the alias alone
+    version_tags, run_tags = _tags(store, "m-first", v)
+    assert version_tags["pe.promotion"] == run_tags["pe.promotion"] == PENDING
+    ev, d = promote_evaluated(tracking_uri=store, model_name="m-first")
+    assert ev.version == v and d.promoted and d.status == "promoted" and "no current champion" in d.reason
+    assert _alias(store, "m-first") == v
+    version_tags, run_tags = _tags(store, "m-first", v)
+    assert version_tags["pe.promotion"] == run_tags["pe.promotion"] == "promoted"
+    # again (an Airflow retry): nothing to do, not a stale comparison
+    _, again = promote_evaluated(tracking_uri=store, model_name="m-first", version=v)
+    assert again.promoted and "already holds" in again.reason and _alias(store, "m-first") == v
+
+
+def test_a_version_worse_than_the_constant_baseline_is_not_promoted(store):
+    v = evaluated(store, "m-worse", report(0.5, flip=True))
+    _, d = promote_evaluated(tracking_uri=store, model_name="m-worse", version=v)
+    assert not d.promoted and d.status == "rejected" and "constant baseline" in d.reason
+    assert _alias(store, "m-worse") is None
+    assert _tags(store, "m-worse", v)[0]["pe.promotion"] == "rejected"
+
+
+def test_the_champion_comparison_gates_and_a_moved_alias_makes_it_stale(store):
+    name = "m-moved"
+    v1 = evaluated(store, name, report(1.5))
+    assert promote_evaluated(tracking_uri=store, model_name=name)[1].promoted
+    # two candidates evaluated against v1 on the same test videos: a worse one and a better one
+    worse = evaluated(store, name, report(2.2), champion=report(1.5), champion_version=v1)
+    better = evaluated(store, name, report(0.3), champion=report(1.5), champion_version=v1)
+    _, d = promote_evaluated(tracking_uri=store, model_name=name, version=worse)
+    assert not d.promoted and d.status == "kept" and f"does not beat champion v{v1}" in d.reason
+    _, d = promote_evaluated(tracking_uri=store, model_name=name, version=better, min_improvement=0.05)
+    assert d.promoted and d.champion_value == pytest.approx(report(1.5).model.spearman)
+    assert _alias(store, name) == better
+    # a third, evaluated against v1 before the alias moved to `better`: its comparison is stale
+    stale = evaluated(store, name, report(0.1), champion=report(1.5), champion_version=v1)
+    with pytest.raises(StaleEvaluationError, match="has moved.*evaluate again with `pe train`"):
+        promote_evaluated(tracking_uri=store, model_name=name, version=stale)
+    assert _alias(store, name) == better and _tags(store, name, stale)[0]["pe.promotion"] == PENDING
+    # the same for one evaluated when there was no champion at all
+    no_champ = evaluated(store, name, report(0.1))
+    with pytest.raises(StaleEvaluationError, match="then: no version, now: v"):
+        promote_evaluated(tracking_uri=store, model_name=name, version=no_champ)
+    # and for a run that does not say which champion it was compared with
+    untagged = evaluated(store, name, report(0.1), tags=False)
+    with pytest.raises(StaleEvaluationError, match="does not record"):
+        promote_evaluated(tracking_uri=store, model_name=name, version=untagged)
+    assert _alias(store, name) == better
+
+
+def test_a_champion_that_could_not_be_evaluated_is_kept(store):
+    name = "m-unavailable"
+    v1 = evaluated(store, name, report(1.5))
+    promote_evaluated(tracking_uri=store, model_name=name)
+    v2 = evaluated(store, name, report(0.1), champion_version=v1, unavailable="cannot load it: gone")
+    ev = evaluation_of(store, name, v2)
+    assert ev.champion is None and ev.champion_unavailable == "cannot load it: gone" and not ev.stale
+    _, d = promote_evaluated(tracking_uri=store, model_name=name, version=v2)
+    assert not d.promoted and d.status == "kept" and "could not be evaluated" in d.reason and "gone" in d.reason
+    assert _alias(store, name) == v1
+
+
+def test_missing_versions_and_metrics_are_clear_errors(store):
+    with pytest.raises(EvaluationError, match="no versions of m-none"):
+        evaluation_of(store, "m-none")
+    v = evaluated(store, "m-nometrics", None)
+    with pytest.raises(EvaluationError, match="no logged test metrics.*test_n"):
+        evaluation_of(store, "m-nometrics", v)
+    with pytest.raises(EvaluationError, match="no version 99"):
+        promote_evaluated(tracking_uri=store, model_name="m-nometrics", version="99")
+
+
+def test_pe_models_evaluate_and_promote(tmp_path):
+    """The commands the retrain DAG's evaluate and promote stages run, on the lake's own registry."""
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+    from jobs.config import load_config
+
+    lake = tmp_path / "lake"
+    cfg = load_config(lake=str(lake))
+    runner = CliRunner()
+    out = runner.invoke(app, ["--lake", str(lake), "models", "evaluate"])
+    assert out.exit_code == 1 and "no model registry" in out.output
+
+    uri = _store(lake)
+    assert uri == cfg.tracking_uri
+    name = cfg.mlflow.model_name
+    v1 = evaluated(uri, name, report(1.5))
+    v2 = evaluated(uri, name, None)  # registered, but its run logged no test metrics
+    out = runner.invoke(app, ["--lake", str(lake), "models", "evaluate"])
+    assert out.exit_code == 1 and f"{name} v{v2} has no logged test metrics" in out.output
+
+    out = runner.invoke(app, ["--lake", str(lake), "models", "evaluate", "--version", v1])
+    assert out.exit_code == 0, out.output
+    rows = {line.split()[0]: line.split()[1:4] for line in out.output.splitlines()[2:5]}
+    c = report(1.5)
+    assert rows["candidate"] == [f"{x:.3f}" for x in (c.model.spearman, c.model.r2, c.model.mae)]
+    assert rows["constant"] == [f"{x:.3f}" for x in (c.baseline.spearman, c.baseline.r2, c.baseline.mae)]
+    assert "promotion: pending" in out.output and "champion: none" in out.output and "would promote" in out.output
+
+    out = runner.invoke(app, ["--lake", str(lake), "models", "promote", "--version", v1])
+    assert out.exit_code == 0, out.output
+    assert f"v{v1}: promoted; @champion holds v{v1}" in out.output
+
+    v3 = evaluated(uri, name, report(0.3), champion=report(1.5), champion_version=v1)
+    out = runner.invoke(app, ["--lake", str(lake), "models", "evaluate"])
+    assert out.exit_code == 0 and f"champion v{v1}" in out.output and "(same test videos)" in out.output
+    # the alias moves by hand after v3 was evaluated: promoting v3 is refused
+    from mlflow import MlflowClient
+
+    MlflowClient(uri).set_registered_model_alias(name, "champion", v2)
+    out = runner.invoke(app, ["--lake", str(lake), "models", "promote"])
+    assert out.exit_code == 1 and "evaluate again with `pe train`" in out.output
+    assert _alias(uri, name) == v2
+
+    listing = runner.invoke(app, ["--lake", str(lake), "models"])  # the listing is unchanged
+    assert listing.exit_code == 0 and f"{name} ({uri})" in listing.output
+    versions = {line.split()[0] for line in listing.output.splitlines() if line.strip()[:1].isdigit()}
+    assert versions == {v1, v2, v3}
