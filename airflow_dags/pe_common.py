@@ -35,6 +35,15 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+def dag_arguments(dag_id: str, schedule: str, doc_md: str | None) -> dict[str, Any]:
+    """The ``@dag(...)`` arguments both DAGs share: UTC start date, no catch-up, one run at a time, defaults."""
+    import pendulum
+
+    return {"dag_id": dag_id, "schedule": schedule, "start_date": pendulum.datetime(2025, 1, 1, tz="UTC"),
+            "catchup": False, "max_active_runs": 1, "default_args": DEFAULT_ARGS, "params": dag_params(),
+            "tags": ["pe-score"], "doc_md": doc_md}
+
+
 def dag_params() -> dict[str, Any]:
     """DAG-level params: all empty by default (empty → Variable → project default)."""
     from airflow.sdk import Param

@@ -5,23 +5,12 @@ idempotent: scoring skips videos the champion already scored (upsert by key), va
 """
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
-from pe_common import DEFAULT_ARGS, dag_params, pe_task_command
+from pe_common import dag_arguments, pe_task_command
 
 
-@dag(
-    dag_id="pe_nightly",
-    schedule="@daily",
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params=dag_params(),
-    tags=["pe-score"],
-    doc_md=__doc__,
-)
+@dag(**dag_arguments("pe_nightly", "@daily", __doc__))
 def pe_nightly():
     @task.bash
     def validate_inputs(params=None) -> str:

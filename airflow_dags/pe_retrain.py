@@ -14,10 +14,9 @@ Every task runs one ``pe`` command of the project in its own virtual environment
 """
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
-from pe_common import DEFAULT_ARGS, dag_params, pe_task_command
+from pe_common import dag_arguments, pe_task_command
 
 #: The ``pe`` arguments of each stage.
 STAGE_COMMANDS: dict[str, tuple[str, ...]] = {
@@ -32,17 +31,7 @@ def stage_command(stage: str, params) -> str:
     return pe_task_command(params, *STAGE_COMMANDS[stage])
 
 
-@dag(
-    dag_id="pe_retrain",
-    schedule="@weekly",
-    start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params=dag_params(),
-    tags=["pe-score"],
-    doc_md=__doc__,
-)
+@dag(**dag_arguments("pe_retrain", "@weekly", __doc__))
 def pe_retrain():
     @task.bash
     def build_training_set(params=None) -> str:
