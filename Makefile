@@ -47,8 +47,17 @@ test: install airflow
 test-fast: install
 	$(VPY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+BENCH_LAKE ?= /tmp/pe-bench-lake40
+
+# Benchmarks print measured ratios (not run by CI: they take tens of minutes and want a quiet machine).
 bench: install
-	for b in bench/*.py; do echo "== $$b"; $(VPY) $$b || exit 1; done
+	$(VPY) bench/lake.py
+	$(VPY) bench/per_video.py
+	$(VENV)/bin/pe --lake $(BENCH_LAKE) sample --videos 40 --max-seconds 30
+	$(VPY) bench/product_accuracy.py --lake $(BENCH_LAKE)
+	$(VPY) bench/sample.py
+	$(VPY) bench/train.py
+	$(VPY) bench/score.py
 
 # Airflow lives in its own virtual environment (it pulls pyspark-client, which would overwrite pyspark).
 airflow: $(AIRFLOW_STAMP)
