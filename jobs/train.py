@@ -331,7 +331,7 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, split
     from models.evaluate import evaluate_predictions, regression_metrics
     from models.loader import feature_batches
     from models.registry import (champion_version, defer_promotion, ensure_experiment, evaluation_metrics,
-                                 evaluation_tags, log_engagement_model, promote_if_better)
+                                 evaluation_tags, log_engagement_model, mlflow_store, promote_if_better)
     from models.training import fit_head, predict_head, resolve_device
 
     tc = cfg.train
@@ -343,10 +343,9 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, split
 
     tracking = cfg.tracking_uri
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    mlflow.set_tracking_uri(tracking)
-    mlflow.set_registry_uri(cfg.mlflow.registry_uri or tracking)
     exp_id = ensure_experiment(tracking, cfg.mlflow.experiment, cfg.artifact_root)
-    with mlflow.start_run(experiment_id=exp_id, run_name=f"train-{cfg.model.backbone}") as run:
+    with mlflow_store(tracking, cfg.mlflow.registry_uri), \
+            mlflow.start_run(experiment_id=exp_id, run_name=f"train-{cfg.model.backbone}") as run:
         run_id = run.info.run_id
         mlflow.log_params(_flat_params(cfg, label_info, split_counts, table_version, device))
         mlflow.set_tags({"pe.job": "train", "pe.backbone": cfg.model.backbone,

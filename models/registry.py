@@ -30,8 +30,9 @@ import re
 import tempfile
 import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -103,6 +104,31 @@ class LoadedModel:
 
 
 # --------------------------------------------------------------------------------------------- MLflow setup
+@contextmanager
+def mlflow_store(tracking_uri: str, registry_uri: str | None = None) -> Iterator[None]:
+    """Point MLflow's fluent API (``mlflow.start_run``, ``log_model(registered_model_name=...)``) at one store for
+    the duration of a block, then restore what was there. MLflow keeps these URIs process-wide and also exports
+    them as MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI to every child process, so a job that set them and left
+    them would send later work in the same process (tests, notebooks) and its subprocesses to its store."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri or tracking_uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _client(tracking_uri: str, registry_uri: str | None = None):
     from mlflow import MlflowClient
 
