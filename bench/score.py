@@ -61,7 +61,7 @@ def main() -> None:
     mlflow.set_registry_uri(cfg.tracking_uri)
     with mlflow.start_run(experiment_id=ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)):
         _, version = log_engagement_model(net, clip=cfg.clip, registered_model_name=cfg.mlflow.model_name)
-    mlflow.MlflowClient(cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
+    mlflow.MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
 
     videos = lake.read_pandas("campaign_videos").sort_values("video_id")
     small = videos.head(args.small)

@@ -202,7 +202,7 @@ def trained_lake(tmp_path_factory):
     cfg = load_config(conf, lake=str(lake))
     from mlflow import MlflowClient
 
-    client = MlflowClient(cfg.tracking_uri)
+    client = MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri)
     versions = client.search_model_versions(f"name='{cfg.mlflow.model_name}'")
     assert len(versions) == 1, f"pe train registered {len(versions)} versions:\n{trained.stdout[-3000:]}"
     if cfg.mlflow.alias not in (client.get_registered_model(cfg.mlflow.model_name).aliases or {}):

@@ -79,7 +79,7 @@ def _register_tiny_champion(cfg) -> str:
     with mlflow.start_run(experiment_id=exp):
         _, version = log_engagement_model(net, clip=cfg.clip.model_copy(update={"max_seconds": 10}),
                                           registered_model_name=cfg.mlflow.model_name)
-    mlflow.MlflowClient(cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
+    mlflow.MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
     return version
 
 

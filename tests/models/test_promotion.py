@@ -48,7 +48,7 @@ def evaluated(uri: str, name: str, candidate: EvalReport | None, *, champion: Ev
     from mlflow.entities import Metric
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(uri)
+    client = MlflowClient(uri, registry_uri=uri)
     run_id = client.create_run(client.get_experiment_by_name("pe-score").experiment_id).info.run_id
     now = int(time.time() * 1000)
     metrics = {"val_loss": 0.5} if candidate is None else {**evaluation_metrics(candidate, champion), "val_loss": 0.5}
@@ -71,14 +71,14 @@ def evaluated(uri: str, name: str, candidate: EvalReport | None, *, champion: Ev
 def _alias(uri: str, name: str) -> str | None:
     from mlflow import MlflowClient
 
-    version = (MlflowClient(uri).get_registered_model(name).aliases or {}).get("champion")
+    version = (MlflowClient(uri, registry_uri=uri).get_registered_model(name).aliases or {}).get("champion")
     return None if version is None else str(version)
 
 
 def _tags(uri: str, name: str, version: str) -> tuple[dict, dict]:
     from mlflow import MlflowClient
 
-    client = MlflowClient(uri)
+    client = MlflowClient(uri, registry_uri=uri)
     mv = client.get_model_version(name, version)
     return dict(mv.tags), dict(client.get_run(mv.run_id).data.tags)
 
@@ -204,7 +204,7 @@ def test_pe_models_evaluate_and_promote(tmp_path):
     # the alias moves by hand after v3 was evaluated: promoting v3 is refused
     from mlflow import MlflowClient
 
-    MlflowClient(uri).set_registered_model_alias(name, "champion", v2)
+    MlflowClient(uri, registry_uri=uri).set_registered_model_alias(name, "champion", v2)
     out = runner.invoke(app, ["--lake", str(lake), "models", "promote"])
     assert out.exit_code == 1 and "evaluate again with `pe train`" in out.output
     assert _alias(uri, name) == v2

@@ -133,7 +133,7 @@ def test_registry_round_trip_and_gated_promotion(store):
     assert [versions[k].promotion for k in "1234"] == ["promoted", "kept", "rejected", "promoted"]
     from mlflow import MlflowClient
 
-    client = MlflowClient(uri)
+    client = MlflowClient(uri, registry_uri=uri)
     assert "does not beat champion v1" in client.get_run(run2).data.tags["pe.promotion_reason"]
     assert "does not beat champion v1" in client.get_model_version("pe-test", "2").tags["pe.promotion_reason"]
 

@@ -80,7 +80,7 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
     assert first.truth_spearman is not None and first.truth_spearman > 0.5
     assert any("constant" in line for line in lines) and any("total time" in line for line in lines)
 
-    client = MlflowClient(cfg.tracking_uri)
+    client = MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri)
     run = client.get_run(first.run_id)
     assert run.data.params["model.backbone"] == "tiny" and run.data.params["train.label"] == cfg.train.label
     assert run.data.tags["pe.training_clips_version"] == str(first.training_clips_version)

@@ -89,7 +89,7 @@ def test_scores_with_the_registered_champion(media, tmp_path):
     with mlflow.start_run():
         _, version = log_engagement_model(build_engagement_net(ModelSettings(backbone="tiny")), clip=cfg.clip,
                                           registered_model_name=cfg.mlflow.model_name)
-    MlflowClient(cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
+    MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
     video, image = media
     code, out, err = run("--lake", cfg.lake_path, "score-video", video, "--product", image, "--json")
     assert code == 0, err
