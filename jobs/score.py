@@ -83,6 +83,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     # 2. Extract: candidates = videos without a score from this model version.
     candidates = _candidates(lake, champion.version, rescore=rescore, limit=limit or cfg.score.limit)
     summary.candidates = len(candidates)
+    uri_of = dict(zip(candidates["video_id"], candidates["video_uri"]))  # for the error rows
     rejected, candidates = _reject_invalid_inputs(candidates, cfg)
     log.info("scoring %d videos (%d rejected by input checks)", len(candidates), len(rejected))
 
@@ -113,7 +114,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
         import pandas as pd
 
         failed = pd.DataFrame(columns=["video_id", "stage", "error_class", "reason", "message"])
-    errors = _error_rows(rejected, failed, candidates_all=_uris(lake, rejected, failed), run_id=run_id,
+    errors = _error_rows(rejected, failed, uri_of=uri_of, run_id=run_id,
                          model_version=champion.version, at=now)
     if len(errors):
         lake.merge("scoring_errors", spark.createDataFrame(errors, schema=_contract_schema("scoring_errors")),
@@ -195,17 +196,7 @@ def _score_columns() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------- load
-def _uris(lake: Lake, rejected, failed) -> dict[str, str]:
-    ids = set(rejected["video_id"]) | set(failed["video_id"])
-    if not ids:
-        return {}
-    from pyspark.sql import functions as F
-
-    pdf = lake.read("campaign_videos").where(F.col("video_id").isin(sorted(ids))).select("video_id", "video_uri").toPandas()
-    return dict(zip(pdf["video_id"], pdf["video_uri"]))
-
-
-def _error_rows(rejected, failed, *, candidates_all: dict[str, str], run_id: str, model_version: str, at):
+def _error_rows(rejected, failed, *, uri_of: dict[str, str], run_id: str, model_version: str, at):
     import pandas as pd
 
     rows = [{"video_id": r.video_id, "stage": "validate", "error_class": "ExpectationFailed",
@@ -214,7 +205,7 @@ def _error_rows(rejected, failed, *, candidates_all: dict[str, str], run_id: str
     out = pd.DataFrame(rows, columns=["video_id", "stage", "error_class", "reason", "message"])
     out["run_id"] = run_id
     out["model_version"] = model_version
-    out["video_uri"] = out["video_id"].map(candidates_all)
+    out["video_uri"] = out["video_id"].map(uri_of)
     out["at"] = pd.Timestamp(at)
     return out[_contract_schema("scoring_errors").fieldNames()]
 
