@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Union
@@ -45,7 +46,8 @@ class SampleSummary:
     table_versions: dict[str, int]
     scenarios: dict[str, int]
     render_s: float
-    render_cpu_s: float
+    render_cpu_s: float  # CPU seconds of the render processes, all together
+    encode_cpu_s: float  # of which H.264/MP4 writing
     total_s: float
 
     def lines(self) -> list[str]:
@@ -97,9 +99,10 @@ def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_vi
                audio: bool | None = None) -> SampleSummary:
     """Generate the campaign and overwrite the four tables (one commit each).
 
-    ``lake`` is a :class:`jobs.lake.Lake` or a function returning one — called only after the media are
-    rendered, so the render processes start before any Spark session. Raises :class:`SampleError` (with a
-    ``reason``) for impossible settings.
+    ``lake`` is a :class:`jobs.lake.Lake` or a function returning one — called in a background thread
+    at once, so the Spark session starts while the campaign is planned and rendered (the render processes
+    are spawned, not forked, so a JVM in this process is safe). Raises :class:`SampleError` (with a ``reason``) for impossible
+    settings.
     """
     t0 = time.perf_counter()
     if "://" in cfg.lake_path:  # file:// lakes are already plain paths here
@@ -107,12 +110,14 @@ def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_vi
     spec = campaign_spec(cfg, n_videos=n_videos, seed=seed, min_seconds=min_seconds, max_seconds=max_seconds,
                          width=width, height=height, audio=audio)
     media_root = cfg.media_root
-    campaign = generate_campaign(spec, media_root, workers=_workers(cfg, workers, spec.n_videos))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pe-sample-lake") as opener:
+        opening = opener.submit(lake) if callable(lake) else None
+        campaign = generate_campaign(spec, media_root, workers=_workers(cfg, workers, spec.n_videos))
+        lake = opening.result() if opening is not None else lake
     removed = _remove_stale_media(media_root, campaign)
     if removed:
         log.info("removed %d media files of an earlier sample campaign", removed)
 
-    lake = lake() if callable(lake) else lake
     frames = {"campaign_videos": campaign.videos, "engagement_labels": campaign.labels,
               "taobao_sales": campaign.sales, "sample_truth": campaign.truth}
     meta = {"seed": spec.seed, "videos": spec.n_videos, "generator": "jobs.synth"}
@@ -126,5 +131,6 @@ def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_vi
         products=campaign.extras["products"], controls=campaign.extras["controls"],
         influencers=campaign.extras["influencers"], sales_rows=len(campaign.sales), truth_rows=len(campaign.truth),
         media_root=media_root, table_versions=versions, scenarios=campaign.extras["scenarios"],
-        render_s=campaign.render_wall_s, render_cpu_s=campaign.render_cpu_s, total_s=time.perf_counter() - t0,
+        render_s=campaign.render_wall_s, render_cpu_s=campaign.render_cpu_s,
+        encode_cpu_s=campaign.extras["encode_cpu_s"], total_s=time.perf_counter() - t0,
     )

@@ -5,7 +5,7 @@ Ours (default ``method='sift'``)::
     listing image ─► SIFT keypoints + descriptors (once per product: ListingFeatures, picklable)
     frame (h, w, 3), w ≤ ~640 ─► SIFT ─► 2-NN match, Lowe ratio 0.75 ─► RANSAC homography H (listing → frame)
         ─► gates: ≥ min_inliers inliers, projected listing outline is a convex, non-degenerate,
-           upright quadrilateral of sane area ─► quad ─► scaled to the out×out grid ─► filled mask (0/1)
+           upright quadrilateral of sane area and perspective ─► quad ─► scaled to the out×out grid ─► filled mask (0/1)
     no confident match ─► all-zero mask (the second is kept, so the time axis lines up)
 
 Paper-faithful (``method='orb_hull'``, for replication): ORB keypoints, Hamming-norm 2-NN matching, ratio
@@ -254,9 +254,12 @@ def _quad_gate(quad: np.ndarray, w: int, h: int, settings: ProductSettings) -> s
     # every corner inside the frame grown by half its size: far-away corners mean a near-singular H
     if (x.min() < -0.5 * w or x.max() > 1.5 * w or y.min() < -0.5 * h or y.max() > 1.5 * h):
         return "outside_frame"
-    sides = np.linalg.norm(quad - np.roll(quad, -1, axis=0), axis=1)
+    sides = np.linalg.norm(quad - np.roll(quad, -1, axis=0), axis=1)  # top, right, bottom, left
     if sides.min() < settings.min_side_ratio * sides.max():
         return "too_skewed"
+    opposite = max(sides[0], sides[2]) / min(sides[0], sides[2]), max(sides[1], sides[3]) / min(sides[1], sides[3])
+    if max(opposite) > settings.max_opposite_side_ratio:
+        return "too_foreshortened"
     return ""
 
 

@@ -37,6 +37,10 @@ class ProductSettings(StrictSettings):
     # its longest is rejected (near-singular homographies give needle-thin quads)
     ransac_max_iters: int = Field(2000, ge=10)
     min_side_ratio: float = Field(0.05, ge=0, lt=1)
+    # a flat product seen by a phone: opposite sides of its outline differ by the ratio of their distances
+    # to the camera, under 2 unless held at the lens at a steep angle; chance matches (e.g. caption text
+    # against the packaging's text) give wildly foreshortened quads
+    max_opposite_side_ratio: float = Field(2.0, gt=1)
     max_frame_features: int = Field(0, ge=0)  # SIFT keypoints kept per frame (strongest first); 0 = all
     orb_features: int = Field(500, ge=10)  # orb_hull (paper) mode: ORB keypoints per image (OpenCV default)
     match_workers: int = Field(0, ge=0)  # threads matching frames of one video; 0 = one per CPU core

@@ -54,8 +54,10 @@ def _mpl_sample(name: str) -> Path:
     return path
 
 
+@lru_cache(maxsize=None)
 def _skimage(name: str) -> np.ndarray:
-    """A scikit-image sample photo as (H, W, 3) uint8 RGB (grey photos are replicated to 3 channels)."""
+    """A scikit-image sample photo as (H, W, 3) uint8 RGB (grey photos are replicated to 3 channels); cached,
+    read-only."""
     import skimage.data
 
     try:
@@ -65,7 +67,15 @@ def _skimage(name: str) -> np.ndarray:
     img = np.asarray(img)
     if img.ndim == 2:
         img = np.repeat(img[:, :, None], 3, axis=2)
-    return np.ascontiguousarray(img[:, :, :3]).astype(np.uint8)
+    return _read_only(np.ascontiguousarray(img[:, :, :3]).astype(np.uint8))
+
+
+def _read_only(*arrays: np.ndarray):
+    """Mark cached arrays read-only (a caller that edits one in place fails loudly instead of changing the
+    cache); returns the array, or the tuple of arrays."""
+    for a in arrays:
+        a.setflags(write=False)
+    return arrays[0] if len(arrays) == 1 else arrays
 
 
 def decode_clip(path: Path, max_frames: int | None = None) -> tuple[np.ndarray, float]:
@@ -127,6 +137,7 @@ def _on_white(rgb: np.ndarray, alpha: np.ndarray, margin: float = 0.04) -> tuple
     return listing, alpha
 
 
+@lru_cache(maxsize=None)
 def _espresso_cup() -> tuple[np.ndarray, np.ndarray]:
     """The cup, saucer and spoon of ``skimage.data.coffee()`` cut out with GrabCut.
 
@@ -156,9 +167,10 @@ def _espresso_cup() -> tuple[np.ndarray, np.ndarray]:
     contours, _ = cv2.findContours(blob, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     filled = np.zeros_like(blob)
     cv2.drawContours(filled, contours, -1, 255, thickness=cv2.FILLED)
-    return _on_white(img, cv2.GaussianBlur(filled, (5, 5), 0))
+    return _read_only(*_on_white(img, cv2.GaussianBlur(filled, (5, 5), 0)))
 
 
+@lru_cache(maxsize=None)
 def _gift_box() -> tuple[np.ndarray, np.ndarray]:
     """matplotlib's gift-box clip art (RGBA), with a printed gift tag so it has texture to match."""
     import matplotlib.image as mpimg
@@ -176,7 +188,7 @@ def _gift_box() -> tuple[np.ndarray, np.ndarray]:
     y0, x0 = 250, 60
     rgb[y0:y0 + tag.shape[0], x0:x0 + tag.shape[1]] = tag
     alpha[y0:y0 + tag.shape[0], x0:x0 + tag.shape[1]] = 255
-    return _on_white(rgb, alpha)
+    return _read_only(*_on_white(rgb, alpha))
 
 
 def _label(photo: np.ndarray, title: str, subtitle: str, band: tuple[int, int, int],

@@ -1,8 +1,9 @@
 """Render a :class:`~jobs.synth.storyboard.VideoPlan` into an MP4 and record what is on screen each second.
 
-Layers per frame (all uint8 RGB, OpenCV/numpy vector ops on small regions):
-background (clip frame or panned photo) | the person (full frame, or an oval window) | the product | captions
-| global lighting (a per-channel lookup table). The product is the seller's listing photo warped by a
+Layers per frame, composited straight in the encoder's I420 planes (:mod:`jobs.synth.yuv`; every source is
+converted once per asset, shot or pyramid level, so a frame costs no colour conversion), OpenCV vector ops on
+small regions: background (clip frame or panned photo) | the person (full frame, or an oval window) | the
+product | captions | scene lighting (Y gain and a U/V colour cast). The product is the seller's listing photo warped by a
 homography onto a 3-D-rotated rectangle (perspective), drawn through its silhouette, with its own
 brightness; it may sit behind the person's window or under a caption (partial occlusion).
 
@@ -23,6 +24,7 @@ import numpy as np
 from jobs.synth.assets import background_asset, person_asset
 from jobs.synth.storyboard import Caption, ProductTrack, Shot, VideoPlan
 from jobs.synth.writer import Mp4Writer
+from jobs.synth.yuv import I420Frame, Layer, Planes, blend_layer, blend_plane, rgb_to_yuv444
 
 GRID = 56  # side of the grey thumbnail kept per second (the 224x224 squashed frame / 4)
 
@@ -132,9 +134,9 @@ def _pingpong(i: int, n: int) -> int:
 
 # ---------------------------------------------------------------------------------------------- layers
 @lru_cache(maxsize=8)
-def _background_layer(key: str, width: int, height: int) -> np.ndarray:
-    """Clips: (F, H, W, 3) frames cropped to the frame's aspect and resized. Photos: (1, h, w, 3) with
-    h, w = 1.35 x the frame (room to pan)."""
+def _background_layer(key: str, width: int, height: int) -> np.ndarray | Planes:
+    """Clips: I420 frames (F, H * 3 / 2, W) cropped to the frame's aspect and resized. Photos: the photo's
+    planes at 1.35 x the frame (room to pan)."""
     asset = background_asset(key)
     frames = asset.frames
     if asset.fps > 0:
@@ -143,45 +145,56 @@ def _background_layer(key: str, width: int, height: int) -> np.ndarray:
         crop_h = min(fh, int(round(crop_w * height / width)))
         x0, y0 = (fw - crop_w) // 2, (fh - crop_h) // 2
         interp = cv2.INTER_AREA if crop_w > width else cv2.INTER_LINEAR
-        out = np.stack([cv2.resize(f[y0:y0 + crop_h, x0:x0 + crop_w], (width, height), interpolation=interp) for f in frames])
-    else:
-        photo = frames[0]
-        scale = 1.35 * max(width / photo.shape[1], height / photo.shape[0])
-        size = (int(math.ceil(photo.shape[1] * scale)), int(math.ceil(photo.shape[0] * scale)))
-        out = cv2.resize(photo, size, interpolation=cv2.INTER_LINEAR)[None]
-    out.setflags(write=False)
-    return out
+        out = np.empty((len(frames), height * 3 // 2, width), np.uint8)
+        for f, src in zip(out, frames):
+            I420Frame(width, height, f).fill(Planes.from_rgb(cv2.resize(src[y0:y0 + crop_h, x0:x0 + crop_w], (width, height), interpolation=interp)))
+        out.setflags(write=False)
+        return out
+    photo = frames[0]
+    scale = 1.35 * max(width / photo.shape[1], height / photo.shape[0])
+    size = (int(math.ceil(photo.shape[1] * scale)), int(math.ceil(photo.shape[0] * scale)))
+    return Planes.from_rgb(cv2.resize(photo, size, interpolation=cv2.INTER_LINEAR)).read_only()
 
 
-def _background(shot: Shot, f: int, fps: int, width: int, height: int) -> np.ndarray:
-    layer = _background_layer(shot.background, width, height)
+def _background(frame: I420Frame, shot: Shot, f: int, fps: int) -> None:
+    """Fill ``frame`` with the shot's background at frame ``f``."""
+    H, W = frame.shape
+    layer = _background_layer(shot.background, W, H)
     asset = background_asset(shot.background)
     t = (f - shot.start) / fps
     if asset.fps > 0:
         i = int(shot.clip_offset * len(layer)) + int(t * asset.fps)
-        return layer[_pingpong(i, len(layer))].copy()
-    photo = layer[0]
+        np.copyto(frame.data, layer[_pingpong(i, len(layer))])
+        return
+    h, w = layer.shape
     u0, v0, du, dv = shot.pan
     u = 1 - abs(1 - (u0 + du * t) % 2)  # bounce in [0, 1]
     v = 1 - abs(1 - (v0 + dv * t) % 2)
-    x = int(round(u * (photo.shape[1] - width)))
-    y = int(round(v * (photo.shape[0] - height)))
-    return photo[y:y + height, x:x + width].copy()
+    frame.fill(layer.crop(int(round(u * (w - W))), int(round(v * (h - H))), W, H))
+
+
+@lru_cache(maxsize=4)
+def _person_yuv444(key: str) -> np.ndarray:
+    """The person's footage (F, h, w, 3) as full-resolution YUV (converted once per process)."""
+    out = np.stack([rgb_to_yuv444(f) for f in person_asset(key).frames])
+    out.setflags(write=False)
+    return out
 
 
 @lru_cache(maxsize=16)
-def _scaled_footage(key: str, index: int, scale: float) -> np.ndarray:
+def _scaled_footage(key: str, index: int, scale: float) -> Planes:
     """Frame ``index`` of person ``key`` resized by ``scale`` (cached: a talk shot resizes once, then crops)."""
-    img = person_asset(key).frames[index]
+    img = _person_yuv444(key)[index]
     size = (int(math.ceil(img.shape[1] * scale)), int(math.ceil(img.shape[0] * scale)))
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return Planes.from_yuv444(cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)).read_only()
 
 
-def _talk_frame(shot: Shot, f: int, fps: int, width: int, height: int) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """The person's footage filling the frame at frame ``f`` and the face box on screen.
+def _talk_frame(frame: I420Frame, shot: Shot, f: int, fps: int) -> tuple[float, float, float, float]:
+    """Fill ``frame`` with the person's footage at frame ``f``; return the face box on screen.
 
     The footage is resized once per shot (zoom) and cropped per frame: face centred high, a slow drift and
     a hand-held sway (integer-pixel crops, so a frame costs a copy)."""
+    height, width = frame.shape
     person = person_asset(shot.person)
     i = _person_frame_index(shot, f, fps, person)
     ih, iw = person.frames.shape[1:3]
@@ -195,7 +208,8 @@ def _talk_frame(shot: Shot, f: int, fps: int, width: int, height: int) -> tuple[
     cy = fy + fh / 2 - (0.36 + shot.drift[1] * u + ay * math.sin(2 * math.pi * t / (0.8 * period))) * height
     x0 = int(round(min(max(cx, 0), img.shape[1] - width)))
     y0 = int(round(min(max(cy, 0), img.shape[0] - height)))
-    return img[y0:y0 + height, x0:x0 + width].copy(), (fx - x0, fy - y0, fw, fh)
+    frame.fill(img.crop(x0, y0, width, height))
+    return (fx - x0, fy - y0, fw, fh)
 
 
 def _person_frame_index(shot: Shot, f: int, fps: int, person) -> int:
@@ -226,91 +240,96 @@ class _Window:
         ww = max(16, int(wh * (x1 - x0) / (y1 - y0)))
         if ww > 0.8 * width:  # keep the window narrower than the frame
             wh, ww = max(16, int(wh * 0.8 * width / ww)), int(0.8 * width)
+        ww, wh = ww // 2 * 2, wh // 2 * 2  # whole chroma samples
         self.size = (ww, wh)
         self.scale = (ww / (x1 - x0), wh / (y1 - y0))
         mask = np.zeros((wh, ww), np.uint8)
         cv2.ellipse(mask, (ww // 2, wh // 2), (int(ww * 0.47), int(wh * 0.47)), 0, 0, 360, 255, -1, cv2.LINE_AA)
         self.alpha = cv2.GaussianBlur(mask, (0, 0), max(1.0, ww / 60))
-        self.inv3 = cv2.cvtColor(255 - self.alpha, cv2.COLOR_GRAY2RGB)
+        self.alpha_half = cv2.resize(self.alpha, (ww // 2, wh // 2), interpolation=cv2.INTER_AREA)
         self.centre = (shot.window[0] * width, shot.window[1] * height)
         self._static = None
         if self.person.fps <= 0:
-            self._static = self._premultiplied(0)
+            self._static = self._layer(0)
 
-    def _premultiplied(self, i: int) -> np.ndarray:
+    def _layer(self, i: int) -> Layer:
         x0, y0, x1, y1 = self.crop
-        img = cv2.resize(self.person.frames[i][y0:y1, x0:x1], self.size, interpolation=cv2.INTER_AREA)
-        return cv2.multiply(img, cv2.cvtColor(self.alpha, cv2.COLOR_GRAY2RGB), scale=1 / 255)
+        img = cv2.resize(_person_yuv444(self.person.key)[i][y0:y1, x0:x1], self.size, interpolation=cv2.INTER_AREA)
+        return Layer.premultiply(Planes.from_yuv444(img), self.alpha, self.alpha_half)
 
-    def draw(self, frame: np.ndarray, i: int, t: float, occlusion: np.ndarray | None) -> tuple[float, float, float, float]:
+    def draw(self, frame: Planes, i: int, t: float, occlusion: np.ndarray | None) -> tuple[float, float, float, float]:
         """Blend the window into ``frame``; return the face box on screen."""
         ww, wh = self.size
         bob = 4.0 * math.sin(2 * math.pi * t / 2.3)
         left = int(round(self.centre[0] - ww / 2))
         top = int(round(self.centre[1] - wh / 2 + bob))
-        src = self._static if self._static is not None else self._premultiplied(i)
-        _blend_at(frame, src, self.inv3, self.alpha, left, top, occlusion)
+        blend_layer(frame, self._static if self._static is not None else self._layer(i), left, top, occlusion)
         fx, fy, fw, fh = self.person.faces[i]
         x0, y0 = self.crop[:2]
         sx, sy = self.scale
         return (left + (fx - x0) * sx, top + (fy - y0) * sy, fw * sx, fh * sy)
 
 
-def _blend_at(frame: np.ndarray, premult: np.ndarray, inv3: np.ndarray, alpha: np.ndarray, left: int, top: int,
-              occlusion: np.ndarray | None) -> None:
-    """frame = frame * (1 - alpha) + premult over the overlap of the layer placed at (left, top)."""
-    H, W = frame.shape[:2]
-    h, w = alpha.shape
-    x0, y0, x1, y1 = max(0, left), max(0, top), min(W, left + w), min(H, top + h)
-    if x1 <= x0 or y1 <= y0:
-        return
-    sl = (slice(y0 - top, y1 - top), slice(x0 - left, x1 - left))
-    roi = frame[y0:y1, x0:x1]
-    cv2.add(cv2.multiply(roi, inv3[sl], scale=1 / 255), premult[sl], dst=roi)
-    if occlusion is not None:
-        np.maximum(occlusion[y0:y1, x0:x1], alpha[sl], out=occlusion[y0:y1, x0:x1])
-
-
 class _Product:
-    """The listing photo as a small mip pyramid of premultiplied RGBA (colour x silhouette, silhouette)."""
+    """The listing photo as a small mip pyramid of premultiplied full-resolution YUVA (Y, U, V x silhouette,
+    silhouette), warped per frame onto its quadrilateral and blended in I420."""
 
     def __init__(self, listing: np.ndarray, alpha: np.ndarray):
         self.h, self.w = alpha.shape
         self.aspect = self.h / self.w
         self.fill = float(alpha.mean()) / 255.0  # silhouette share of the listing rectangle
-        premult = cv2.multiply(listing, cv2.cvtColor(alpha, cv2.COLOR_GRAY2RGB), scale=1 / 255)
-        rgba = np.dstack([premult, alpha])
-        self.levels = [rgba]
+        yuv = rgb_to_yuv444(listing)
+        premult = cv2.multiply(yuv, cv2.cvtColor(alpha, cv2.COLOR_GRAY2RGB), scale=1 / 255)
+        yuva = np.dstack([premult, alpha])
+        self.levels = [yuva]
         while self.levels[-1].shape[1] >= 120:
             self.levels.append(cv2.pyrDown(self.levels[-1]))
+        # the silhouette's bounding box (listing fractions, 1 px margin): pixels outside it stay transparent
+        ys, xs = np.nonzero(alpha)
+        if len(xs):
+            self.object_box = np.array([[max(0, xs.min() - 1) / self.w, max(0, ys.min() - 1) / self.h],
+                                        [min(self.w, xs.max() + 2) / self.w, min(self.h, ys.max() + 2) / self.h]])
+        else:
+            self.object_box = np.array([[0.0, 0.0], [1.0, 1.0]])
 
-    def draw(self, frame: np.ndarray, quad: np.ndarray, gain: float) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
-        """Warp onto ``quad`` and blend; return (bbox, warped silhouette in the bbox) or None if off-frame."""
-        H, W = frame.shape[:2]
-        x0, y0 = np.floor(quad.min(axis=0)).astype(int)
-        x1, y1 = np.ceil(quad.max(axis=0)).astype(int) + 1
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(W, x1), min(H, y1)
+    def draw(self, frame: Planes, quad: np.ndarray, gain: float) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+        """Warp onto ``quad`` ((4, 2) frame pixels, TL TR BR BL) with brightness ``gain`` and blend into
+        ``frame``; return (bbox x0, y0, x1, y1, the warped silhouette (y1 - y0, x1 - x0) uint8) or None if
+        nothing lands in the frame."""
+        H, W = frame.shape
+        unit = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
+        to_frame = cv2.getPerspectiveTransform(unit, quad.astype(np.float32))  # listing fractions → frame
+        (bx0, by0), (bx1, by1) = self.object_box
+        corners = np.array([[[bx0, by0], [bx1, by0], [bx1, by1], [bx0, by1]]], np.float64)
+        drawn = cv2.perspectiveTransform(corners, to_frame)[0]
+        x0, y0 = np.floor(drawn.min(axis=0)).astype(int)
+        x1, y1 = np.ceil(drawn.max(axis=0)).astype(int) + 1
+        # whole chroma samples: even corners
+        x0, y0 = max(0, x0) // 2 * 2, max(0, y0) // 2 * 2
+        x1, y1 = min(W, x1 + (x1 & 1)), min(H, y1 + (y1 & 1))
         if x1 - x0 < 2 or y1 - y0 < 2:
             return None
         longest = max(math.hypot(*(quad[1] - quad[0])), math.hypot(*(quad[2] - quad[1])))
-        rgba = self.levels[0]
+        yuva = self.levels[0]
         for level in self.levels[1:]:  # the smallest level still larger than the drawn size (no aliasing)
             if level.shape[1] >= longest * 1.2:
-                rgba = level
-        lh, lw = rgba.shape[:2]
-        src = np.array([[0, 0], [lw, 0], [lw, lh], [0, lh]], np.float32)
-        m = cv2.getPerspectiveTransform(src, (quad - [x0, y0]).astype(np.float32))
-        warped = cv2.warpPerspective(rgba, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        colour, a = cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB), cv2.extractChannel(warped, 3)
+                yuva = level
+        lh, lw = yuva.shape[:2]
+        m = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64) @ to_frame @ np.diag([1 / lw, 1 / lh, 1.0])
+        warped = cv2.warpPerspective(yuva, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        y, a = cv2.extractChannel(warped, 0), cv2.extractChannel(warped, 3)
+        half = cv2.resize(warped, ((x1 - x0) // 2, (y1 - y0) // 2), interpolation=cv2.INTER_AREA)
+        u, v, a_half = (cv2.extractChannel(half, c) for c in (1, 2, 3))
         if gain != 1.0:
-            colour = cv2.convertScaleAbs(colour, alpha=gain)
-        roi = frame[y0:y1, x0:x1]
-        cv2.add(cv2.multiply(roi, cv2.cvtColor(255 - a, cv2.COLOR_GRAY2RGB), scale=1 / 255), colour, dst=roi)
+            y = cv2.convertScaleAbs(y, alpha=gain)
+        blend_plane(frame.y, y, a, x0, y0)
+        blend_plane(frame.u, u, a_half, x0 // 2, y0 // 2)
+        blend_plane(frame.v, v, a_half, x0 // 2, y0 // 2)
         return (x0, y0, x1, y1), a
 
 
 @lru_cache(maxsize=64)
-def _caption_layer(text: str, w: int, h: int, opacity: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _caption_layer(text: str, w: int, h: int, opacity: float) -> Layer:
     box = np.zeros((h, w, 3), np.uint8)
     box[:] = (20, 20, 24)
     scale = 1.0
@@ -325,32 +344,29 @@ def _caption_layer(text: str, w: int, h: int, opacity: float) -> tuple[np.ndarra
     for cx, cy in ((r, r), (w - r - 1, r), (r, h - r - 1), (w - r - 1, h - r - 1)):
         cv2.circle(mask, (cx, cy), r, 255, -1, cv2.LINE_AA)
     alpha = (mask.astype(np.float32) * opacity).round().astype(np.uint8)
-    premult = cv2.multiply(box, cv2.cvtColor(alpha, cv2.COLOR_GRAY2RGB), scale=1 / 255)
-    return premult, cv2.cvtColor(255 - alpha, cv2.COLOR_GRAY2RGB), alpha
+    return Layer.from_rgb(box, alpha)
 
 
-def _draw_caption(frame: np.ndarray, cap: Caption, occlusion: np.ndarray | None) -> None:
-    H, W = frame.shape[:2]
+def _draw_caption(frame: Planes, cap: Caption, occlusion: np.ndarray | None) -> None:
+    H, W = frame.shape
     x, y, w, h = cap.box
-    pw, ph = max(8, int(round(w * W))), max(8, int(round(h * H)))
-    premult, inv3, alpha = _caption_layer(cap.text, pw, ph, cap.opacity)
-    _blend_at(frame, premult, inv3, alpha, int(round(x * W)), int(round(y * H)), occlusion)
+    pw, ph = max(8, int(round(w * W / 2)) * 2), max(8, int(round(h * H / 2)) * 2)
+    blend_layer(frame, _caption_layer(cap.text, pw, ph, cap.opacity), int(round(x * W)), int(round(y * H)), occlusion)
 
 
-def _relight_i420(yuv: np.ndarray, height: int, gain: float, red: float, blue: float) -> None:
-    """Scene lighting on an I420 frame in place: brightness ``gain`` (Y scaled) and a colour cast (V shifted
-    towards red by ``red`` - 1, U towards blue by ``blue`` - 1). ~0.05 ms at 360x640."""
-    quarter = height // 4
+def _relight(frame: Planes, gain: float, red: float, blue: float) -> None:
+    """Scene lighting in place: brightness ``gain`` (Y scaled) and a colour cast (V shifted towards red by
+    ``red`` - 1, U towards blue by ``blue`` - 1). ~0.05 ms at 360x640."""
     if gain != 1.0:
-        cv2.convertScaleAbs(yuv[:height], dst=yuv[:height], alpha=gain)
+        cv2.convertScaleAbs(frame.y, dst=frame.y, alpha=gain)
     if blue != 1.0:
-        cv2.add(yuv[height:height + quarter], int(round((blue - 1) * 90)), dst=yuv[height:height + quarter])
+        cv2.add(frame.u, int(round((blue - 1) * 90)), dst=frame.u)
     if red != 1.0:
-        cv2.add(yuv[height + quarter:], int(round((red - 1) * 90)), dst=yuv[height + quarter:])
+        cv2.add(frame.v, int(round((red - 1) * 90)), dst=frame.v)
 
 
 # ---------------------------------------------------------------------------------------------- render
-def _draw_track(product: _Product, frame: np.ndarray, track: ProductTrack, f: int, quads: np.ndarray):
+def _draw_track(product: _Product, frame: Planes, track: ProductTrack, f: int, quads: np.ndarray):
     """Draw the product at frame ``f`` (``quads``: the track's precomputed (n, 4, 2) corners); return
     (quad, (bbox, silhouette) or None)."""
     quad = quads[f - track.start]
@@ -377,6 +393,7 @@ def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: 
     lighting = np.stack([np.interp(all_frames, plan.lighting[:, 0], plan.lighting[:, j]) for j in (1, 2, 3)], axis=1).tolist()
     track_quads = {id(tr): product_quads(_smoothstep_poses(tr.keys, np.arange(tr.start, tr.end)), product.aspect, W, H)
                    for tr in plan.tracks}
+    frame = I420Frame(W, H)  # one buffer, refilled every frame (the encoder copies what it is given)
     try:
         for f in range(plan.n_frames):
             while plan.shots[shot_i].end <= f:
@@ -388,9 +405,9 @@ def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: 
 
             face = None
             if shot.layout == "talk":
-                frame, face = _talk_frame(shot, f, fps, W, H)
+                face = _talk_frame(frame, shot, f, fps)
             else:
-                frame = _background(shot, f, fps, W, H)
+                _background(frame, shot, f, fps)
 
             tracks = [tr for tr in plan.tracks if tr.start <= f < tr.end] if with_product else []
             track = tracks[0] if tracks else None  # tracks never overlap in time
@@ -411,17 +428,16 @@ def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: 
                 if cap.start <= f < cap.end:
                     _draw_caption(frame, cap, occlusion if (sampled and drawn is not None) else None)
 
-            yuv = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420)
-            _relight_i420(yuv, H, *lighting[f])
+            _relight(frame, *lighting[f])
             if writer is not None:
-                writer.write_i420(yuv)
+                writer.write_i420(frame.data)
             if frame_hook is not None:
-                frame_hook(f, yuv)
+                frame_hook(f, frame.data)
             if sampled:
                 s = f // fps
                 cut = any(f - fps < sh.start <= f for sh in plan.shots)
                 state = SecondState(s, None, 0.0, 0.0, face, cut,
-                                    cv2.resize(yuv[:H], (GRID, GRID), interpolation=cv2.INTER_AREA))
+                                    cv2.resize(frame.y, (GRID, GRID), interpolation=cv2.INTER_AREA))
                 if drawn is not None:
                     (x0, y0, x1, y1), a = drawn
                     full = product.fill * polygon_area(quad)

@@ -19,6 +19,7 @@ from jobs.synth.render import _Product, clip_polygon, polygon_area, product_quad
 from jobs.synth.sales import LIFT_PER_PE, sales_panel, true_lift
 from jobs.synth.storyboard import Caption, ProductTrack, Shot, VideoPlan
 from jobs.synth.truth import video_truth
+from jobs.synth.yuv import I420Frame, Planes
 
 W, H, FPS = 180, 320, 30
 
@@ -77,13 +78,14 @@ def test_variants_are_distinct_skus_with_their_own_listing(key):
 def test_products_are_matchable_by_sift_at_a_moderate_size(key):
     """Warped into a real frame at 35% of its width with perspective, SIFT + RANSAC recovers the corners."""
     p = product_asset(key)
-    frame = cv2.resize(person_asset("astronaut").frames[0], (360, 640))
+    frame = I420Frame(360, 640)
+    frame.fill(Planes.from_rgb(cv2.resize(person_asset("astronaut").frames[0], (360, 640))))
     prod = _Product(p.listing, p.alpha)
     quad = product_quad(np.array([0.55, 0.6, 0.35, 25.0, -15.0, 8.0]), prod.aspect, 360, 640)
     assert prod.draw(frame, quad, 0.9) is not None
     sift = cv2.SIFT_create()
     k1, d1 = sift.detectAndCompute(cv2.cvtColor(p.listing, cv2.COLOR_RGB2GRAY), None)
-    k2, d2 = sift.detectAndCompute(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), None)
+    k2, d2 = sift.detectAndCompute(cv2.cvtColor(frame.rgb(), cv2.COLOR_RGB2GRAY), None)
     pairs = [m for m, n in cv2.BFMatcher().knnMatch(d1, d2, k=2) if m.distance < 0.75 * n.distance]
     src = np.float32([k1[m.queryIdx].pt for m in pairs])
     dst = np.float32([k2[m.trainIdx].pt for m in pairs])

@@ -99,6 +99,9 @@ def test_gates_reject_implausible_quads():
                       ProductSettings(min_area_share=0)) == "too_skewed"
     assert _quad_gate(np.float32([[100, 100], [1000, 100], [1000, 150], [100, 150]]), w, h,
                       ProductSettings(max_area_share=1)) == "outside_frame"
+    # a strong but possible tilt passes; a far edge at less than half the near edge's length does not
+    assert _quad_gate(np.float32([[140, 100], [260, 100], [300, 250], [100, 250]]), w, h, SIFT) == ""
+    assert _quad_gate(np.float32([[180, 100], [220, 100], [300, 250], [100, 250]]), w, h, SIFT) == "too_foreshortened"
 
 
 def test_orb_hull_paper_mode_marks_the_hull_of_matches(coffee):
