@@ -207,7 +207,7 @@ def sample(
     try:
         summary = run_sample(state(ctx).cfg, lambda: open_lake(ctx), n_videos=videos, seed=seed,
                              min_seconds=min_seconds, max_seconds=max_seconds, width=width, height=height,
-                             workers=workers, audio=audio)
+                             workers=workers, audio=audio, progress=lambda line: typer.echo(line, err=True))
     except SampleError as e:
         fail(f"{e} [{e.reason}]", code=2)
     except LakeError as e:

@@ -67,7 +67,7 @@ def run_demo(cfg: PEConfig, *, videos: int = DEMO_VIDEOS, seed: int = DEMO_SEED,
     _fresh_lake(cfg)
     step(f"1/6 sample campaign: {videos} videos, seed {seed} → {cfg.lake_path}")
     sample = run_sample(cfg, lambda: Lake.from_config(cfg, get_spark(cfg)), n_videos=videos, seed=seed,
-                        min_seconds=DEMO_SECONDS[0], max_seconds=DEMO_SECONDS[1])
+                        min_seconds=DEMO_SECONDS[0], max_seconds=DEMO_SECONDS[1], progress=lambda s: echo(f"   {s}"))
     for line in sample.lines():
         echo(f"   {line}")
     spark = get_spark(cfg)

@@ -96,13 +96,13 @@ def _remove_stale_media(media_root: str, campaign: Campaign) -> int:
 def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_videos: int | None = None,
                seed: int | None = None, min_seconds: float | None = None, max_seconds: float | None = None,
                width: int | None = None, height: int | None = None, workers: int | None = None,
-               audio: bool | None = None) -> SampleSummary:
+               audio: bool | None = None, progress: Callable[[str], None] | None = None) -> SampleSummary:
     """Generate the campaign and overwrite the four tables (one commit each).
 
     ``lake`` is a :class:`jobs.lake.Lake` or a function returning one — called in a background thread
     at once, so the Spark session starts while the campaign is planned and rendered (the render processes
     are spawned, not forked, so a JVM in this process is safe). Raises :class:`SampleError` (with a ``reason``) for impossible
-    settings.
+    settings. ``progress`` gets a rendering progress line every few seconds.
     """
     t0 = time.perf_counter()
     if "://" in cfg.lake_path:  # file:// lakes are already plain paths here
@@ -112,7 +112,7 @@ def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_vi
     media_root = cfg.media_root
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pe-sample-lake") as opener:
         opening = opener.submit(lake) if callable(lake) else None
-        campaign = generate_campaign(spec, media_root, workers=_workers(cfg, workers, spec.n_videos))
+        campaign = generate_campaign(spec, media_root, workers=_workers(cfg, workers, spec.n_videos), progress=progress)
         lake = opening.result() if opening is not None else lake
     removed = _remove_stale_media(media_root, campaign)
     if removed:

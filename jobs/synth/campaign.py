@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -213,12 +214,21 @@ def _worker_init() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def render_all(jobs: list[VideoJob], workers: int) -> tuple[dict[int, tuple[VideoTruth, int]], float, float]:
+#: seconds between two progress lines while rendering
+PROGRESS_EVERY_S = 10.0
+
+
+def render_all(jobs: list[VideoJob], workers: int, progress: Callable[[str], None] | None = None
+               ) -> tuple[dict[int, tuple[VideoTruth, int]], float, float]:
     """Render ``jobs`` (longest first) in ``workers`` spawned processes (in this process when 1).
-    Returns ({index: (truth, frames)}, CPU seconds of rendering, of which encoding)."""
+    Returns ({index: (truth, frames)}, CPU seconds of rendering, of which encoding). ``progress`` gets a
+    line (videos and frames done, time left) every :data:`PROGRESS_EVERY_S` seconds and at the end."""
     ordered = sorted(jobs, key=lambda j: -j.plan.n_frames)
     results: dict[int, tuple[VideoTruth, int]] = {}
     cpu = encode = 0.0
+    total_frames = sum(j.plan.n_frames for j in jobs)
+    done_frames = 0
+    t0 = last = time.perf_counter()
     if workers <= 1 or len(jobs) == 1:
         _worker_init()
         outputs = map(render_job, ordered)
@@ -231,21 +241,41 @@ def render_all(jobs: list[VideoJob], workers: int) -> tuple[dict[int, tuple[Vide
             results[i] = (truth, frames)
             cpu += c
             encode += e
+            done_frames += frames
+            now = time.perf_counter()
+            if progress is not None and (now - last >= PROGRESS_EVERY_S or len(results) == len(jobs)):
+                last = now
+                progress(_progress_line(len(results), len(jobs), done_frames, total_frames, now - t0))
     finally:
         if workers > 1 and len(jobs) > 1:
             pool.shutdown(cancel_futures=True)
     return results, cpu, encode
 
 
-def generate_campaign(spec: CampaignSpec, media_root: str | os.PathLike, *, workers: int = 1) -> Campaign:
+def _progress_line(videos: int, total_videos: int, frames: int, total_frames: int, elapsed: float) -> str:
+    share = frames / max(total_frames, 1)
+    # (no estimate before a tenth is done: the first videos also pay for loading the bundled clips)
+    left = "" if videos == total_videos or share < 0.1 else f", about {_duration(elapsed * (1 - share) / share)} left"
+    return (f"rendered {videos}/{total_videos} videos ({frames:,}/{total_frames:,} frames, {share:.0%}) "
+            f"in {_duration(elapsed)}{left}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def generate_campaign(spec: CampaignSpec, media_root: str | os.PathLike, *, workers: int = 1,
+                      progress: Callable[[str], None] | None = None) -> Campaign:
     """Generate the campaign's media under ``media_root`` (``videos/``, ``products/``) and its four tables.
 
     With ``workers`` > 1 the videos render in spawned processes (safe next to a running JVM), so a script
-    that calls this must guard its entry point with ``if __name__ == "__main__":``.
+    that calls this must guard its entry point with ``if __name__ == "__main__":``. ``progress`` receives a
+    line now and then while the videos render (see :func:`render_all`).
     """
     jobs, meta, influencers, products = plan_campaign(spec, media_root)
     t0 = time.perf_counter()
-    rendered, cpu, encode_cpu = render_all(jobs, max(1, min(workers, len(jobs))))
+    rendered, cpu, encode_cpu = render_all(jobs, max(1, min(workers, len(jobs))), progress)
     wall = time.perf_counter() - t0
     n = len(jobs)
     truths = [rendered[i][0] for i in range(n)]

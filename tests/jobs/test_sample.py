@@ -48,7 +48,9 @@ def test_sample_writes_four_tables_and_media_and_is_reproducible(cfg, lake):
         assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (180, 320)
         digests[row.video_id] = _sha(path)
 
-    again = run_sample(cfg, lake, **ARGS)
+    lines = []
+    again = run_sample(cfg, lake, **ARGS, progress=lines.append)
+    assert lines and lines[-1].startswith(f"rendered 3/3 videos ({first.frames:,}/{first.frames:,} frames, 100%)")
     assert again.table_versions["sample_truth"] == first.table_versions["sample_truth"] + 1  # one commit per table
     truth2 = lake.read_pandas("sample_truth")
     key = ["video_id", "second"]

@@ -286,6 +286,15 @@ def test_sales_panel_shape_and_lift_follows_product_engagement():
     assert np.corrcoef(pe, lifts)[0, 1] > 0.6
 
 
+def test_progress_lines_count_videos_and_frames_and_estimate_the_time_left():
+    from jobs.synth.campaign import _progress_line
+
+    assert _progress_line(1, 200, 1000, 228000, 12.0) == "rendered 1/200 videos (1,000/228,000 frames, 0%) in 12s"
+    assert (_progress_line(50, 200, 57000, 228000, 40.0)
+            == "rendered 50/200 videos (57,000/228,000 frames, 25%) in 40s, about 2m00s left")
+    assert _progress_line(200, 200, 228000, 228000, 150.4) == "rendered 200/200 videos (228,000/228,000 frames, 100%) in 2m30s"
+
+
 def test_impossible_specs_are_refused_with_a_reason():
     for spec, reason in [(CampaignSpec(0, 1), "bad_count"), (CampaignSpec(2, 1, width=361), "bad_size"),
                          (CampaignSpec(2, 1, min_seconds=5.2, max_seconds=5.8), "bad_duration"),
