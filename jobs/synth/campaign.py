@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -273,9 +274,14 @@ def generate_campaign(spec: CampaignSpec, media_root: str | os.PathLike, *, work
     that calls this must guard its entry point with ``if __name__ == "__main__":``. ``progress`` receives a
     line now and then while the videos render (see :func:`render_all`).
     """
-    jobs, meta, influencers, products = plan_campaign(spec, media_root)
-    t0 = time.perf_counter()
-    rendered, cpu, encode_cpu = render_all(jobs, max(1, min(workers, len(jobs))), progress)
+    try:
+        jobs, meta, influencers, products = plan_campaign(spec, media_root)
+        t0 = time.perf_counter()
+        rendered, cpu, encode_cpu = render_all(jobs, max(1, min(workers, len(jobs))), progress)
+    except OSError as e:  # media folder not writable, disk full ...: name the folder, not a traceback
+        raise SampleError("write_failed", f"cannot write the sample media under {media_root}: {e}") from e
+    except BrokenProcessPool as e:
+        raise SampleError("render_failed", f"a render process died ({e}); out of memory? try fewer --workers") from e
     wall = time.perf_counter() - t0
     n = len(jobs)
     truths = [rendered[i][0] for i in range(n)]

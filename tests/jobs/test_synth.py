@@ -286,6 +286,14 @@ def test_sales_panel_shape_and_lift_follows_product_engagement():
     assert np.corrcoef(pe, lifts)[0, 1] > 0.6
 
 
+def test_unwritable_media_folder_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SampleError) as e:
+        generate_campaign(CampaignSpec(2, 1, min_seconds=2, max_seconds=2), blocker / "media")
+    assert e.value.reason == "write_failed" and str(blocker / "media") in str(e.value)
+
+
 def test_progress_lines_count_videos_and_frames_and_estimate_the_time_left():
     from jobs.synth.campaign import _progress_line
 
