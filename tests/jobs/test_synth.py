@@ -339,3 +339,35 @@ def test_campaign_is_reproducible_and_decodes_to_the_declared_frames(tmp_path):
     c = generate_campaign(CampaignSpec(n_videos=1, seed=12, width=W, height=H, min_seconds=2, max_seconds=2),
                           tmp_path / "c", workers=1)
     assert _digests(c.video_paths)[0] != _digests(a.video_paths)[0]
+
+
+# ---------------------------------------------------------------------------------------------- I420 compositing
+@pytest.mark.parametrize("size", [(180, 320), (180, 322), (64, 66)])
+def test_i420_planes_round_trip_colours_at_any_even_size(size):
+    w, h = size
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:, : w // 2] = (200, 30, 40)  # red-ish left half, blue-ish right half
+    rgb[:, w // 2:] = (20, 60, 210)
+    frame = I420Frame(w, h)
+    frame.fill(Planes.from_rgb(rgb))
+    back = frame.rgb().astype(int)
+    inner = np.r_[0: w // 2 - 2, w // 2 + 2: w]  # away from the edge the 2x2 chroma straddles
+    assert np.abs(back[:, inner] - rgb[:, inner].astype(int)).max() <= 3
+    assert frame.data.shape == (h * 3 // 2, w) and np.shares_memory(frame.v, frame.data)
+
+
+def test_layers_blend_with_clipping_and_raise_the_occlusion_map():
+    from jobs.synth.yuv import Layer, blend_layer
+
+    frame = I420Frame(64, 64)
+    frame.fill(Planes.from_rgb(np.full((64, 64, 3), 40, np.uint8)))
+    alpha = np.zeros((20, 20), np.uint8)
+    alpha[:, :10] = 255  # left half opaque, right half transparent
+    layer = Layer.from_rgb(np.full((20, 20, 3), 230, np.uint8), alpha)
+    occlusion = np.zeros((64, 64), np.uint8)
+    blend_layer(frame, layer, -6, 50, occlusion)  # hangs over the left and bottom edges
+    y0 = frame.y.copy()
+    assert (y0[50:, :4] > 180).all() and (y0[50:, 5:] < 60).all() and (y0[:50] < 60).all()
+    assert (occlusion[50:, :4] == 255).all() and occlusion[:50].max() == 0 and occlusion[:, 5:].max() == 0
+    blend_layer(frame, layer, 100, 100, occlusion)  # entirely outside: nothing changes
+    assert (frame.y == y0).all()
