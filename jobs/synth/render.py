@@ -3,9 +3,9 @@
 Layers per frame, composited straight in the encoder's I420 planes (:mod:`jobs.synth.yuv`; every source is
 converted once per asset, shot or pyramid level, so a frame costs no colour conversion), OpenCV vector ops on
 small regions: background (clip frame or panned photo) | the person (full frame, or an oval window) | the
-product | captions | scene lighting (Y gain and a U/V colour cast). The product is the seller's listing photo warped by a
-homography onto a 3-D-rotated rectangle (perspective), drawn through its silhouette, with its own
-brightness; it may sit behind the person's window or under a caption (partial occlusion).
+product | captions | scene lighting (Y gain and a U/V colour cast). The product is the seller's listing
+photo warped by a homography onto a 3-D-rotated rectangle (perspective), drawn through its silhouette, with
+its own brightness; it may sit behind the person's window or under a caption (partial occlusion).
 
 At every sampled frame (t = 0, 1, 2 ... s, i.e. frame ``s * fps``) the renderer records a
 :class:`SecondState`: the product's quadrilateral (the warped listing image's corners, frame pixels), how
@@ -147,7 +147,8 @@ def _background_layer(key: str, width: int, height: int) -> np.ndarray | Planes:
         interp = cv2.INTER_AREA if crop_w > width else cv2.INTER_LINEAR
         out = np.empty((len(frames), height * 3 // 2, width), np.uint8)
         for f, src in zip(out, frames):
-            I420Frame(width, height, f).fill(Planes.from_rgb(cv2.resize(src[y0:y0 + crop_h, x0:x0 + crop_w], (width, height), interpolation=interp)))
+            resized = cv2.resize(src[y0:y0 + crop_h, x0:x0 + crop_w], (width, height), interpolation=interp)
+            I420Frame(width, height, f).fill(Planes.from_rgb(resized))
         out.setflags(write=False)
         return out
     photo = frames[0]
