@@ -101,8 +101,8 @@ def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_vi
 
     ``lake`` is a :class:`jobs.lake.Lake` or a function returning one — called in a background thread
     at once, so the Spark session starts while the campaign is planned and rendered (the render processes
-    are spawned, not forked, so a JVM in this process is safe). Raises :class:`SampleError` (with a ``reason``) for impossible
-    settings. ``progress`` gets a rendering progress line every few seconds.
+    are spawned, not forked, so a JVM in this process is safe). Raises :class:`SampleError` (with a
+    ``reason``) for impossible settings. ``progress`` gets a rendering progress line every few seconds.
     """
     t0 = time.perf_counter()
     if "://" in cfg.lake_path:  # file:// lakes are already plain paths here

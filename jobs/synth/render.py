@@ -24,7 +24,7 @@ import numpy as np
 from jobs.synth.assets import background_asset, person_asset
 from jobs.synth.storyboard import Caption, ProductTrack, Shot, VideoPlan
 from jobs.synth.writer import Mp4Writer
-from jobs.synth.yuv import I420Frame, Layer, Planes, blend_layer, blend_plane, rgb_to_yuv444
+from jobs.synth.yuv import I420Frame, Layer, Planes, blend_layer, rgb_to_yuv444
 
 GRID = 56  # side of the grey thumbnail kept per second (the 224x224 squashed frame / 4)
 
@@ -323,9 +323,7 @@ class _Product:
         u, v, a_half = (cv2.extractChannel(half, c) for c in (1, 2, 3))
         if gain != 1.0:
             y = cv2.convertScaleAbs(y, alpha=gain)
-        blend_plane(frame.y, y, a, x0, y0)
-        blend_plane(frame.u, u, a_half, x0 // 2, y0 // 2)
-        blend_plane(frame.v, v, a_half, x0 // 2, y0 // 2)
+        blend_layer(frame, Layer(Planes(y, u, v), a, a_half), x0, y0)
         return (x0, y0, x1, y1), a
 
 
