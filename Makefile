@@ -4,7 +4,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 VPY := $(VENV)/bin/python
 # Re-install only when the project's dependency files change.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt requirements/no-deps.txt | md5sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements/constraints.txt requirements/no-deps.txt requirements/delta-jars.txt | md5sum | cut -c1-12)
 AIRFLOW_VENV := .venv-airflow
 AIRFLOW_STAMP := $(AIRFLOW_VENV)/.installed-$(shell cat requirements/airflow.txt requirements/airflow-constraints.txt 2>/dev/null | md5sum | cut -c1-12)
 PYTEST_ARGS ?=
@@ -27,13 +27,14 @@ java:
 	  echo "  then make sure 'java -version' prints 17 or newer (or set JAVA_HOME)." >&2; \
 	  exit 1; fi
 
-$(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt | java
+$(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt requirements/delta-jars.txt | java
 	@test -n "$(PYTHON)" || { echo "error: python3.11 not found" >&2; exit 1; }
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip setuptools wheel
 	$(VPY) -m pip install -q -c requirements/constraints.txt -e '.[dev]'
 	$(VPY) -m pip install -q --no-deps -r requirements/no-deps.txt
 	$(VPY) -m models.weights install
+	$(VPY) -m jobs.delta_jars install
 	rm -f $(VENV)/.installed-*
 	touch $@
 

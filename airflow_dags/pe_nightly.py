@@ -1,4 +1,4 @@
-"""Nightly PE scoring: validate inputs → score → validate outputs → refresh analyst views.
+"""Nightly PE scoring: validate inputs → score → validate outputs → maintain tables → refresh analyst views.
 
 Every task runs one ``pe`` command of the project in its own virtual environment (see pe_common). Tasks are
 idempotent: scoring skips videos the champion already scored (upsert by key), validation only reads.
@@ -28,11 +28,16 @@ def pe_nightly():
         return pe_task_command(params, "validate", "--table", "pe_scores", "--table", "pe_seconds")
 
     @task.bash
+    def maintain(params=None) -> str:
+        """Compact the night's small files (Z-ordered by video_id) and VACUUM past the retention."""
+        return pe_task_command(params, "maintain")
+
+    @task.bash
     def refresh_views(params=None) -> str:
         """Register every lake table and analyst view (a view that no longer resolves fails here)."""
         return pe_task_command(params, "sql", "SHOW VIEWS", "--format", "csv")
 
-    validate_inputs() >> score() >> validate_outputs() >> refresh_views()
+    validate_inputs() >> score() >> validate_outputs() >> maintain() >> refresh_views()
 
 
 pe_nightly()

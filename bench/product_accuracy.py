@@ -4,7 +4,7 @@
 
 Reads ``campaign_videos`` (video_uri, product_image_uri) and ``sample_truth`` (per second: quad_224 = the
 listing image's corners on the 224 grid, null when the product is not drawn; product_visible) from the lake
-with delta-rs (no Spark), runs ``sample_video`` + ``product_map`` on every video and compares per second:
+through Spark (delta-spark), runs ``sample_video`` + ``product_map`` on every video and compares per second:
 
 - visible seconds (product_visible): IoU of our mask with the truth quad's mask (cells whose centre is inside,
   computed independently with matplotlib's Path); a second we did not find counts as IoU 0;
@@ -77,9 +77,10 @@ def evaluate(lake_root: str, *, limit: int | None = None, method: str = "sift", 
     """Run the comparison on the lake's sample campaign; returns the summary numbers and the rows."""
     from jobs.config import load_config
     from jobs.lake import Lake
+    from jobs.spark import get_spark
 
-    cfg = load_config(lake=lake_root)
-    lake = Lake.from_config(cfg, None)
+    cfg = load_config(lake=lake_root, overrides={"spark": {"master": "local[1]", "show_progress": False}})
+    lake = Lake.from_config(cfg, get_spark(cfg))
     for name in ("campaign_videos", "sample_truth"):
         if not lake.exists(name):
             raise SystemExit(f"table {name} does not exist in {cfg.lake_path}: generate the sample campaign first "

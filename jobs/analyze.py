@@ -103,7 +103,7 @@ def choose_model_version(scores: pd.DataFrame, requested: str | None, champion: 
 
 def lake_panel(lake: Lake, cfg: PEConfig, *, model_version: str | None = None, pe_column: str = "pe_raw",
                sales_source: Literal["imputed", "observed"] = "imputed") -> SalesPanel:
-    """The analysis panel from the lake's taobao_sales, campaign_videos and pe_scores (read with delta-rs)."""
+    """The analysis panel from the lake's taobao_sales, campaign_videos and pe_scores (read through Spark)."""
     from jobs.views import champion_version
 
     missing = [t for t in _INPUTS if not lake.exists(t)]
@@ -222,7 +222,7 @@ def run_analyze(cfg: PEConfig, lake: Lake | None = None, *, panel_dir: str | Non
         rows = sales_lift_rows(result, analysis_run=run, analyzed_at=analyzed_at, method=method)
         df = lake.spark.createDataFrame(rows, schema=spark_schema("sales_lift"))
         lake.merge("sales_lift", df, metadata={"pe.analysis_run": run, "pe.source": panel.source})
-        summary.rows_written, summary.table_version = len(rows), lake.delta_table("sales_lift").version()
+        summary.rows_written, summary.table_version = len(rows), lake.version("sales_lift")
     timings["write"] = time.perf_counter() - t
     t = time.perf_counter()
     summary.report = write_report(result, folder, title=f"Sales-lift analysis {run}",

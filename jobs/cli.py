@@ -69,7 +69,7 @@ def tables(ctx: typer.Context) -> None:
     """List the lake's Delta tables with version, row count and files."""
     from jobs.lake import LakeError
 
-    lake = open_lake(ctx, with_spark=False)
+    lake = open_lake(ctx)
     try:
         infos = lake.tables()
     except LakeError as e:
@@ -85,26 +85,61 @@ def tables(ctx: typer.Context) -> None:
 
 
 @app.command()
+def maintain(
+    ctx: typer.Context,
+    table: Optional[list[str]] = typer.Option(None, "--table", "-t", help="Table to maintain (repeatable); default: all."),
+    retention_hours: Optional[float] = typer.Option(
+        None, "--retention-hours", help="VACUUM retention (default: maintain.retention_hours, 168)."),
+) -> None:
+    """Compact the lake's tables (Z-ordered by their merge key) and VACUUM files older than the retention."""
+    from jobs.lake import LakeError
+    from jobs.maintain import run_maintain
+
+    if retention_hours is not None and not (0 <= retention_hours < float("inf")):
+        fail(f"--retention-hours must be a finite number of hours >= 0, not {retention_hours}", code=2)
+    cfg = state(ctx).cfg
+    try:
+        results = run_maintain(cfg, table, retention_hours=retention_hours)
+    except LakeError as e:
+        fail(str(e))
+    for m in results:
+        typer.echo(m.line())
+    if not results:
+        typer.echo("(no tables)")
+
+
+@app.command()
 def sql(
     ctx: typer.Context,
-    query: str = typer.Argument(..., help="Spark SQL; every lake table (and analyst view) is a view by its name."),
+    query: str = typer.Argument(..., help="Spark SQL (Delta SQL too: DESCRIBE HISTORY t, SELECT ... VERSION AS OF n); "
+                                          "every lake table and analyst view by its name."),
     format: str = typer.Option("table", "--format", "-f", help="table | csv | json"),
     limit: int = typer.Option(1000, help="Rows to print at most."),
+    write: bool = typer.Option(False, "--write", help="Allow INSERT / UPDATE / DELETE / MERGE on lake tables."),
 ) -> None:
-    """Run a SQL query over the lake's tables and print the result."""
+    """Run a SQL statement over the lake's tables and print the result (read-only unless --write)."""
     from pyspark.errors import AnalysisException, ParseException
 
+    from jobs.sql_guard import SqlRefused, check, no_file_queries
     from jobs.views import champion_version, register_views
 
     if format not in ("table", "csv", "json"):
         fail(f"--format must be table, csv or json, not {format!r}", code=2)
+    if limit < 0:
+        fail(f"--limit must be 0 or more, not {limit}", code=2)
     lake = open_lake(ctx)
     register_views(lake, champion_version=champion_version(state(ctx).cfg))
     try:
-        df = lake.spark.sql(query)
-        rows = df.limit(limit + 1).toPandas()
+        check(lake.spark, query, allow_write=write, lake_tables=set(lake.table_names()))
+        with no_file_queries(lake.spark):
+            df = lake.spark.sql(query)
+            rows = df.limit(limit + 1).toPandas()
+    except SqlRefused as e:
+        fail(f"refused: {e}")
     except (AnalysisException, ParseException) as e:
-        fail(f"query failed: {e.getMessage() if hasattr(e, 'getMessage') else e}")
+        fail(f"query failed: {_first_line(e)}")
+    except Exception as e:  # a JVM error while running a statement: its message, not a traceback
+        fail(f"query failed: {_first_line(e)}")
     truncated = len(rows) > limit
     rows = rows.head(limit)
     if format == "csv":
@@ -116,6 +151,12 @@ def sql(
         typer.echo(rows.to_string(index=False) if len(rows.columns) else "(no columns)")
     if truncated:
         typer.echo(f"(first {limit} rows shown; use --limit)", err=True)
+
+
+def _first_line(e: Exception) -> str:
+    text = e.getMessage() if hasattr(e, "getMessage") else str(e)
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
 
 
 @app.command()
@@ -432,5 +473,16 @@ def report(
         fail(str(e))
 
 
+def run() -> None:
+    """The `pe` console script: the Typer app, with set-up errors (no Delta JARs) as one line, not a traceback."""
+    from jobs.delta_jars import DeltaJarsMissing
+
+    try:
+        app()
+    except DeltaJarsMissing as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(1)
+
+
 if __name__ == "__main__":
-    app()
+    run()

@@ -69,6 +69,15 @@ class SampleSettings(StrictSettings):
     panel_days: int = Field(100, ge=62)  # days in the sales panel (posts fall on days 30 .. panel_days - 30)
 
 
+class MaintainSettings(StrictSettings):
+    """Table maintenance (`pe maintain`, jobs/maintain.py): compaction, Z-order and VACUUM."""
+
+    # files no version younger than this needs are deleted; time travel reaches back this far. Below 168 h
+    # (Delta's own floor) a concurrent reader or writer of an older snapshot can fail: keep it for tests.
+    retention_hours: float = Field(168.0, ge=0, le=24 * 365 * 10)
+    zorder: bool = True  # Z-order pe_scores / pe_seconds by video_id (the merge key), so merges skip files
+
+
 class IoSettings(StrictSettings):
     allowed_schemes: list[str] = Field(default_factory=lambda: ["file"])
     allowed_roots: list[str] = Field(default_factory=list)  # empty → the lake root only
@@ -96,6 +105,7 @@ class PEConfig(StrictSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     score: ScoreSettings = Field(default_factory=ScoreSettings)
+    maintain: MaintainSettings = Field(default_factory=MaintainSettings)
     sample: SampleSettings = Field(default_factory=SampleSettings)
     io: IoSettings = Field(default_factory=IoSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
@@ -127,8 +137,11 @@ class PEConfig(StrictSettings):
         return f"sqlite:///{self.lake_path}/mlflow.db"
 
     @property
-    def artifact_root(self) -> str:
-        """Where MLflow stores artifacts of new experiments (inside the lake for the embedded default)."""
+    def artifact_root(self) -> str | None:
+        """Where MLflow stores artifacts of new experiments: inside the lake for the embedded default; None for
+        a tracking server, which decides itself (``mlflow server`` proxies them: ``mlflow-artifacts:/``)."""
+        if self.tracking_uri.startswith(("http://", "https://", "databricks")):
+            return None
         return f"{self.lake_path}/mlartifacts"
 
     @property

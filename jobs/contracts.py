@@ -2,7 +2,7 @@
 
 Names and meanings are the contract; columns may be added. Schemas are Spark DDL so they read like SQL;
 :func:`spark_schema` turns one into a ``StructType`` and :func:`arrow_schema` into a ``pyarrow.Schema``
-(for pandas writers and delta-rs). All timestamps are UTC.
+(for pandas writers). All timestamps are UTC.
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ class TableContract:
     #: columns that may legitimately change on a re-run without it being a new fact (ignored by merge's
     #: change detection, so re-running a job with the same inputs is a no-op)
     volatile: tuple[str, ...] = field(default=())
+    #: columns `pe maintain` Z-orders the files by, so a merge's key list skips the files that cannot match
+    cluster_by: tuple[str, ...] = field(default=())
 
     @property
     def columns(self) -> list[str]:
@@ -93,6 +95,7 @@ _CONTRACTS = [
         description="PE-score and companion scores per video and model version; model_run_id is the MLflow run "
         "that trained the model, run_id the scoring run that wrote the row.",
         volatile=("run_id", "scored_at"),
+        cluster_by=("video_id",),
     ),
     TableContract(
         "pe_seconds",
@@ -103,6 +106,7 @@ _CONTRACTS = [
         description="Per-second sums (Σe, Σe·p, Σp), product match diagnostics and a coarse engagement grid "
         "(grid x grid, row-major) so every score variant can be recomputed without the CNN or SIFT.",
         volatile=("run_id",),
+        cluster_by=("video_id",),
     ),
     TableContract(
         "scoring_errors",

@@ -1,15 +1,18 @@
-"""Delta Lake tables for Spark through delta-rs (DESIGN §4).
+"""Delta Lake tables through delta-spark (DESIGN §4): every read, write and upsert runs in Spark.
 
-The delta-spark JARs cannot be fetched here, so Spark never talks Delta itself:
+* **read**: ``format("delta")``, optionally ``versionAsOf`` (time travel).
+* **write**: ``format("delta")`` append or overwrite, exactly one commit; with an app id and version the
+  commit records a Delta app transaction (``txnAppId``/``txnVersion``), so a retried write is a no-op.
+* **merge** (upsert by key): ``DeltaTable.merge`` on the executors. Only new or changed rows reach the
+  merge, so re-running a job with the same data writes nothing (no empty commit); when the night's keys are
+  few, the merge condition names them, so Delta's data skipping reads only the files that can hold them.
+* **maintenance**: ``OPTIMIZE`` (compaction, Z-order on the table's cluster columns) and ``VACUUM``.
+* **catalog**: every table registered by name in the session catalog (``DESCRIBE HISTORY pe_scores``,
+  ``SELECT … VERSION AS OF 3``) — see :meth:`Lake.register_tables`.
 
-* **read**: the active files of a snapshot come from the Delta log (delta-rs); Spark reads exactly those
-  Parquet files with the table's schema; partition values come, typed, from the log's add actions.
-* **write**: Spark writes Parquet into a fresh folder ``w-<uuid>/`` inside the table, then the driver makes
-  **one** delta-rs commit that adds those files (append or overwrite). A job that dies before the commit
-  leaves the table at its previous version; the orphan folder is removed (or by ``vacuum``).
-* **merge** (upsert by key) and maintenance run on the driver through delta-rs.
-
-Every table has a contract (:mod:`jobs.contracts`) and is created on first use.
+Every table has a contract (:mod:`jobs.contracts`): it is created from it on first use, writes are checked
+against it (missing, extra or uncastable columns are refused before anything is written) and Delta enforces
+its NOT NULL columns. Errors are :class:`LakeError` subclasses with a message that says what to do.
 """
 from __future__ import annotations
 
@@ -18,21 +21,23 @@ import logging
 import os
 import time
 import uuid
-from urllib.parse import unquote
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
-
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from jobs import contracts
 
 if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
-_SPARK_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+#: Above this many distinct keys a merge does not list them in its condition (the list would cost more
+#: to plan than data skipping saves).
+KEY_LIST_LIMIT = 2000
+#: How often a write or merge that lost a race to a concurrent writer is retried on a fresh snapshot.
+CONFLICT_RETRIES = 6
 
 
 class LakeError(RuntimeError):
@@ -47,8 +52,8 @@ class SchemaMismatch(LakeError):
     pass
 
 
-class UnsupportedTable(LakeError):
-    """The table uses a Delta feature this reader cannot read correctly (column mapping, deletion vectors)."""
+class NotNullViolation(LakeError):
+    """A write would put NULL into a NOT NULL column of the table's contract; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -64,18 +69,17 @@ class TableInfo:
 class CommitResult:
     table: str
     version: int  # the table version after the write
-    committed: bool  # False when the write was skipped (same app transaction already committed)
+    committed: bool  # False when the write was skipped (same app transaction already committed, or no change)
     files: int
     rows: int
 
 
 class Lake:
-    """All tables under one root folder (local path, or a URI both Spark and delta-rs can reach)."""
+    """All tables under one root folder (a local path, or any URI Spark's file systems reach)."""
 
-    def __init__(self, root: str, spark: "SparkSession | None" = None, storage_options: dict | None = None):
-        self.root = root.rstrip("/")
+    def __init__(self, root: str, spark: "SparkSession | None" = None):
+        self.root = _normalise_root(root)
         self._spark = spark
-        self.storage_options = storage_options or None
         if self.is_local:
             os.makedirs(self.root, exist_ok=True)
 
@@ -86,7 +90,7 @@ class Lake:
 
     @property
     def is_local(self) -> bool:
-        return "://" not in self.root or self.root.startswith("file://")
+        return "://" not in self.root
 
     @property
     def spark(self) -> "SparkSession":
@@ -102,280 +106,244 @@ class Lake:
         return f"{self.root}/{name}"
 
     def exists(self, name: str) -> bool:
-        from deltalake import DeltaTable
+        if self.is_local:
+            return os.path.isdir(os.path.join(self.path(name), "_delta_log")) and any(
+                f.endswith(".json") or f.endswith(".checkpoint.parquet")
+                for f in os.listdir(os.path.join(self.path(name), "_delta_log")))
+        from delta.tables import DeltaTable
 
-        return DeltaTable.is_deltatable(self.path(name), storage_options=self.storage_options)
+        return DeltaTable.isDeltaTable(self.spark, self.path(name))
 
     def table_names(self) -> list[str]:
         """Names of the Delta tables directly under the root (local lakes), else the contracts that exist."""
         if self.is_local:
-            root = self.root.removeprefix("file://")
-            if not os.path.isdir(root):
-                return []
-            names = [n for n in sorted(os.listdir(root)) if os.path.isdir(os.path.join(root, n, "_delta_log"))]
-            return [n for n in names if self.exists(n)]
+            return [n for n in sorted(os.listdir(self.root)) if not n.startswith(("_", ".")) and self.exists(n)]
         return [n for n in contracts.CONTRACTS if self.exists(n)]
 
-    def delta_table(self, name: str, version: int | None = None):
-        from deltalake import DeltaTable
+    def delta_table(self, name: str):
+        """The ``delta.tables.DeltaTable`` of ``name`` (:class:`TableNotFound` when there is none)."""
+        from delta.tables import DeltaTable
 
         if not self.exists(name):
             raise TableNotFound(f"no Delta table '{name}' under {self.root}")
-        dt = DeltaTable(self.path(name), version=version, storage_options=self.storage_options)
-        _check_readable(name, dt)
-        return dt
+        return DeltaTable.forPath(self.spark, self.path(name))
+
+    def version(self, name: str) -> int:
+        """The table's current version."""
+        return int(self.delta_table(name).history(1).select("version").first()[0])
+
+    def detail(self, name: str) -> dict:
+        """``DESCRIBE DETAIL`` of the table as a dict (numFiles, sizeInBytes, partitionColumns, properties...)."""
+        return self.delta_table(name).detail().first().asDict(recursive=True)
 
     def info(self, name: str) -> TableInfo:
-        dt = self.delta_table(name)
-        adds = _add_actions(dt)
-        rows = sum(int(n) for n in adds.column("num_records").to_pylist() if n is not None) if adds.num_rows else 0
-        return TableInfo(name, dt.version(), rows, adds.num_rows, tuple(dt.metadata().partition_columns))
+        d = self.detail(name)
+        rows = self.read(name).count()  # answered from the log's statistics, not by a scan
+        return TableInfo(name, self.version(name), rows, int(d["numFiles"]), tuple(d["partitionColumns"]))
 
     def tables(self) -> list[TableInfo]:
         return [self.info(n) for n in self.table_names()]
 
     def history(self, name: str, limit: int | None = None) -> list[dict]:
-        return self.delta_table(name).history(limit)
+        """Newest first: version, timestamp, operation, operationMetrics, userMetadata... per commit."""
+        df = self.delta_table(name).history(limit) if limit else self.delta_table(name).history()
+        return [r.asDict(recursive=True) for r in df.collect()]
 
     # ------------------------------------------------------------------ create
-    def ensure(self, name: str, spark_schema=None, partition_by: Iterable[str] | None = None):
+    def ensure(self, name: str, spark_schema=None, partition_by: Iterable[str] | None = None) -> None:
         """Create table ``name`` (empty, from its contract or the given schema) if it does not exist."""
-        from deltalake import DeltaTable, Schema
+        from delta.tables import DeltaTable
 
         if self.exists(name):
-            return self.delta_table(name)
+            return
+        c = contracts.CONTRACTS.get(name)
         if spark_schema is None:
-            c = contracts.contract(name)
             spark_schema = contracts.spark_schema(name)
-            partition_by = c.partition_by if partition_by is None else partition_by
-        schema = Schema.from_json(_delta_schema_json(spark_schema))
+        if partition_by is None:
+            partition_by = c.partition_by if c else ()
+        builder = DeltaTable.createIfNotExists(self.spark).location(self.path(name)).addColumns(spark_schema)
+        if partition_by:
+            builder = builder.partitionedBy(*partition_by)
+        if c and c.description:
+            builder = builder.comment(c.description)
         try:
-            return DeltaTable.create(
-                self.path(name), schema, mode="ignore", partition_by=list(partition_by or []) or None,
-                name=name, storage_options=self.storage_options,
-                description=contracts.CONTRACTS[name].description if name in contracts.CONTRACTS else None,
-            )
+            builder.execute()
         except Exception as e:  # a concurrent creator won: fine as long as the table now exists
-            if self.exists(name):
-                return self.delta_table(name)
-            raise LakeError(f"cannot create table '{name}' at {self.path(name)}: {e}") from e
+            if not self.exists(name):
+                raise LakeError(f"cannot create table '{name}' at {self.path(name)}: {_java_message(e)}") from e
 
     # ------------------------------------------------------------------ read
     def read(self, name: str, version: int | None = None) -> "DataFrame":
-        """The table (optionally at an older ``version``) as a Spark DataFrame; exactly its active files."""
-        from pyspark.sql import functions as F
-        from pyspark.sql.types import StringType, StructField, StructType
+        """The table (optionally at an older ``version``) as a Spark DataFrame."""
+        if not self.exists(name):
+            raise TableNotFound(f"no Delta table '{name}' under {self.root}")
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", int(version))
+        return reader.load(self.path(name))
 
-        dt = self.delta_table(name, version)
-        schema = _spark_schema_of(dt)
-        part_cols = list(dt.metadata().partition_columns)
-        data_schema = StructType([f for f in schema.fields if f.name not in part_cols])
-        adds = _add_actions(dt)
-        table_uri = dt.table_uri.rstrip("/")
-        # The log stores paths percent-encoded; Spark wants the names as they are on disk.
-        files = [_join_uri(table_uri, unquote(p)) for p in adds.column("path").to_pylist()]
-        if not files:
-            return self.spark.createDataFrame([], schema)
-        reader = self.spark.read.schema(data_schema)
-        df = reader.parquet(*files)
-        if not part_cols:
-            return df.select(*schema.fieldNames())
-        # Partition values come from the log, typed: join them on the file each row came from.
-        pv = {c: adds.column(f"partition.{c}").to_pylist() for c in part_cols}
-        rows = [(_norm_path(f), *(pv[c][i] for c in part_cols)) for i, f in enumerate(files)]
-        map_schema = StructType([StructField("_pe_file", StringType()), *[schema[c] for c in part_cols]])
-        files_df = self.spark.createDataFrame(rows, map_schema)
-        path_col = F.regexp_replace(
-            F.url_decode(F.replace(F.col("_metadata.file_path"), F.lit("+"), F.lit("%2B"))), r"^[a-zA-Z0-9+.-]+:/+", "/"
-        )
-        joined = df.withColumn("_pe_file", path_col).join(F.broadcast(files_df), "_pe_file", "inner")
-        return joined.select(*schema.fieldNames())
+    def read_arrow(self, name: str, version: int | None = None, columns: list[str] | None = None) -> "pa.Table":
+        """A small table as an Arrow table (collected to the driver: for small tables only)."""
+        df = self.read(name, version)
+        return df.select(*(columns or df.columns)).toArrow()
 
-    def read_arrow(self, name: str, version: int | None = None, columns: list[str] | None = None) -> pa.Table:
-        """A small table as Arrow, read with pyarrow from the snapshot's active files (no Spark needed).
-
-        Files written by delta-rs' merge embed an Arrow schema with view types that pyarrow 14 (pinned for
-        petastorm) cannot parse; those tables are read through Spark instead (a session must be available).
-        """
-        try:
-            return self._read_arrow_pyarrow(name, version, columns)
-        except pa.ArrowInvalid:
-            df = self.read(name, version)
-            return _to_pyarrow_table(df.select(*(columns or df.columns)).toArrow())
-
-    def _read_arrow_pyarrow(self, name: str, version: int | None, columns: list[str] | None) -> pa.Table:
-        dt = self.delta_table(name, version)
-        schema = pa.schema(dt.schema().to_arrow())
-        part_cols = list(dt.metadata().partition_columns)
-        columns = columns or schema.names
-        data_schema = pa.schema([f for f in schema if f.name not in part_cols])
-        adds = _add_actions(dt)
-        fs, base = _filesystem(dt.table_uri.rstrip("/"))
-        pieces = []
-        for i, rel in enumerate(adds.column("path").to_pylist()):
-            t = pq.read_table(f"{base}/{unquote(rel)}", filesystem=fs, schema=data_schema,
-                              columns=[c for c in columns if c not in part_cols])
-            for c in part_cols:
-                if c in columns:
-                    val = adds.column(f"partition.{c}")[i]
-                    t = t.append_column(schema.field(c), pa.array([val.as_py()] * t.num_rows, schema.field(c).type))
-            pieces.append(t.select(columns))
-        if not pieces:
-            return schema.empty_table().select(columns)
-        return pa.concat_tables(pieces)
-
-    def read_pandas(self, name: str, version: int | None = None, columns: list[str] | None = None):
-        return self.read_arrow(name, version, columns).to_pandas()
+    def read_pandas(self, name: str, version: int | None = None, columns: list[str] | None = None) -> "pd.DataFrame":
+        """A small table as pandas (collected to the driver: for small tables only)."""
+        df = self.read(name, version)
+        return df.select(*(columns or df.columns)).toPandas()
 
     # ------------------------------------------------------------------ write
     def write(self, name: str, df: "DataFrame", mode: str = "append", *, app_id: str | None = None,
               app_version: int | None = None, metadata: dict | None = None) -> CommitResult:
         """Append to or overwrite table ``name`` with ``df`` in exactly one Delta commit.
 
-        The table is created from its contract if missing. ``df`` must have the table's columns (any order,
+        The table is created from its contract if missing. ``df`` must have the table's columns (any order;
         castable types are cast; missing or extra columns are refused with :class:`SchemaMismatch`).
         With ``app_id``/``app_version`` the commit records an app transaction; a repeated call with a
-        version already committed for that app id is a no-op (a retried job does not write twice).
+        version already committed for that app id writes nothing (a retried job does not write twice).
         """
         if mode not in ("append", "overwrite"):
             raise ValueError(f"mode must be 'append' or 'overwrite', not {mode!r}")
-        dt = self.ensure(name, None if name in contracts.CONTRACTS else df.schema)
-        if app_id is not None and app_version is not None and _txn_version(dt, app_id) >= app_version:
-            log.info("%s: app transaction %s v%s already committed; nothing written", name, app_id, app_version)
-            return CommitResult(name, dt.version(), False, 0, 0)
-        schema = _spark_schema_of(dt)
-        df = conform(df, schema, name)
-        part_cols = list(dt.metadata().partition_columns)
-        folder = f"w-{uuid.uuid4().hex}"
-        out = f"{self.path(name)}/{folder}"
-        writer = df.write.mode("errorifexists")
-        if part_cols:
-            writer = writer.partitionBy(*part_cols)
-        try:
-            writer.parquet(out)
-            adds = self._add_actions_for(out, folder, part_cols, schema)
-            version = self._commit(name, adds, mode, schema, part_cols, app_id, app_version, metadata)
-        except BaseException:
-            self._remove_folder(out)
-            raise
-        rows = sum(json.loads(a.stats)["numRecords"] for a in adds)
-        if not adds:
-            self._remove_folder(out)
-        return CommitResult(name, version, True, len(adds), rows)
+        self.ensure(name, None if name in contracts.CONTRACTS else df.schema)
+        df = conform(df, self.read(name).schema, name)
+        write_id = uuid.uuid4().hex
+        writer = df.write.format("delta").mode(mode).option("userMetadata", _meta(metadata, mode, write_id))
+        if app_id is not None and app_version is not None:
+            writer = writer.option("txnAppId", app_id).option("txnVersion", int(app_version))
+        _with_retries(lambda: _save(writer, self.path(name), name), name)
+        return self._result_of(name, write_id)
 
-    def write_arrow(self, name: str, data: pa.Table, mode: str = "append", **kw) -> CommitResult:
-        """Write a small Arrow table/pandas frame through Spark (same single-commit path)."""
+    def write_arrow(self, name: str, data, mode: str = "append", **kw) -> CommitResult:
+        """Write a small Arrow table or pandas frame (same single-commit path)."""
         import pandas as pd
 
-        if isinstance(data, pd.DataFrame):
-            sch = contracts.spark_schema(name) if name in contracts.CONTRACTS else None
-            df = self.spark.createDataFrame(data, schema=sch) if sch is not None else self.spark.createDataFrame(data)
-        else:
-            df = self.spark.createDataFrame(data.to_pandas())
+        frame = data if isinstance(data, pd.DataFrame) else data.to_pandas()
+        sch = contracts.spark_schema(name) if name in contracts.CONTRACTS else None
+        df = self.spark.createDataFrame(frame, schema=sch) if sch is not None else self.spark.createDataFrame(frame)
         return self.write(name, df, mode, **kw)
 
     def merge(self, name: str, df: "DataFrame", keys: Iterable[str] | None = None, *,
               ignore_changes_in: Iterable[str] | None = None, metadata: dict | None = None) -> dict:
-        """Upsert ``df`` into ``name`` by ``keys`` (default: the contract's) in one commit on the driver.
+        """Upsert ``df`` into ``name`` by ``keys`` (default: the contract's) in at most one commit.
 
-        Rows whose key exists are updated only if a non-key, non-volatile column changed, so re-running a
-        merge with the same data writes nothing. Returns delta-rs' merge metrics.
+        Rows whose key exists are updated only if a non-key, non-volatile column changed; when no row is new
+        or changed nothing is committed, so re-running a merge with the same data writes nothing. Returns
+        the counts ``num_target_rows_inserted`` / ``num_target_rows_updated`` and the new ``version``.
         """
-        from deltalake import CommitProperties
-
         c = contracts.CONTRACTS.get(name)
         keys = list(keys or (c.keys if c else ()))
         if not keys:
             raise ValueError(f"merge into '{name}' needs keys")
-        dt = self.ensure(name, None if c else df.schema)
-        schema = _spark_schema_of(dt)
-        df = conform(df, schema, name)
-        source = _to_pyarrow_table(df.toArrow())
-        if source.num_rows != source.select(keys).group_by(keys).aggregate([]).num_rows:
-            raise LakeError(f"merge into '{name}': the source has duplicate keys {keys}")
+        self.ensure(name, None if c else df.schema)
+        schema = self.read(name).schema
+        source = conform(df, schema, name)
+        dup = source.groupBy(*keys).count().where("count > 1").limit(1).collect()
+        if dup:
+            raise LakeError(f"merge into '{name}': the source has duplicate keys {keys} (e.g. {dup[0][:-1]})")
         volatile = set(ignore_changes_in if ignore_changes_in is not None else (c.volatile if c else ()))
         compare = [f for f in schema.fieldNames() if f not in keys and f not in volatile]
-        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in keys)
-        changed = " OR ".join(f"(t.`{f}` IS DISTINCT FROM s.`{f}`)" for f in compare) or None
-        props = CommitProperties(custom_metadata=_meta(metadata, "merge"))
-        for attempt in range(5):
-            try:
-                m = dt.merge(source, predicate=on, source_alias="s", target_alias="t", commit_properties=props)
-                return m.when_matched_update_all(predicate=changed).when_not_matched_insert_all().execute()
-            except Exception as e:  # concurrent writer: retry on a fresh snapshot
-                if not _is_conflict(e) or attempt == 4:
-                    raise
-                time.sleep(0.2 * (attempt + 1))
-                dt = self.delta_table(name)
-        raise AssertionError("unreachable")
+        key_filter = _key_list_condition(source, keys[0])
+        changes = self._new_or_changed(name, source, keys, compare, key_filter).cache()
+        try:
+            n_changes = changes.count()
+            if n_changes == 0:
+                return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0, "version": self.version(name),
+                        "committed": False}
+            on = " AND ".join([f"t.`{k}` <=> s.`{k}`" for k in keys] + ([f"t.{key_filter}"] if key_filter else []))
+            write_id = uuid.uuid4().hex
 
-    def delete(self, name: str, predicate: str | None = None) -> dict:
-        return self.delta_table(name).delete(predicate)
+            def run_merge():
+                self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _meta(metadata, "merge", write_id))
+                try:
+                    (self.delta_table(name).alias("t").merge(changes.alias("s"), on)
+                     .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+                finally:
+                    self.spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
 
-    def vacuum(self, name: str, retention_hours: int = 168) -> list[str]:
-        return self.delta_table(name).vacuum(retention_hours=retention_hours, dry_run=False,
-                                              enforce_retention_duration=retention_hours >= 168, full=True)
+            _with_retries(run_merge, name)
+        finally:
+            changes.unpersist()
+        commit = self._commit_of(name, write_id)
+        metrics = (commit or {}).get("operationMetrics") or {}
+        return {"num_target_rows_inserted": int(metrics.get("numTargetRowsInserted", 0)),
+                "num_target_rows_updated": int(metrics.get("numTargetRowsUpdated", 0)),
+                "version": commit["version"] if commit else self.version(name), "committed": commit is not None}
 
-    def compact(self, name: str) -> dict:
-        return self.delta_table(name).optimize.compact()
+    def _new_or_changed(self, name, source, keys, compare, key_filter) -> "DataFrame":
+        """Source rows whose key is new or whose compared columns differ from the table's (NULL-safe)."""
+        target = self.read(name)
+        if key_filter:
+            target = target.where(key_filter)
+        same = " AND ".join(f"s.`{col}` <=> t.`{col}`" for col in [*keys, *compare])
+        return source.alias("s").join(target.alias("t"), _expr(same), "left_anti")
+
+    def delete(self, name: str, predicate: str | None = None) -> None:
+        self.delta_table(name).delete(predicate)
+
+    # ------------------------------------------------------------------ maintenance
+    def optimize(self, name: str, zorder_by: Iterable[str] | None = None) -> dict:
+        """Compact small files (``OPTIMIZE``), Z-ordered by ``zorder_by`` (default: the contract's
+        ``cluster_by``); returns Delta's metrics (numFilesAdded, numFilesRemoved...)."""
+        c = contracts.CONTRACTS.get(name)
+        cols = list(zorder_by if zorder_by is not None else (c.cluster_by if c else ()))
+        builder = self.delta_table(name).optimize()
+        out = builder.executeZOrderBy(*cols) if cols else builder.executeCompaction()
+        m = out.first()["metrics"].asDict(recursive=True)
+        return {k: m[k] for k in ("numFilesAdded", "numFilesRemoved") if k in m}
+
+    def vacuum(self, name: str, retention_hours: float = 168) -> None:
+        """Delete files no version within ``retention_hours`` needs (time travel before that stops working)."""
+        conf = "spark.databricks.delta.retentionDurationCheck.enabled"
+        if retention_hours < 168:
+            self.spark.conf.set(conf, "false")
+        try:
+            self.delta_table(name).vacuum(retention_hours)
+        finally:
+            self.spark.conf.unset(conf)
+
+    # ------------------------------------------------------------------ catalog
+    def register_tables(self, database: str | None = None) -> list[str]:
+        """Register every lake table by name in the session catalog (a table over its location: dropping it
+        from the catalog never touches data), so Delta SQL works on names: ``DESCRIBE HISTORY pe_scores``,
+        ``SELECT … FROM pe_scores VERSION AS OF 3``. A name already registered for another location (another
+        lake in the same session) is re-pointed at this lake."""
+        spark = self.spark
+        prefix = f"`{database}`." if database else ""
+        if database:
+            spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        names = []
+        for name in self.table_names():
+            ident = f"{prefix}`{name}`"
+            location = self.path(name)
+            if spark.catalog.tableExists(f"{database}.{name}" if database else name):
+                try:
+                    current = spark.sql(f"DESCRIBE DETAIL {ident}").first()["location"]
+                except Exception:  # registered for a location that is gone
+                    current = None
+                if current is not None and _same_location(current, location):
+                    names.append(name)
+                    continue
+                spark.sql(f"DROP TABLE IF EXISTS {ident}")  # an external table: metadata only
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {ident} USING delta LOCATION {_sql_string(location)}")
+            names.append(name)
+        return names
 
     # ------------------------------------------------------------------ internals
-    def _add_actions_for(self, out: str, folder: str, part_cols: list[str], schema) -> list:
-        from deltalake.transaction import AddAction
+    def _commit_of(self, name: str, write_id: str, look_back: int = 20) -> dict | None:
+        """The commit made by the write tagged ``write_id`` (None when it committed nothing)."""
+        for h in self.history(name, look_back):
+            meta = h.get("userMetadata")
+            if meta and f'"pe.write_id": "{write_id}"' in meta:
+                return h
+        return None
 
-        fs, base = _filesystem(out)
-        infos = fs.get_file_info(_fs_selector(base))
-        now_ms = int(time.time() * 1000)
-        adds = []
-        for info in infos:
-            rel = info.path[len(base):].lstrip("/")
-            leaf = rel.rsplit("/", 1)[-1]
-            if info.type.name != "File" or not leaf.endswith(".parquet") or leaf.startswith(("_", ".")):
-                continue
-            with fs.open_input_file(info.path) as f:
-                md = pq.read_metadata(f)
-            pvals = _partition_values(rel, part_cols)
-            stats = json.dumps({"numRecords": md.num_rows})
-            adds.append(AddAction(f"{folder}/{rel}", info.size, pvals,
-                                  int(info.mtime_ns // 1_000_000) if info.mtime_ns else now_ms, True, stats))
-        return adds
-
-    def _commit(self, name, adds, mode, schema, part_cols, app_id, app_version, metadata) -> int:
-        from deltalake import CommitProperties, Schema, Transaction
-
-        txns = [Transaction(app_id, int(app_version))] if app_id is not None and app_version is not None else None
-        props = CommitProperties(custom_metadata=_meta(metadata, mode), app_transactions=txns)
-        delta_schema = Schema.from_json(_delta_schema_json(schema))
-        for attempt in range(8):
-            dt = self.delta_table(name)
-            if txns and _txn_version(dt, app_id) >= app_version:
-                return dt.version()
-            try:
-                dt.create_write_transaction(adds, mode=mode, schema=delta_schema,
-                                            partition_by=part_cols or None, commit_properties=props)
-                return self.delta_table(name).version()
-            except Exception as e:
-                if not _is_conflict(e) or attempt == 7:
-                    raise
-                time.sleep(0.1 * (attempt + 1))
-        raise AssertionError("unreachable")
-
-    def _remove_folder(self, out: str, attempts: int = 10) -> None:
-        """Delete an uncommitted write folder. After a failed Spark job, tasks being killed can still create
-        files for a moment, so delete until it stays gone. Best effort: it is invisible to readers anyway
-        (never in the log), and ``vacuum(full=True)`` removes any orphan left."""
-        fs, base = _filesystem(out)
-        for _ in range(attempts):
-            try:
-                fs.delete_dir(base)
-            except FileNotFoundError:
-                pass
-            except OSError as e:
-                log.debug("removing %s: %s", out, e)
-            time.sleep(0.2)
-            if fs.get_file_info(base).type.name == "NotFound":
-                return
-        log.warning("could not remove the uncommitted folder %s; `vacuum` will", out)
+    def _result_of(self, name: str, write_id: str) -> CommitResult:
+        commit = self._commit_of(name, write_id)
+        if commit is None:
+            log.info("%s: app transaction already committed; nothing written", name)
+            return CommitResult(name, self.version(name), False, 0, 0)
+        m = commit.get("operationMetrics") or {}
+        return CommitResult(name, int(commit["version"]), True, int(m.get("numFiles", 0)), int(m.get("numOutputRows", 0)))
 
 
 # ---------------------------------------------------------------------- helpers
@@ -404,7 +372,7 @@ def conform(df: "DataFrame", schema, name: str) -> "DataFrame":
     return df.select(*[F.col(f"`{c}`") if have[c] == t else F.col(f"`{c}`").cast(t).alias(c) for c, t in want.items()])
 
 
-_NUMERIC = {"byte", "short", "integer", "long", "float", "double"}
+_NUMERIC = ["byte", "short", "integer", "long", "float", "double"]
 
 
 def _castable(src, dst) -> bool:
@@ -412,123 +380,83 @@ def _castable(src, dst) -> bool:
     if s == "void":
         return True
     if s in _NUMERIC and d in _NUMERIC:
-        order = ["byte", "short", "integer", "long", "float", "double"]
-        return order.index(s) <= order.index(d)  # widening only
+        return _NUMERIC.index(s) <= _NUMERIC.index(d)  # widening only
     if s == "array" and d == "array":
         return src.elementType == dst.elementType or _castable(src.elementType, dst.elementType)
     return {s, d} <= {"timestamp", "timestamp_ntz"} or (s, d) == ("date", "timestamp")
 
 
-def _check_readable(name: str, dt) -> None:
-    proto = dt.protocol()
-    features = set(proto.reader_features or [])
-    config = dt.metadata().configuration or {}
-    mode = config.get("delta.columnMapping.mode", "none")
-    if "columnMapping" in features or mode not in ("none", None):
-        raise UnsupportedTable(
-            f"table '{name}' uses column mapping (delta.columnMapping.mode={mode}, reader version "
-            f"{proto.min_reader_version}); its Parquet column names differ from the table's, so this reader "
-            f"cannot read it correctly. Rewrite it without column mapping (e.g. CREATE TABLE ... AS SELECT "
-            f"with delta.columnMapping.mode='none')."
-        )
-    if "deletionVectors" in features:
-        adds = _add_actions(dt)
-        dv_cols = [c for c in adds.column_names if c.startswith("deletionVector")]
-        if any(v is not None for c in dv_cols for v in adds.column(c).to_pylist()):
-            raise UnsupportedTable(
-                f"table '{name}' has deletion vectors; this reader would return deleted rows. Purge them "
-                f"first (REORG TABLE ... APPLY (PURGE) in Spark/Databricks)."
-            )
-    if proto.min_reader_version > 3:
-        raise UnsupportedTable(f"table '{name}' needs Delta reader version {proto.min_reader_version}")
+def _save(writer, path: str, name: str) -> None:
+    try:
+        writer.save(path)
+    except Exception as e:
+        if "DELTA_NOT_NULL_CONSTRAINT_VIOLATED" in str(e):  # Delta's error class, as the JVM raised it
+            raise NotNullViolation(f"cannot write to '{name}': {_java_message(e)} (nothing was written)") from None
+        raise
 
 
-def _add_actions(dt) -> pa.Table:
-    return _to_pyarrow_table(dt.get_add_actions(flatten=True))
+def _with_retries(action, name: str) -> None:
+    """Run a write; when a concurrent writer committed first in a conflicting way, retry on a fresh snapshot."""
+    import delta.exceptions as dx
+
+    conflicts = tuple(getattr(dx, n) for n in dx.__all__)  # the concurrent-modification family, by type
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            return action()
+        except conflicts as e:
+            if attempt == CONFLICT_RETRIES - 1:
+                raise LakeError(f"'{name}': gave up after {CONFLICT_RETRIES} conflicts with concurrent writers: "
+                                f"{_java_message(e)}") from e
+            log.info("%s: concurrent writer (%s); retrying", name, type(e).__name__)
+            time.sleep(0.2 * (attempt + 1))
 
 
-def _to_pyarrow_table(obj) -> pa.Table:
-    if isinstance(obj, pa.Table):
-        return obj
-    if isinstance(obj, pa.RecordBatch):
-        return pa.Table.from_batches([obj])
-    if hasattr(obj, "__arrow_c_stream__"):
-        return pa.table(obj)
-    if hasattr(obj, "__arrow_c_array__"):
-        return pa.Table.from_batches([pa.record_batch(obj)])
-    raise TypeError(f"cannot convert {type(obj)} to a pyarrow Table")
+def _key_list_condition(source: "DataFrame", key: str) -> str | None:
+    """``key IN (...)`` of the source's distinct values when they are few (lets Delta skip files), else None."""
+    values = [r[0] for r in source.select(key).distinct().limit(KEY_LIST_LIMIT + 1).collect()]
+    if not values or len(values) > KEY_LIST_LIMIT or any(v is None for v in values):
+        return None
+    literals = ", ".join(_sql_string(v) if isinstance(v, str) else repr(v) for v in values)
+    return f"`{key}` IN ({literals})"
 
 
-def _spark_schema_of(dt):
-    from pyspark.sql.types import StructType
+def _expr(sql: str):
+    from pyspark.sql import functions as F
 
-    return StructType.fromJson(json.loads(dt.schema().to_json()))
-
-
-def _delta_schema_json(spark_schema) -> str:
-    """Delta's schema serialization is Spark's; drop Spark-only field metadata."""
-    d = spark_schema.jsonValue()
-    for f in d["fields"]:
-        f["metadata"] = {}
-    return json.dumps(d)
+    return F.expr(sql)
 
 
-def _txn_version(dt, app_id: str) -> int:
-    """The last committed version of app transaction ``app_id`` (-1 when none)."""
-    v = dt.transaction_version(app_id)
-    return -1 if v is None else int(v)
+def _sql_string(value: str) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _meta(metadata: dict | None, operation: str) -> dict:
-    out = {"pe.operation": operation}
+def _meta(metadata: dict | None, operation: str, write_id: str) -> str:
+    out = {"pe.operation": operation, "pe.write_id": write_id}
     out.update({str(k): str(v) for k, v in (metadata or {}).items()})
-    return out
+    return json.dumps(out)
 
 
-def _is_conflict(e: Exception) -> bool:
-    name = type(e).__name__
-    return name in ("CommitFailedError",) or "conflict" in str(e).lower() or "version already exists" in str(e).lower()
+def _normalise_root(root: str) -> str:
+    root = str(root).rstrip("/")
+    if root.startswith("file://"):
+        root = root[len("file://"):]
+    return os.path.abspath(root) if "://" not in root else root
 
 
-def _partition_values(rel: str, part_cols: list[str]) -> dict[str, str | None]:
-    """``a=1/b=x%2Fy/part-0.parquet`` → {'a': '1', 'b': 'x/y'} (Spark's escaping undone; null folders → None)."""
-    if not part_cols:
-        return {}
-    segs = rel.split("/")[:-1]
-    out: dict[str, str | None] = {}
-    for seg in segs:
-        k, _, v = seg.partition("=")
-        k = unquote(k)
-        out[k] = None if v == _SPARK_NULL_PARTITION else unquote(v)
-    missing = [c for c in part_cols if c not in out]
-    if missing:
-        raise LakeError(f"file {rel} is missing partition folders for {missing}")
-    return {c: out[c] for c in part_cols}
+def _same_location(a: str, b: str) -> bool:
+    def norm(p: str) -> str:
+        from urllib.parse import unquote
+
+        p = unquote(p.removeprefix("file:"))
+        return os.path.normpath("/" + p.lstrip("/")) if "://" not in p else p.rstrip("/")
+
+    return norm(a) == norm(b)
 
 
-def _join_uri(table_uri: str, rel: str) -> str:
-    if "://" in table_uri and not table_uri.startswith("file://"):
-        return f"{table_uri}/{rel}"
-    return os.path.join(table_uri.removeprefix("file://"), rel)
-
-
-def _norm_path(p: str) -> str:
-    """Scheme-less absolute form used to match Spark's ``_metadata.file_path`` (decoded) to the log's paths."""
-    import re
-
-    return re.sub(r"^[a-zA-Z0-9+.-]+:/+", "/", p) if "://" in p else os.path.abspath(p)
-
-
-def _filesystem(uri: str):
-    from pyarrow import fs as pafs
-
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), os.path.abspath(uri)
-    fs, path = pafs.FileSystem.from_uri(uri.replace("s3a://", "s3://"))
-    return fs, path
-
-
-def _fs_selector(base: str):
-    from pyarrow import fs as pafs
-
-    return pafs.FileSelector(base, recursive=True)
+def _java_message(e: Exception) -> str:
+    """The first line that says something of a (possibly Java) exception: its error class and message."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    for ln in lines:
+        if "[" in ln and "]" in ln and not ln.startswith("at "):
+            return ln.split("Exception: ", 1)[-1]
+    return lines[0] if lines else type(e).__name__

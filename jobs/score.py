@@ -121,7 +121,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
                    metadata=meta)
     summary.errors = len(errors)
     summary.error_stages = errors["stage"].value_counts().to_dict() if len(errors) else {}
-    summary.versions = {n: lake.delta_table(n).version() for n in ("pe_scores", "pe_seconds", "scoring_errors")
+    summary.versions = {n: lake.version(n) for n in ("pe_scores", "pe_seconds", "scoring_errors")
                         if lake.exists(n)}
     if validate_outputs and summary.scored:
         _validate_outputs(lake, cfg)

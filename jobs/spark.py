@@ -1,4 +1,9 @@
-"""The one Spark session factory: local by default, cluster settings from config."""
+"""The one Spark session factory: local by default, cluster settings from config, Delta Lake built in.
+
+Delta comes from delta-spark: its JARs are installed once into the virtual environment (:mod:`jobs.delta_jars`)
+and put on ``spark.jars`` here, so no session downloads anything. Under ``spark-submit`` pass them with
+``--jars "$(python -m jobs.delta_jars path)"``: the driver JVM is already running by the time this code does.
+"""
 from __future__ import annotations
 
 import os
@@ -46,14 +51,29 @@ def get_spark(cfg: PEConfig, app_name: str | None = None):
         "spark.executorEnv.PYTHONPATH": os.environ["PYTHONPATH"],
         "spark.python.worker.reuse": "true",
         "spark.sql.warehouse.dir": os.path.join(_tmpdir(), "spark-warehouse"),
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={_tmpdir()} -Dlog4j2.level=error",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={_tmpdir()} -Dlog4j2.level=error "
+                                         f"-Dlog4j2.configurationFile=file:{os.path.join(repo_root, 'conf', 'log4j2.properties')}",
     }
+    settings.update(delta_settings())
     settings.update(cfg.spark.conf)
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
     return spark
+
+
+DELTA_SQL_SETTINGS = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+}
+
+
+def delta_settings() -> dict[str, str]:
+    """Session settings that make Delta Lake work: the SQL extension, the catalog and the installed JARs."""
+    from jobs.delta_jars import jar_paths
+
+    return {**DELTA_SQL_SETTINGS, "spark.jars": ",".join(jar_paths())}
 
 
 def _submit_conf() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The Delta lake layer against a real local Spark session and real Delta tables (delta-rs) in tmp folders."""
+"""The Delta lake layer against a real local Spark session and real Delta tables (delta-spark) in tmp folders."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,7 +13,7 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
 
-from jobs.lake import Lake, SchemaMismatch, UnsupportedTable
+from jobs.lake import Lake, NotNullViolation, SchemaMismatch
 
 pytestmark = pytest.mark.slow
 
@@ -53,10 +53,10 @@ def test_merge_upserts_and_rerun_is_a_noop(lake, spark):
     lake.write("kv", _kv(spark, [("a", 1), ("b", 2)]))
     m = lake.merge("kv", _kv(spark, [("b", 20), ("c", 3)]), keys=["k"])
     assert (m["num_target_rows_updated"], m["num_target_rows_inserted"]) == (1, 1)
-    version = lake.delta_table("kv").version()
+    version = lake.version("kv")
     again = lake.merge("kv", _kv(spark, [("b", 20), ("c", 3)]), keys=["k"])
     assert again["num_target_rows_updated"] == 0 and again["num_target_rows_inserted"] == 0
-    assert lake.delta_table("kv").version() == version, "a no-op merge must not add a commit"
+    assert lake.version("kv") == version, "a no-op merge must not add a commit"
     assert _sorted(lake.read("kv")) == [("a", 1), ("b", 20), ("c", 3)]
 
 
@@ -72,7 +72,7 @@ def test_schema_mismatch_is_refused_and_nothing_written(lake, spark):
     wrong = spark.createDataFrame([("b", "two")], "k string, v string")
     with pytest.raises(SchemaMismatch, match="v: string → bigint"):
         lake.write("kv", wrong)
-    assert lake.delta_table("kv").version() == 1
+    assert lake.version("kv") == 1
     assert _sorted(lake.read("kv")) == [("a", 1)]
 
 
@@ -111,7 +111,7 @@ def test_partitioned_table_with_awkward_values_reads_back_exactly(lake, spark):
     # Spark writes the empty string as a null partition (Hive convention); everything else is exact.
     want = [(None if k == "" else k, d, v) for k, d, v in AWKWARD]
     assert got == want
-    # the same through delta-rs alone, and through a second, independent Delta reader (Spark SQL filter)
+    # the same through pandas, and through Spark SQL with a partition filter
     pdf = lake.read_pandas("parts").sort_values("v")
     assert list(pdf["v"]) == [v for _, _, v in AWKWARD]
     assert lake.read("parts").where("k = 'slash/inside'").collect()[0].v == 3
@@ -120,7 +120,7 @@ def test_partitioned_table_with_awkward_values_reads_back_exactly(lake, spark):
 def test_failed_task_leaves_table_at_previous_version(lake, spark, tmp_path):
     lake.ensure("kv", KV)
     lake.write("kv", _kv(spark, [("a", 1)]))
-    before = lake.delta_table("kv").version()
+    before = lake.version("kv")
 
     @F.udf("long")
     def explode_on_13(v):
@@ -131,10 +131,13 @@ def test_failed_task_leaves_table_at_previous_version(lake, spark, tmp_path):
     bad = spark.range(0, 40, numPartitions=4).select(F.col("id").cast("string").alias("k"), explode_on_13("id").alias("v"))
     with pytest.raises(Exception, match="boom on 13"):
         lake.write("kv", bad)
-    assert lake.delta_table("kv").version() == before
+    assert lake.version("kv") == before
     assert _sorted(lake.read("kv")) == [("a", 1)]
-    leftovers = [n for n in os.listdir(lake.path("kv")) if n.startswith("w-")]
-    assert len(leftovers) == 1, f"only the committed write folder may remain, found {leftovers}"
+    # files the failed job left behind are in no version: VACUUM removes them, the data stays
+    lake.vacuum("kv", retention_hours=0)
+    data_files = [n for n in os.listdir(lake.path("kv")) if n.endswith(".parquet")]
+    assert len(data_files) == 1, data_files
+    assert _sorted(lake.read("kv")) == [("a", 1)]
 
 
 def test_retried_job_with_same_app_transaction_is_a_noop(lake, spark):
@@ -174,23 +177,91 @@ def test_two_processes_appending_at_once_both_land(lake, spark, tmp_path):
         assert p.returncode == 0, err.decode()[-2000:]
     assert lake.info("kv").rows == 600
     assert lake.read("kv").count() == 600
-    assert lake.delta_table("kv").version() == 6
+    assert lake.version("kv") == 6
 
 
-def test_column_mapping_table_is_refused_with_a_clear_message(tmp_path, spark):
-    table = tmp_path / "lake" / "mapped"
-    (table / "_delta_log").mkdir(parents=True)
-    schema = {"type": "struct", "fields": [
-        {"name": "a", "type": "long", "nullable": True,
-         "metadata": {"delta.columnMapping.id": 1, "delta.columnMapping.physicalName": "col-5f4a"}}]}
-    actions = [
-        {"protocol": {"minReaderVersion": 2, "minWriterVersion": 5}},
-        {"metaData": {"id": "00000000-0000-0000-0000-000000000001", "format": {"provider": "parquet", "options": {}},
-                      "schemaString": json.dumps(schema), "partitionColumns": [],
-                      "configuration": {"delta.columnMapping.mode": "name", "delta.columnMapping.maxColumnId": "1"},
-                      "createdTime": 1700000000000}},
-    ]
-    (table / "_delta_log" / "00000000000000000000.json").write_text("\n".join(json.dumps(a) for a in actions))
+def test_column_mapping_table_written_by_spark_reads_by_logical_names(tmp_path, spark):
+    """delta-spark reads table features the old delta-rs reader refused (here: column mapping + a rename)."""
     lake = Lake(str(tmp_path / "lake"), spark)
-    with pytest.raises(UnsupportedTable, match="column mapping"):
-        lake.read("mapped")
+    path = lake.path("mapped")
+    spark.sql(f"CREATE TABLE delta.`{path}` (a BIGINT, b STRING) USING delta "
+              "TBLPROPERTIES ('delta.columnMapping.mode' = 'name')")
+    spark.sql(f"INSERT INTO delta.`{path}` VALUES (1, 'x'), (2, 'y')")
+    spark.sql(f"ALTER TABLE delta.`{path}` RENAME COLUMN b TO label")
+    assert sorted((r.a, r.label) for r in lake.read("mapped").collect()) == [(1, "x"), (2, "y")]
+
+
+LEGACY = os.path.join(os.path.dirname(__file__), "..", "data", "legacy_lake_deltars")
+
+
+def test_tables_written_by_the_old_delta_rs_layer_stay_readable(tmp_path, spark):
+    """tests/data/legacy_lake_deltars was written by main@c9991d1 (Spark Parquet in w-<uuid>/ folders + one
+    delta-rs commit each, a delta-rs merge, awkward partition values); delta-spark reads and extends it."""
+    import shutil
+
+    shutil.copytree(LEGACY, tmp_path / "lake")
+    lake = Lake(str(tmp_path / "lake"), spark)
+    scores = {r.video_id: r.pe_share for r in lake.read("pe_scores").collect()}
+    assert scores == pytest.approx({"v0": 0.99, "v1": 0.1, "v2": 0.2, "v9": 0.1})
+    parted = sorted((r.k, r.part, r.v) for r in lake.read("parted").collect())
+    assert parted == [("a", "x y", 1), ("b", "a/b%c", 2), ("c", None, 3), ("d", "é=?", 4)]
+    assert lake.read("pe_scores", version=1).count() == 3
+    lake.merge("pe_scores", lake.read("pe_scores").where("video_id = 'v9'").withColumn("pe_share", F.lit(0.5)))
+    assert lake.read("pe_scores").where("video_id = 'v9'").first().pe_share == 0.5
+    assert lake.version("pe_scores") == 3
+
+
+def test_not_null_columns_are_enforced_on_every_write(lake, spark):
+    lake.ensure("kv", KV)
+    with pytest.raises(NotNullViolation, match="NOT NULL constraint violated for column: k"):
+        lake.write("kv", spark.createDataFrame([(None, 1)], "k string, v long"))
+    with pytest.raises(Exception, match="NOT NULL"):
+        lake.merge("kv", spark.createDataFrame([(None, 1)], "k string, v long"), keys=["k"])
+    assert lake.version("kv") == 0 and lake.read("kv").count() == 0
+
+
+def test_tables_are_registered_by_name_for_delta_sql(lake, spark, tmp_path):
+    lake.ensure("kv", KV)
+    lake.write("kv", _kv(spark, [("a", 1)]))
+    lake.write("kv", _kv(spark, [("b", 2)]))
+    assert lake.register_tables() == ["kv"]
+    assert spark.sql("SELECT count(*) AS n FROM kv VERSION AS OF 1").first().n == 1
+    assert [r.operation for r in spark.sql("DESCRIBE HISTORY kv").collect()] == ["WRITE", "WRITE", "CREATE TABLE"]
+    # another lake in the same session: the name now points there, the first lake's data is untouched
+    other = Lake(str(tmp_path / "other"), spark)
+    other.ensure("kv", KV)
+    assert other.register_tables() == ["kv"]
+    assert spark.sql("SELECT count(*) AS n FROM kv").first().n == 0
+    assert lake.read("kv").count() == 2
+
+
+def test_optimize_compacts_and_keeps_every_row(lake, spark):
+    lake.ensure("kv", KV)
+    for i in range(4):
+        lake.write("kv", _kv(spark, [(f"k{i}", i)]))
+    m = lake.optimize("kv", zorder_by=["k"])
+    assert m["numFilesRemoved"] >= 4 and m["numFilesAdded"] == 1
+    assert lake.info("kv").files == 1 and lake.read("kv").count() == 4
+
+
+def test_pe_maintain_compacts_zorders_and_vacuums(cfg, lake, spark):
+    from jobs.maintain import run_maintain
+
+    rows = [("v1", "1", s, 0.1) for s in range(3)]
+    df = spark.createDataFrame(rows, "video_id string, model_version string, second int, e_mass double")
+    full = df.select("*", *[F.lit(None).cast(t).alias(c) for c, t in (
+        ("pe_mass", "double"), ("p_mass", "double"), ("product_found", "boolean"), ("inliers", "int"),
+        ("quad_224", "array<double>"), ("e_grid", "array<float>"), ("run_id", "string"))])
+    lake.write("pe_seconds", full)
+    lake.write("pe_seconds", full.withColumn("video_id", F.lit("v2")))
+    lake.write("pe_seconds", full.withColumn("video_id", F.lit("v3")), mode="overwrite")  # v1, v2 files replaced
+    before = {os.path.basename(p) for p in os.listdir(lake.path("pe_seconds")) if p.endswith(".parquet")}
+    [m] = run_maintain(cfg, ["pe_seconds"], spark=spark, retention_hours=0)
+    assert m.zorder_by == ("video_id",) and m.version_after == m.version_before + 1 or m.files_before == 1
+    after = {os.path.basename(p) for p in os.listdir(lake.path("pe_seconds")) if p.endswith(".parquet")}
+    assert len(after) == 1 and len(before) >= 3, (before, after)  # only the live file is left on disk
+    assert sorted(r.video_id for r in lake.read("pe_seconds").collect()) == ["v3"] * 3
+    from jobs.lake import TableNotFound
+
+    with pytest.raises(TableNotFound, match="no Delta table nope"):
+        run_maintain(cfg, ["nope"], spark=spark)

@@ -37,6 +37,10 @@ def _write_clip(path: Path, scene: np.ndarray, product: np.ndarray | None, secon
 
 @pytest.fixture
 def campaign(cfg, lake, spark, tmp_path):
+    return make_campaign(cfg, lake)
+
+
+def make_campaign(cfg, lake):
     """Four good videos, one corrupt file, one missing file; a tiny registered @champion model."""
     from skimage import data
 
@@ -111,10 +115,10 @@ def test_scores_good_videos_records_bad_ones_and_rerun_is_a_noop(cfg, lake, spar
     assert errors.loc["v_corrupt", "stage"] == "decode"
     assert errors["run_id"].eq(summary.run_id).all() and errors["message"].str.len().gt(10).all()
 
-    versions = {n: lake.delta_table(n).version() for n in ("pe_scores", "pe_seconds", "scoring_errors")}
+    versions = {n: lake.version(n) for n in ("pe_scores", "pe_seconds", "scoring_errors")}
     again = run_score(cfg, spark=spark, validate_outputs=False)
     assert again.scored == 0 and again.candidates == 2  # only the two bad inputs are tried again
-    assert {n: lake.delta_table(n).version() for n in versions} == versions, "a same-night re-run must write nothing"
+    assert {n: lake.version(n) for n in versions} == versions, "a same-night re-run must write nothing"
     assert lake.info("pe_scores").rows == 4 and lake.info("scoring_errors").rows == 2
 
 
@@ -125,3 +129,71 @@ def test_missing_model_fails_before_any_table_is_touched(cfg, lake, spark):
     with pytest.raises(NoChampionError, match="pe train"):
         run_score(cfg, spark=spark)
     assert lake.table_names() == []
+
+
+_KILLED_RUN = '''
+import os, signal, sys
+from jobs.config import load_config
+from jobs.lake import Lake
+from jobs.score import run_score
+
+cfg = load_config(lake=sys.argv[1], overrides={"spark": {"master": "local[1]", "show_progress": False}})
+if sys.argv[2] == "between-commits":  # die right after the first table's commit, before the second
+    merge = Lake.merge
+    def merge_then_die(self, name, df, *a, **kw):
+        out = merge(self, name, df, *a, **kw)
+        if name == "pe_seconds":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return out
+    Lake.merge = merge_then_die
+print("scoring", flush=True)
+run_score(cfg, validate_outputs=False)
+'''
+
+
+def _data_files(table: Path) -> set[str]:
+    return {str(p) for p in table.rglob("*.parquet")} if table.exists() else set()
+
+
+@pytest.mark.parametrize("when", ["between-commits", "during-write"])
+def test_sigkill_mid_write_leaves_valid_tables_and_the_rerun_has_one_row_per_key(cfg, lake, spark, campaign,
+                                                                                  tmp_path, when):
+    """kill -9 of the whole job (driver JVM and Python workers) either right after its first commit or while
+    Spark is writing a table's files: every table stays at a valid version and the re-run completes with
+    exactly one row per key."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from jobs.score import run_score
+
+    script = tmp_path / "killed_run.py"
+    script.write_text(_KILLED_RUN)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, str(script), cfg.lake_path, when], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if when == "during-write":  # kill the job's whole process group once pe_seconds has uncommitted files
+        table = Path(lake.path("pe_seconds"))
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(p.endswith(".parquet") for p in _data_files(table)):
+                os.killpg(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.02)
+    out = proc.communicate(timeout=600)[0].decode()
+    assert proc.returncode == -signal.SIGKILL, f"the job should have been killed; it exited {proc.returncode}: {out[-3000:]}"
+
+    for name in lake.table_names():  # every table is at a valid, readable version
+        assert lake.version(name) >= 0 and lake.read(name).count() >= 0
+    if when == "between-commits":
+        assert lake.read("pe_seconds").count() == 12 and not lake.exists("pe_scores")
+
+    summary = run_score(cfg, spark=spark, validate_outputs=False)
+    assert summary.scored == 4
+    for name, keys in (("pe_scores", ["video_id", "model_version"]),
+                       ("pe_seconds", ["video_id", "model_version", "second"])):
+        df = lake.read(name)
+        assert df.count() == df.select(*keys).distinct().count() == {"pe_scores": 4, "pe_seconds": 12}[name]
