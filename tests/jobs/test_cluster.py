@@ -147,8 +147,9 @@ def test_nightly_job_on_a_standalone_cluster_with_an_mlflow_server(tmp_path, ser
     assert len(app_dirs) == 2, f"executors on both workers expected, found {app_dirs}"
 
     # 5. The same job in local mode on a copy of the lake gives the same rows.
-    local_cfg = cluster_cfg.model_copy(update={"lake": str(local_copy)})
-    run_score(local_cfg, run_id="cluster-night", spark=spark)
+    local_cfg = cluster_cfg.model_copy(update={  # the copy's rows still point at the original media folder
+        "lake": str(local_copy), "io": cfg.io.model_copy(update={"allowed_roots": [cfg.lake_path]})})
+    assert run_score(local_cfg, run_id="cluster-night", spark=spark).scored == 4
     cols = ["video_id", "model_version", "pe_raw", "pe_share", "e_score", "p_score", "n_seconds",
             "product_found_seconds", "predicted_engagement"]
     from jobs.lake import Lake

@@ -257,7 +257,7 @@ def test_pe_maintain_compacts_zorders_and_vacuums(cfg, lake, spark):
     lake.write("pe_seconds", full.withColumn("video_id", F.lit("v3")), mode="overwrite")  # v1, v2 files replaced
     before = {os.path.basename(p) for p in os.listdir(lake.path("pe_seconds")) if p.endswith(".parquet")}
     [m] = run_maintain(cfg, ["pe_seconds"], spark=spark, retention_hours=0)
-    assert m.zorder_by == ("video_id",) and m.version_after == m.version_before + 1 or m.files_before == 1
+    assert m.zorder_by == ("video_id",) and m.files_after == 1 and m.version_after >= m.version_before
     after = {os.path.basename(p) for p in os.listdir(lake.path("pe_seconds")) if p.endswith(".parquet")}
     assert len(after) == 1 and len(before) >= 3, (before, after)  # only the live file is left on disk
     assert sorted(r.video_id for r in lake.read("pe_seconds").collect()) == ["v3"] * 3
