@@ -193,7 +193,7 @@ def validate(
 def score(
     ctx: typer.Context,
     rescore: bool = typer.Option(False, "--rescore", help="Score again videos the champion already scored."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Score at most N videos (by video_id)."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Score at most N videos (by video_id)."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Default: score-<UTC date>-v<model version>."),
 ) -> None:
     """Nightly job: score every campaign video the @champion model has not scored yet (Spark)."""
@@ -262,7 +262,7 @@ def train(
     ctx: typer.Context,
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Maximum epochs (default: train.epochs)."),
     backbone: Optional[str] = typer.Option(None, "--backbone", help="mobilenet_v2 | xception | tiny (default: model.backbone)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Train on at most N labelled videos."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="Train on at most N labelled videos."),
     features_only: bool = typer.Option(False, "--features-only",
                                        help="Only build the training set (backbone features in training_clips)."),
     no_promote: bool = typer.Option(False, "--no-promote",

@@ -116,6 +116,8 @@ class PEConfig(StrictSettings):
     def _lake_not_empty(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("lake must not be empty")
+        if "://" not in v and os.path.abspath(os.path.expanduser(v)) == os.path.abspath(os.sep):
+            raise ValueError("lake must be a folder of its own, not the file system's root")
         return v
 
     @property
@@ -160,8 +162,29 @@ def _format_error(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             lines.append(f"  unknown key '{key}'")
         else:
-            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+            lines.append(f"  {key}: {e['msg']} (got {_short(e.get('input'))})")
     return "\n".join(lines)
+
+
+#: A config file is a few KB; anything far larger is a mistake (or an attack on the parser).
+MAX_CONFIG_BYTES = 256 * 1024
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` of a config value cut to ``limit`` characters (an error never echoes a huge input)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors/aliases: a few hundred bytes of nested aliases expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(f"YAML aliases (*{event.anchor}) are not allowed in config files "
+                              f"(line {event.start_mark.line + 1}); write the values out")
+        return super().compose_node(parent, index)
 
 
 def load_config(path: str | os.PathLike | None = None, *, lake: str | None = None,
@@ -174,13 +197,20 @@ def load_config(path: str | os.PathLike | None = None, *, lake: str | None = Non
     data: dict[str, Any] = {}
     if path is not None or source.exists():
         try:
+            if source.is_file() and source.stat().st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(f"config file {source} is {source.stat().st_size:,} bytes; at most "
+                                  f"{MAX_CONFIG_BYTES:,} are allowed")
             text = source.read_text()
         except OSError as e:
             raise ConfigError(f"cannot read config file {source}: {e.strerror}") from e
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {source} is not UTF-8 text") from None
         try:
-            data = yaml.safe_load(text) or {}
+            data = yaml.load(text, Loader=_NoAliasLoader) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"config file {source} is not valid YAML: {e}") from e
+            mark = getattr(e, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise ConfigError(f"config file {source} is not valid YAML{where}: {getattr(e, 'problem', None) or 'syntax error'}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config file {source} must hold a mapping at the top level")
     data = _deep_merge(data, overrides or {})

@@ -11,15 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 class StrictSettings(BaseModel):
     """Base of every config section: unknown keys and wrong types are errors."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ClipSettings(StrictSettings):
     """How a video becomes a clip tensor (S, 3, size, size); saved with every model."""
 
-    fps: float = Field(1.0, gt=0)
-    max_seconds: int = Field(60, ge=1)
-    size: int = Field(224, ge=16)
+    fps: float = Field(1.0, gt=0, le=60)
+    max_seconds: int = Field(60, ge=1, le=3600)
+    size: int = Field(224, ge=16, le=1024)
     match_max_width: int = Field(640, ge=64)  # frames for feature matching are capped at this width
     max_duration_s: float = Field(3600.0, gt=0)  # longer videos are rejected (reason: too_long)
     max_pixels: int = Field(4096 * 4096, ge=1)  # larger frames are rejected (reason: too_large)

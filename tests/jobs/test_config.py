@@ -53,3 +53,48 @@ def test_missing_file_and_bad_yaml(tmp_path):
     broken.write_text("spark: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(broken)
+
+
+def test_yaml_alias_bomb_is_refused_quickly_without_echoing_it(tmp_path):
+    import time
+
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[i]
+        lines.append(f"{name}: &{name} [{', '.join(['*' + prev] * 9)}]")
+    lines.append("lake: *i")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"YAML aliases \(\*a\) are not allowed") as e:
+        load_config(bomb)
+    assert time.perf_counter() - t0 < 2 and len(str(e.value)) < 300
+
+
+def test_oversized_config_file_is_refused(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * 300_000 + "\nlake: ./lake\n")
+    with pytest.raises(ConfigError, match="at most 262,144 are allowed"):
+        load_config(big)
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"clip": {"fps": float("inf")}}, "clip.fps"),
+    ({"clip": {"fps": float("nan")}}, "clip.fps"),
+    ({"clip": {"max_seconds": 10**9}}, "clip.max_seconds"),
+    ({"product": {"ratio": float("nan")}}, "product.ratio"),
+])
+def test_numeric_values_must_be_finite_and_in_range(overrides, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(overrides=overrides)
+
+
+def test_lake_at_the_filesystem_root_is_refused():
+    with pytest.raises(ConfigError, match="not the file system's root"):
+        load_config(lake="/")
+
+
+def test_long_wrong_values_are_cut_in_the_message():
+    with pytest.raises(ConfigError) as e:
+        load_config(overrides={"clip": {"fps": "x" * 5000}})
+    assert len(str(e.value)) < 400
