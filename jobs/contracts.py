@@ -136,6 +136,21 @@ _CONTRACTS = [
         "stage and the headline specification's influence (Cook's distance, leverage, influential = D > 4/n).",
         volatile=("analyzed_at",),
     ),
+    TableContract(
+        "evaluations",
+        "model_version STRING NOT NULL, run STRING NOT NULL, metric STRING NOT NULL, scope STRING NOT NULL, "
+        "value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n BIGINT, evaluated_at TIMESTAMP",
+        keys=("model_version", "run", "metric", "scope"),
+        description="`pe evaluate` on the sample campaign (jobs/evaluate.py): one row per metric and scope (all, "
+        "or a scenario name) with its bootstrap 95 % interval [ci_low, ci_high] over n units (videos; seconds "
+        "for product-map metrics, intervals by resampling videos). spearman_<score>: Spearman with the true "
+        "product engagement of pe_share (the model), area_only (product share of the frame), "
+        "spectral_residual (saliency PE), centre_prior (Gaussian centre prior x product mask), constant; "
+        "*_window: against the truth over the scored seconds only; spearman_pe_share_minus_area_only: paired "
+        "bootstrap; product_iou_median (visible seconds, silhouette), product_false_found (absent seconds); "
+        "lift_correlation: estimated (sales_lift, latest run) vs true sales lifts; mean_pe_share, mean_true_pe.",
+        volatile=("evaluated_at",),
+    ),
 ]
 
 CONTRACTS: dict[str, TableContract] = {c.name: c for c in _CONTRACTS}
