@@ -343,6 +343,10 @@ def test_campaign_is_reproducible_and_decodes_to_the_declared_frames(tmp_path):
     a = generate_campaign(spec, tmp_path / "a", workers=2)
     b = generate_campaign(spec, tmp_path / "b", workers=1)
     pd.testing.assert_frame_equal(a.truth, b.truth)
+    # without video files (only the sampled frames composited): the same tables
+    quick = generate_campaign(spec, tmp_path / "q", workers=1, write_videos=False)
+    pd.testing.assert_frame_equal(a.truth, quick.truth)
+    pd.testing.assert_frame_equal(a.sales, quick.sales)
     pd.testing.assert_frame_equal(a.labels.drop(columns="video_uri"), b.labels.drop(columns="video_uri"))
     pd.testing.assert_frame_equal(a.sales, b.sales)
     assert _digests(a.video_paths) == _digests(b.video_paths)
