@@ -147,7 +147,7 @@ _CONTRACTS = [
         "product engagement of pe_share (the model), area_only (product share of the frame), "
         "spectral_residual (saliency PE), centre_prior (Gaussian centre prior x product mask), constant; "
         "*_window: against the truth over the scored seconds only; spearman_pe_share_minus_area_only: paired "
-        "bootstrap; product_iou_median (visible seconds, silhouette), product_false_found (absent seconds); "
+        "bootstrap; spearman_pe_share_permuted: negative control, median and 95 % band of Spearman with pe_share shuffled across videos (2,000 permutations); product_iou_median (visible seconds, silhouette), product_false_found (absent seconds); "
         "lift_correlation: estimated (sales_lift, latest run) vs true sales lifts; mean_pe_share, mean_true_pe.",
         volatile=("evaluated_at",),
     ),

@@ -7,8 +7,9 @@
               truth silhouettes;
               on the driver (models.agreement): Spearman with the true product engagement and bootstrap 95 %
               intervals of pe_share, area-only (Σp / (S·224²) from pe_seconds.p_mass), the two baselines and
-              the constant; the paired interval of pe_share minus area-only; per scenario; product-map IoU
-              and false-found rate; correlation of estimated and true sales lifts
+              the constant; the paired interval of pe_share minus area-only; per scenario; a negative control
+              (pe_share shuffled across videos); product-map IoU and false-found rate; correlation of
+              estimated and true sales lifts
     load      one row per metric and scope into `evaluations` (merge by key), the same numbers to the model's
               MLflow run; a printed table
 
@@ -31,7 +32,7 @@ import pandas as pd
 
 from jobs.config import PEConfig, load_config
 from jobs.lake import Lake
-from models.agreement import Estimate, bootstrap, paired_difference, pearson, spearman
+from models.agreement import Estimate, bootstrap, paired_difference, pearson, permutation_null
 
 #: score columns compared with the truth (pe_share is the model's; the rest need no engagement model)
 SCORES = ("pe_share", "area_only", "spectral_residual", "centre_prior", "constant")
@@ -173,6 +174,9 @@ def metric_rows(per_video: pd.DataFrame, seconds: pd.DataFrame, lifts: pd.DataFr
             rows.append(_row(f"spearman_pe_share_minus_area_only{suffix}", scope,
                              paired_difference(g["pe_share"].to_numpy(float), g["area_only"].to_numpy(float), t,
                                                seed=seed)))
+        if scope == "all":  # negative control: the band pe_share shuffled across videos reaches by chance
+            rows.append(_row("spearman_pe_share_permuted", scope, permutation_null(
+                g["pe_share"].to_numpy(float), g["true_pe"].to_numpy(float), seed=seed)))
         rows.append(_row("mean_pe_share", scope, _mean(g["pe_share"].to_numpy(float), seed)))
         rows.append(_row("mean_true_pe", scope, _mean(g["true_pe"].to_numpy(float), seed)))
         s = seconds[seconds["video_id"].isin(set(g["video_id"]))]

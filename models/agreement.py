@@ -6,6 +6,7 @@ Used by ``pe evaluate`` on the sample campaign, where the true product engagemen
                                  ─► bootstrap(a, t)                     percentile interval over videos
     truth t, scores a, b        ─► paired_difference(a, b, t)          spearman(a, t) - spearman(b, t) on the
                                                                          same resamples (paired interval)
+    truth t, score a            ─► permutation_null(a, t)              the band chance alone gives (a shuffled)
 
 A constant score ranks nothing: its Spearman correlation is undefined and is reported as 0 with the
 interval [0, 0] (as :mod:`models.evaluate` does for the constant baseline).
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 from scipy.stats import rankdata
 
-__all__ = ["Estimate", "spearman", "pearson", "bootstrap", "paired_difference", "N_BOOT"]
+__all__ = ["Estimate", "spearman", "pearson", "bootstrap", "paired_difference", "permutation_null", "N_BOOT"]
 
 N_BOOT = 2000
 
@@ -89,3 +90,17 @@ def paired_difference(a: np.ndarray, b: np.ndarray, truth: np.ndarray, stat: Cal
     diffs = np.asarray(stat(a[idx], t[idx])) - np.asarray(stat(b[idx], t[idx]))
     lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
     return Estimate(float(stat(a, t) - stat(b, t)), float(lo), float(hi), n)
+
+
+def permutation_null(x: np.ndarray, y: np.ndarray, stat: Callable = spearman, *, n_perm: int = N_BOOT, seed: int = 0,
+                     level: float = 0.95) -> Estimate:
+    """The negative control: ``stat`` of x shuffled against y over n_perm permutations → the median and the
+    central ``level`` band of that null distribution (a score whose statistic lies inside it ranks nothing)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    n = len(x)
+    if n < 3:
+        return Estimate(float("nan"), float("nan"), float("nan"), n)
+    rng = np.random.default_rng(seed)
+    null = np.asarray(stat(np.stack([rng.permutation(x) for _ in range(n_perm)]), np.broadcast_to(y, (n_perm, n))))
+    lo, mid, hi = np.quantile(null, [(1 - level) / 2, 0.5, (1 + level) / 2])
+    return Estimate(float(mid), float(lo), float(hi), n)

@@ -36,6 +36,8 @@ def test_metric_rows_rank_a_faithful_score_above_area_and_constant():
     assert get("spearman_pe_share", "hero").n == 30 and get("spearman_pe_share", "prop").n == 30
     assert get("product_iou_median").value == pytest.approx(0.7) and get("product_false_found").value == 0.5
     assert get("lift_correlation").value > 0.95
+    perm = get("spearman_pe_share_permuted")
+    assert perm.ci_low < 0 < perm.ci_high  # the built-in negative control ranks nothing
     assert (rows.ci_low <= rows.value + 1e-12).all() and (rows.value <= rows.ci_high + 1e-12).all()
 
 

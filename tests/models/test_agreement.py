@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from models.agreement import bootstrap, paired_difference, pearson, spearman
+from models.agreement import bootstrap, paired_difference, pearson, permutation_null, spearman
 
 
 def test_spearman_known_values_with_ties():
@@ -57,3 +57,15 @@ def test_too_few_units_give_nan_and_bad_shapes_are_errors():
     assert math.isnan(bootstrap([1, 2], [2, 1]).value)
     with pytest.raises(ValueError):
         bootstrap([1, 2, 3], [1, 2])
+
+
+def test_permutation_null_band_is_chance_alone():
+    """Shuffled scores: median ≈ 0 and a band of about ±1.96/√(n-1); a faithful score lies far outside it."""
+    rng = np.random.default_rng(4)
+    truth = rng.normal(size=200)
+    score = truth + rng.normal(0, 0.5, 200)
+    null = permutation_null(score, truth, seed=5)
+    assert abs(null.value) < 0.02 and null.n == 200
+    assert null.ci_high == pytest.approx(1.96 / math.sqrt(199), abs=0.03)
+    assert null.ci_low == pytest.approx(-1.96 / math.sqrt(199), abs=0.03)
+    assert spearman(score, truth) > null.ci_high
