@@ -1,13 +1,14 @@
 """Product-heatmap accuracy on the generated sample campaign, against its ground truth (table sample_truth).
 
     python bench/product_accuracy.py --lake DIR [--limit 40] [--method sift|orb_hull] [--workers N]
+                                     [--region silhouette|listing_rect]
 
 Reads ``campaign_videos`` (video_uri, product_image_uri) and ``sample_truth`` (per second: quad_224 = the
 listing image's corners on the 224 grid, null when the product is not drawn; product_visible) from the lake
 through Spark (delta-spark), runs ``sample_video`` + ``product_map`` on every video and compares per second:
 
-- visible seconds (product_visible): IoU of our mask with the truth quad's mask (cells whose centre is inside,
-  computed independently with matplotlib's Path); a second we did not find counts as IoU 0;
+- visible seconds (product_visible): IoU of our mask with the truth region, the product's silhouette
+  (``product_mask_png``; the quad's cells for an older lake); a second we did not find counts as IoU 0;
 - absent seconds (quad_224 null: the product is not in the frame): share marked as found (false positives);
 - drawn but not visible (partly off-screen or occluded): found share, reported only.
 
@@ -28,12 +29,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 
-def truth_mask(quad_224, size: int = 224) -> np.ndarray:
-    """(size, size) bool: cells whose centre lies inside the truth quadrilateral (any simple polygon)."""
+def truth_mask(row, size: int = 224) -> np.ndarray:
+    """(size, size) bool truth region of one sample_truth row: the product's silhouette (product_mask_png),
+    or, for a lake written before silhouettes, the cells whose centre lies inside the truth quadrilateral."""
+    png = row.get("product_mask_png")
+    if png is not None and len(png):
+        import cv2
+
+        mask = cv2.imdecode(np.frombuffer(bytes(png), np.uint8), cv2.IMREAD_GRAYSCALE)
+        return cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST) > 0
     from matplotlib.path import Path
 
     centres = np.stack(np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5), axis=-1).reshape(-1, 2)
-    return Path(np.asarray(quad_224, float).reshape(4, 2)).contains_points(centres).reshape(size, size)
+    return Path(np.asarray(row["quad_224"], float).reshape(4, 2)).contains_points(centres).reshape(size, size)
 
 
 def score_one_video(args) -> list[dict]:
@@ -63,7 +71,7 @@ def score_one_video(args) -> list[dict]:
         found = bool(pm.found[s])
         iou = None
         if visible and drawn:
-            t = truth_mask(quad, clip.size)
+            t = truth_mask(row, clip.size)
             ours = pm.masks[s].astype(bool)
             union = (t | ours).sum()
             iou = float((t & ours).sum() / union) if union else 0.0
@@ -72,8 +80,8 @@ def score_one_video(args) -> list[dict]:
     return out
 
 
-def evaluate(lake_root: str, *, limit: int | None = None, method: str = "sift", workers: int | None = None
-             ) -> dict:
+def evaluate(lake_root: str, *, limit: int | None = None, method: str = "sift", workers: int | None = None,
+             region: str = "silhouette") -> dict:
     """Run the comparison on the lake's sample campaign; returns the summary numbers and the rows."""
     from jobs.config import load_config
     from jobs.lake import Lake
@@ -89,7 +97,7 @@ def evaluate(lake_root: str, *, limit: int | None = None, method: str = "sift", 
     truth = lake.read_pandas("sample_truth")
     if limit:
         videos = videos.head(limit)
-    ps = cfg.product.model_copy(update={"method": method, "match_workers": 1})
+    ps = cfg.product.model_copy(update={"method": method, "match_workers": 1, "region": region})
     tasks = [video_task(v.video_id, v.video_uri, v.product_image_uri, truth[truth.video_id == v.video_id], ps,
                         cfg.clip, cfg.io.allowed_schemes) for v in videos.itertuples()]
     t = time.perf_counter()
@@ -101,7 +109,8 @@ def evaluate(lake_root: str, *, limit: int | None = None, method: str = "sift", 
 def video_task(video_id: str, video_uri: str, image_uri: str, truth, product_settings, clip_settings,
                allowed_schemes) -> tuple:
     """Arguments of :func:`score_one_video` for one video; ``truth`` = its sample_truth rows (DataFrame)."""
-    rows = truth.sort_values("second")[["second", "quad_224", "product_visible"]].to_dict("records")
+    cols = [c for c in ("second", "quad_224", "product_visible", "product_mask_png") if c in truth.columns]
+    rows = truth.sort_values("second")[cols].to_dict("records")
     return (video_id, video_uri, image_uri, rows, product_settings.model_dump(), clip_settings.model_dump(),
             list(allowed_schemes))
 
@@ -134,11 +143,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=40)
     ap.add_argument("--method", default="sift", choices=["sift", "orb_hull"])
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--region", default="silhouette", choices=["silhouette", "listing_rect"])
     args = ap.parse_args()
-    s = evaluate(args.lake, limit=args.limit, method=args.method, workers=args.workers)
+    s = evaluate(args.lake, limit=args.limit, method=args.method, workers=args.workers, region=args.region)
     for e in s["errors"]:
         print(f"error: {e['video_id']}: {e['error']}")
-    print(f"{s['videos']} videos in {s['elapsed_s']:.1f} s, method {args.method}")
+    print(f"{s['videos']} videos in {s['elapsed_s']:.1f} s, method {args.method}, region {args.region}")
     print(f"visible seconds {s['visible_seconds']}: found {s['visible_found']:.3f}, IoU median {s['median_iou']:.3f} "
           f"(mean {s['mean_iou']:.3f}; median over found seconds {s['iou_found_median']:.3f})")
     print(f"absent seconds {s['absent_seconds']}: marked found {s['absent_found']:.4f}")

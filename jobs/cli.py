@@ -440,6 +440,36 @@ def analyze(
 
 
 @app.command()
+def evaluate(
+    ctx: typer.Context,
+    model_version: Optional[str] = typer.Option(None, "--model-version",
+                                                help="Scores of this model version; default the @champion, else "
+                                                "the newest scored."),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Default: evaluate-<UTC timestamp>-v<version>."),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the metrics to the model's MLflow run."),
+) -> None:
+    """Score the scores on a sample campaign: Spearman of pe_share with the true product engagement next to
+    area-only, spectral-residual, centre-prior and constant baselines (bootstrap 95 % intervals), per scenario,
+    product-map IoU and false-found rate, estimated vs true sales lifts; writes the `evaluations` table."""
+    from jobs.evaluate import EvaluateError, run_evaluate
+    from jobs.lake import LakeError
+
+    lake = open_lake(ctx, with_spark=False)
+    if not lake.exists("sample_truth"):  # before starting Spark: a lake without truth cannot be evaluated
+        fail(f"the lake at {lake.root} has no sample_truth table: `pe evaluate` needs a sample campaign whose "
+             "truth is known (`pe sample`)")
+    try:
+        summary = run_evaluate(state(ctx).cfg, open_lake(ctx), model_version=model_version, run=run_id,
+                               log_mlflow=not no_mlflow)
+    except (EvaluateError, LakeError) as e:
+        fail(str(e))
+    for line in summary.lines():
+        typer.echo(line)
+    typer.echo(f"evaluations: {len(summary.rows)} rows (table version {summary.table_version})"
+               + (f"; logged to MLflow run {summary.mlflow_run_id}" if summary.mlflow_run_id else ""))
+
+
+@app.command()
 def report(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Folder for the HTML page and its images."),

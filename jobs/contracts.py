@@ -60,17 +60,25 @@ _CONTRACTS = [
         "product_area_share DOUBLE, driver STRING, driver_x DOUBLE, driver_y DOUBLE, driver_weight DOUBLE, "
         "true_engagement DOUBLE, true_product_engagement DOUBLE, product_visible_share DOUBLE, drive DOUBLE, "
         "product_drive DOUBLE, time_weight DOUBLE, scenario STRING, true_sales_lift DOUBLE, n_frames INT, "
-        "fps DOUBLE, width INT, height INT",
+        "fps DOUBLE, width INT, height INT, quad_area_share DOUBLE, product_mask_png BINARY",
         keys=("video_id", "second"),
         description="Ground truth of the generated sample campaign (jobs/synth/truth.py), per second of the frame "
         "shown at t = second: the product quadrilateral in 224x224 coordinates of the squashed frame (x0,y0,...,x3,y3 "
-        "= the listing image's corners TL,TR,BR,BL; null when not drawn), product_visible (>= half of it on screen "
-        "and unoccluded; product_visible_share the exact share), product_area_share (quad within the frame / frame), "
-        "the strongest engagement driver (face/product/motion/novelty) with its 224-coordinates and share of the "
-        "second's drive, drive and product_drive (drive on the product region) and time_weight; per video "
+        "= the listing image's corners TL,TR,BR,BL; null when not drawn), the product region = its silhouette "
+        "(product_mask_png: 224x224 PNG, 0/255, the listing's alpha warped onto the quad; null when not drawn), "
+        "product_visible (>= half of it on screen and unoccluded; product_visible_share the exact share), "
+        "product_area_share (silhouette within the frame / frame; quad_area_share the same for the listing "
+        "rectangle), the strongest engagement driver (face/product/motion/novelty) with its 224-coordinates and "
+        "share of the second's drive, drive and product_drive (drive on the silhouette) and time_weight; per video "
         "(repeated) true_engagement = sum(time_weight*drive)/sum(time_weight), true_product_engagement = "
         "sum(time_weight*product_drive)/sum(time_weight*drive), the storyboard scenario, the true sales lift "
-        "(CNY/day) and the file's declared n_frames, fps, width, height.",
+        "(CNY/day) and the file's declared n_frames, fps, width, height. Scenarios separate the product's area "
+        "from the engagement on it: hero (large, central, moving: high area, high PE), prop (large and still "
+        "beside a talking close-up face: high area, low PE), held (small, swung through the centre of b-roll: "
+        "low area, high PE), wrong_reason (small and still in a corner beside a face: low, low), occluded "
+        "(moving, partly behind the person's window and stickers), mixed (comes and goes), no_product. The "
+        "product's drive depends on its motion and centrality, barely on its size; over the default 200-video "
+        "campaign Spearman(area share, true PE) is about 0 (bench/world.py).",
     ),
     TableContract(
         "training_clips",
@@ -131,6 +139,21 @@ _CONTRACTS = [
         "with the video's scores (raw and min-max normalised across the videos: *_norm) joined for the second "
         "stage and the headline specification's influence (Cook's distance, leverage, influential = D > 4/n).",
         volatile=("analyzed_at",),
+    ),
+    TableContract(
+        "evaluations",
+        "model_version STRING NOT NULL, run STRING NOT NULL, metric STRING NOT NULL, scope STRING NOT NULL, "
+        "value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n BIGINT, evaluated_at TIMESTAMP",
+        keys=("model_version", "run", "metric", "scope"),
+        description="`pe evaluate` on the sample campaign (jobs/evaluate.py): one row per metric and scope (all, "
+        "or a scenario name) with its bootstrap 95 % interval [ci_low, ci_high] over n units (videos; seconds "
+        "for product-map metrics, intervals by resampling videos). spearman_<score>: Spearman with the true "
+        "product engagement of pe_share (the model), area_only (product share of the frame), "
+        "spectral_residual (saliency PE), centre_prior (Gaussian centre prior x product mask), constant; "
+        "*_window: against the truth over the scored seconds only; spearman_pe_share_minus_area_only: paired "
+        "bootstrap; spearman_pe_share_permuted: negative control, median and 95 % band of Spearman with pe_share shuffled across videos (2,000 permutations); product_iou_median (visible seconds, silhouette), product_false_found (absent seconds); "
+        "lift_correlation: estimated (sales_lift, latest run) vs true sales lifts; mean_pe_share, mean_true_pe.",
+        volatile=("evaluated_at",),
     ),
 ]
 

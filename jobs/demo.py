@@ -1,7 +1,7 @@
 """`pe demo` / `make demo`: the whole pipeline on a fresh lake, on the embedded default config.
 
     fresh lake → sample campaign → train (MLflow, @champion) → score (Spark) → validate (GE)
-              → sales-lift analysis → HTML reports → ranking of videos by PE-score
+              → sales-lift analysis → evaluation against the truth → HTML reports → ranking by PE-score
 """
 from __future__ import annotations
 
@@ -107,12 +107,17 @@ def run_demo(cfg: PEConfig, *, videos: int = DEMO_VIDEOS, seed: int = DEMO_SEED,
 
 
 def _analysis_and_reports(cfg: PEConfig, lake: Lake, step, echo) -> None:
-    """Sales-lift analysis and HTML reports (steps 5 and 6)."""
-    step("5/6 sales-lift analysis (first stage per product, second stage on the scores)")
+    """Sales-lift analysis, evaluation against the sample truth and HTML reports (steps 5 and 6)."""
+    step("5/6 sales-lift analysis (first stage per product, second stage on the scores), evaluation")
     from jobs.analyze import run_analyze
 
     analysis = run_analyze(cfg, lake)
     for line in analysis.lines():
+        echo(f"   {line}")
+    from jobs.evaluate import run_evaluate
+
+    echo("   evaluation against the sample campaign's truth (pe evaluate):")
+    for line in run_evaluate(cfg, lake).lines():
         echo(f"   {line}")
 
     step("6/6 HTML reports")

@@ -244,9 +244,11 @@ def render_video_page(out_dir: str, score: pd.Series, seconds: pd.DataFrame, cam
 
 
 def render_campaign_page(out_dir: str, campaign_id: str, board: pd.DataFrame, thumbnails: dict[str, str | None],
-                         *, rank_by: str = "pe_share", meta: dict[str, Any] | None = None) -> str:
+                         *, rank_by: str = "pe_share", meta: dict[str, Any] | None = None,
+                         evaluation: pd.DataFrame | None = None) -> str:
     """Write ``campaign-<id>.html``: ``board`` (one row per video with scores; sorted here by ``rank_by``,
-    highest first) and ``thumbnails`` (video_id → image path relative to ``out_dir``, or None)."""
+    highest first) and ``thumbnails`` (video_id → image path relative to ``out_dir``, or None);
+    ``evaluation``: rows of the ``evaluations`` table to show (one run), or None."""
     from jobs.templates import render_template
 
     board = board.sort_values(rank_by, ascending=False, na_position="last").reset_index(drop=True)
@@ -259,10 +261,38 @@ def render_campaign_page(out_dir: str, campaign_id: str, board: pd.DataFrame, th
                      "note": r.get("thumb_note")})
     path = os.path.join(out_dir, f"campaign-{_slug(campaign_id)}.html")
     page = render_template("campaign_report.html.j2", title=f"Campaign {campaign_id}", rank_by=rank_by,
-                           columns=cols, rows=rows, meta={k: _fmt(v) for k, v in (meta or {}).items()})
+                           columns=cols, rows=rows, meta={k: _fmt(v) for k, v in (meta or {}).items()},
+                           evaluation=_evaluation_rows(evaluation))
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
     return path
+
+
+def latest_evaluation(lake, model_versions) -> pd.DataFrame | None:
+    """The newest ``pe evaluate`` run's rows for one of ``model_versions`` (None without the table or a run)."""
+    if not lake.exists("evaluations"):
+        return None
+    ev = lake.read_pandas("evaluations")
+    ev = ev[ev["model_version"].astype(str).isin({str(v) for v in model_versions})]
+    if ev.empty:
+        return None
+    latest = ev.sort_values("evaluated_at")["run"].iloc[-1]
+    return ev[ev["run"] == latest]
+
+
+def _evaluation_rows(ev: pd.DataFrame | None) -> dict | None:
+    """Template data: the run, its whole-campaign metrics, and Spearman of pe_share vs area-only per scenario."""
+    if ev is None or ev.empty:
+        return None
+    fmt = lambda r: {"metric": r["metric"], "value": _fmt(r["value"]), "ci": f"[{_fmt(r['ci_low'])}, "  # noqa: E731
+                     f"{_fmt(r['ci_high'])}]", "n": int(r["n"])}
+    overall = [fmt(r) for _, r in ev[ev["scope"] == "all"].iterrows()]
+    per = ev[(ev["scope"] != "all") & ev["metric"].isin(["spearman_pe_share", "spearman_area_only", "mean_pe_share",
+                                                         "mean_true_pe", "product_iou_median"])]
+    table = per.pivot_table(index="scope", columns="metric", values="value") if len(per) else pd.DataFrame()
+    return {"run": str(ev["run"].iloc[0]), "model_version": str(ev["model_version"].iloc[0]), "overall": overall,
+            "scenario_columns": list(table.columns),
+            "scenarios": [{"scope": k, "cells": [_fmt(v) for v in row]} for k, row in table.iterrows()]}
 
 
 def _as_list(v) -> list[float] | None:
@@ -404,7 +434,8 @@ def write_campaign_report(cfg, lake, campaign_id: str | None, out_dir: str, *, m
     board["thumb_note"] = notes
     meta = {"videos": len(meta_rows), "scored": len(board), "ranked by": rank_by,
             "model versions": ", ".join(sorted(board["model_version"].astype(str).unique()))}
-    return render_campaign_page(out_dir, campaign_id, board, thumbs, rank_by=rank_by, meta=meta)
+    return render_campaign_page(out_dir, campaign_id, board, thumbs, rank_by=rank_by, meta=meta,
+                                evaluation=latest_evaluation(lake, board["model_version"].unique()))
 
 
 def best_video_id(lake, champion_version: str | None = None, by: str = "pe_share") -> str:

@@ -8,6 +8,11 @@ Ours (default ``method='sift'``)::
            upright quadrilateral of sane area and perspective ─► quad ─► scaled to the out×out grid ─► filled mask (0/1)
     no confident match ─► all-zero mask (the second is kept, so the time axis lines up)
 
+The product region (``region``): ``silhouette`` (default) — the listing photo's non-background pixels
+(:func:`listing_silhouette`: a background model of the white listing photo; a transparent cut-out is
+composited over white when loaded, so its alpha becomes that background) warped by H onto the grid, so the
+photo's white margins are not counted as product; ``listing_rect`` — the whole projected listing rectangle.
+
 Paper-faithful (``method='orb_hull'``, for replication): ORB keypoints, Hamming-norm 2-NN matching, ratio
 0.75, mask = the filled convex hull of all matched frame keypoints; no RANSAC. The paper's code dropped
 frames with fewer than 3 matches (misaligning time); here they get an empty mask instead.
@@ -29,8 +34,8 @@ from pe_udfs.errors import ProductImageError
 from pe_udfs.settings import ProductSettings
 from pe_udfs.video import open_binary
 
-__all__ = ["ListingFeatures", "ProductMap", "FrameMatch", "load_image", "listing_features", "product_map",
-           "match_frame", "quad_mask"]
+__all__ = ["ListingFeatures", "ProductMap", "FrameMatch", "load_image", "listing_features", "listing_silhouette",
+           "product_map", "match_frame", "quad_mask", "silhouette_mask"]
 
 
 @dataclass
@@ -39,13 +44,15 @@ class ListingFeatures:
 
     keypoints: (N, 2) float32 pixel coordinates (x, y) in the (possibly downscaled) listing image;
     descriptors: (N, 128) float32 for SIFT, (N, 32) uint8 for ORB; width/height: that image's size in
-    pixels; method: 'sift' | 'orb_hull'. Plain arrays only, so it pickles (Spark broadcast, processes)."""
+    pixels; method: 'sift' | 'orb_hull'; silhouette: (height, width) uint8 0/255 product pixels of that
+    image, or None (region 'listing_rect'). Plain arrays only, so it pickles (Spark broadcast, processes)."""
 
     keypoints: np.ndarray
     descriptors: np.ndarray
     width: int
     height: int
     method: str
+    silhouette: np.ndarray | None = None
 
     @property
     def n_features(self) -> int:
@@ -65,7 +72,7 @@ class FrameMatch:
     found: a confident match passed every gate; inliers: RANSAC inliers (sift) or ratio-test matches
     (orb_hull); matches: ratio-test matches; quad: (4, 2) float32 projected listing outline (sift, found
     only); polygon: (K, 2) float32 region outline (the quad, or the convex hull for orb_hull); reason:
-    why it was not found ('' when found)."""
+    why it was not found ('' when found); homography: H (sift, found only)."""
 
     found: bool
     inliers: int
@@ -73,6 +80,7 @@ class FrameMatch:
     quad: np.ndarray | None = None
     polygon: np.ndarray | None = None
     reason: str = ""
+    homography: np.ndarray | None = None  # (3, 3) listing pixels → frame pixels (sift, found only)
 
 
 @dataclass
@@ -157,6 +165,31 @@ def _gray(image_rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
 
 
+def listing_silhouette(image_rgb: np.ndarray, tolerance: int = 28) -> np.ndarray:
+    """(h, w, 3) uint8 RGB listing photo → (h, w) uint8 0/255 product mask (background model).
+
+    The background colour is the median of the image's border; background = pixels within ``tolerance``
+    (max over RGB) of it that are connected to the border; the product = the rest, holes in it filled
+    (only components the border can reach count as background), specks under 0.1 % of the image removed.
+    A photo without a plain border (under half of the border is background-coloured) is all product."""
+    h, w = image_rgb.shape[:2]
+    border = np.concatenate([image_rgb[0], image_rgb[-1], image_rgb[:, 0], image_rgb[:, -1]]).astype(np.int16)
+    colour = np.median(border, axis=0)
+    if (np.abs(border - colour).max(axis=1) <= tolerance).mean() < 0.5:
+        return np.full((h, w), 255, np.uint8)
+    like = (np.abs(image_rgb.astype(np.int16) - colour).max(axis=2) <= tolerance).astype(np.uint8)
+    _, labels = cv2.connectedComponents(like, connectivity=4)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    background = np.isin(labels, edge[edge > 0])  # label 0: the pixels that are not background-coloured
+    product = (~background).astype(np.uint8) * 255
+    product = cv2.morphologyEx(product, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(product, connectivity=8)
+    small = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] < 0.001 * h * w]
+    if small:
+        product[np.isin(labels, small)] = 0
+    return product
+
+
 def listing_features(image_rgb: np.ndarray, settings: ProductSettings, *, name: str = "listing image"
                      ) -> ListingFeatures:
     """(h, w, 3) uint8 RGB listing image → :class:`ListingFeatures` (downscaled so its longer side is at
@@ -178,8 +211,12 @@ def listing_features(image_rgb: np.ndarray, settings: ProductSettings, *, name: 
                                 f"{name} has {n} {settings.method} keypoints; at least {needed} are needed to "
                                 "match it (is it blank, tiny or a flat colour?)")
     coords = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
+    silhouette = None
+    if settings.region == "silhouette" and settings.method == "sift":
+        silhouette = listing_silhouette(image_rgb if image_rgb.ndim == 3 else cv2.cvtColor(image_rgb, cv2.COLOR_GRAY2RGB),
+                                        settings.background_tolerance)
     return ListingFeatures(keypoints=coords, descriptors=descriptors, width=int(w), height=int(h),
-                           method=settings.method)
+                           method=settings.method, silhouette=silhouette)
 
 
 # ------------------------------------------------------------------------------------------ frame matching
@@ -222,7 +259,8 @@ def match_frame(frame_rgb: np.ndarray, listing: ListingFeatures, settings: Produ
     reason = _quad_gate(quad, w, h, settings)
     if reason:
         return FrameMatch(False, inliers, n_matches, reason=reason)
-    return FrameMatch(True, inliers, n_matches, quad=quad.astype(np.float32), polygon=quad.astype(np.float32))
+    return FrameMatch(True, inliers, n_matches, quad=quad.astype(np.float32), polygon=quad.astype(np.float32),
+                      homography=H)
 
 
 def _hull_match(dst: np.ndarray, n_matches: int) -> FrameMatch:
@@ -282,6 +320,16 @@ def quad_mask(polygon: np.ndarray, frame_w: int, frame_h: int, out_size: int = 2
     return inside.astype(np.uint8)
 
 
+def silhouette_mask(silhouette: np.ndarray, homography: np.ndarray, frame_w: int, frame_h: int,
+                    out_size: int = 224) -> np.ndarray:
+    """The listing's ``silhouette`` (h, w) 0/255 warped by ``homography`` (listing → frame pixels) onto the
+    out×out grid (x scaled by out/frame_w, y by out/frame_h) → (out, out) uint8 0/1."""
+    to_grid = np.diag([out_size / frame_w, out_size / frame_h, 1.0]) @ homography
+    warped = cv2.warpPerspective(silhouette, to_grid, (out_size, out_size), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_CONSTANT)
+    return (warped >= 128).astype(np.uint8)
+
+
 def scale_to_grid(points: np.ndarray, frame_w: int, frame_h: int, out_size: int = 224) -> np.ndarray:
     """(K, 2) frame-pixel coordinates → (K, 2) float32 coordinates on the out×out grid."""
     return (np.asarray(points, np.float32) * np.array([out_size / frame_w, out_size / frame_h], np.float32))
@@ -309,7 +357,10 @@ def product_map(match_frames: Sequence[np.ndarray], listing: ListingFeatures | N
         if not m.found:
             continue
         h, w = frame.shape[:2]
-        mask = quad_mask(m.polygon, w, h, out_size)
+        if listing.silhouette is not None and m.homography is not None:
+            mask = silhouette_mask(listing.silhouette, m.homography, w, h, out_size)
+        else:
+            mask = quad_mask(m.polygon, w, h, out_size)
         if not mask.any():
             result.reasons[i] = "empty_on_grid"
             continue

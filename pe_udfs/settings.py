@@ -27,6 +27,12 @@ class ClipSettings(StrictSettings):
 
 class ProductSettings(StrictSettings):
     method: Literal["sift", "orb_hull"] = "sift"
+    # the product region (sift): the listing's silhouette (its non-background pixels) projected by the
+    # homography, or the whole projected listing rectangle, white margins included (for comparison)
+    region: Literal["silhouette", "listing_rect"] = "silhouette"
+    # background model of the listing photo: pixels within this distance (max over RGB, 0-255) of the
+    # border's median colour and connected to the border are background
+    background_tolerance: int = Field(28, ge=1, le=255)
     ratio: float = Field(0.75, gt=0, lt=1)
     min_inliers: int = Field(10, ge=4)
     ransac_reproj_px: float = Field(5.0, gt=0)

@@ -30,7 +30,8 @@ from jobs.synth.storyboard import VideoPlan, plan_video
 from jobs.synth.truth import VideoTruth
 
 #: scenario mix of a campaign (each scenario at least once from 4 videos on; see :func:`_scenarios`)
-SCENARIO_WEIGHTS = {"hero": 0.3, "wrong_reason": 0.25, "mixed": 0.3, "no_product": 0.15}
+SCENARIO_WEIGHTS = {"hero": 0.22, "prop": 0.17, "held": 0.17, "wrong_reason": 0.14, "occluded": 0.1, "mixed": 0.12,
+                    "no_product": 0.08}
 
 # random streams
 _S_CATALOGUE, _S_PLAN, _S_LABELS, _S_SALES = 1, 2, 3, 4
@@ -205,8 +206,8 @@ def render_job(job: VideoJob) -> tuple[int, VideoTruth, int, float, float]:
     from jobs.synth.truth import video_truth
 
     t0 = time.process_time()
-    rendered = render_video(job.plan, job.listing, job.alpha, job.path)
-    truth = video_truth(rendered.seconds, job.plan.width, job.plan.height)
+    rendered = render_video(job.plan, job.listing, job.alpha, job.path or None)
+    truth = video_truth(rendered.seconds, job.plan.width, job.plan.height, job.alpha)
     return job.index, truth, rendered.n_frames, time.process_time() - t0, rendered.encode_cpu_s
 
 
@@ -267,8 +268,11 @@ def _duration(seconds: float) -> str:
 
 
 def generate_campaign(spec: CampaignSpec, media_root: str | os.PathLike, *, workers: int = 1,
-                      progress: Callable[[str], None] | None = None) -> Campaign:
+                      progress: Callable[[str], None] | None = None, write_videos: bool = True) -> Campaign:
     """Generate the campaign's media under ``media_root`` (``videos/``, ``products/``) and its four tables.
+
+    ``write_videos=False`` renders only the sampled frames the truth needs and writes no video file (the
+    tables are the same; ``bench/world.py`` measures the world this way in seconds).
 
     With ``workers`` > 1 the videos render in spawned processes (safe next to a running JVM), so a script
     that calls this must guard its entry point with ``if __name__ == "__main__":``. ``progress`` receives a
@@ -276,6 +280,9 @@ def generate_campaign(spec: CampaignSpec, media_root: str | os.PathLike, *, work
     """
     try:
         jobs, meta, influencers, products = plan_campaign(spec, media_root)
+        if not write_videos:
+            for job in jobs:
+                job.path = ""
         t0 = time.perf_counter()
         rendered, cpu, encode_cpu = render_all(jobs, max(1, min(workers, len(jobs))), progress)
     except OSError as e:  # media folder not writable, disk full ...: name the folder, not a traceback

@@ -377,9 +377,9 @@ def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: 
                  with_product: bool = True, frame_hook=None) -> RenderedVideo:
     """Render ``plan`` with the product (``listing`` (h, w, 3) RGB, ``alpha`` (h, w)) to an MP4 at ``path``.
 
-    ``path=None`` renders without writing a file; ``with_product=False`` renders the same video without
-    the product (tests compare the two); ``frame_hook(f, yuv)`` sees every finished frame as I420
-    ((H * 3 / 2, W) uint8, as encoded).
+    ``path=None`` renders without writing a file (and, without a ``frame_hook``, only the sampled frames the
+    truth needs); ``with_product=False`` renders the same video without the product (tests compare the
+    two); ``frame_hook(f, yuv)`` sees every finished frame as I420 ((H * 3 / 2, W) uint8, as encoded).
     """
     cv2.setNumThreads(1)
     W, H, fps = plan.width, plan.height, plan.fps
@@ -394,7 +394,8 @@ def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: 
                    for tr in plan.tracks}
     frame = I420Frame(W, H)  # one buffer, refilled every frame (the encoder copies what it is given)
     try:
-        for f in range(plan.n_frames):
+        only_sampled = writer is None and frame_hook is None
+        for f in range(0, plan.n_frames, fps if only_sampled else 1):
             while plan.shots[shot_i].end <= f:
                 shot_i += 1
             shot = plan.shots[shot_i]

@@ -11,9 +11,12 @@ Per product i and day t (``panel_days`` days from ``start``; 30 earlier burn-in 
 * ``price`` (list price, constant), ``discount`` (CNY off the list price; some products run a week's promo);
 * ``advertised`` from the video's posting day on (never for control products).
 
-The sales lift L_i = 300 * true_product_engagement_i + N(0, 15) CNY per day depends on the true **product**
+The sales lift L_i = 1600 * true_product_engagement_i + N(0, 40) CNY per day depends on the true **product**
 engagement only, not on total engagement, so a first stage (daily sales on ``advertised`` with product and
-day fixed effects and the search index) recovers lifts whose second stage finds PE, not engagement.
+day fixed effects and the search index) recovers lifts whose second stage finds PE, not engagement. The
+scale is chosen so the lift stands out of the daily Poisson noise: over the default 200-video campaign the
+true lifts have an SD of ~280 CNY/day against a median first-stage SE of ~93, and the estimated lifts
+correlate 0.94 with the true ones (``bench/world.py``); at 300 CNY per unit PE they correlated 0.41.
 """
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-LIFT_PER_PE = 300.0  # CNY of daily revenue per unit of true product engagement
-LIFT_NOISE = 15.0
+LIFT_PER_PE = 1600.0  # CNY of daily revenue per unit of true product engagement
+LIFT_NOISE = 40.0
 BURN_IN = 30
 
 

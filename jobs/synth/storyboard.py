@@ -4,11 +4,17 @@ A :class:`VideoPlan` is drawn from a seeded random generator and is all the rend
 seed gives the same video. Positions and sizes are fractions of the frame (resolution independent);
 times are frame indices at the video's fps.
 
-Scenarios (the paper's cases):
+Scenarios (the paper's cases, chosen so that the product's size on screen does not tell how much of the
+engagement falls on it; :mod:`jobs.synth.truth` says what drives engagement):
 
 * ``hero`` — the product is shown large, near the centre, moving and turning, most of the video;
+* ``prop`` — a large, clearly visible product stands still beside the influencer, who talks to the camera
+  (a large face) between quick cuts: big on screen, but nobody engages with it;
+* ``held`` — a small product carries the video: swung, turned and moved through the centre of the frame
+  over background shots or a small window of the influencer;
 * ``wrong_reason`` — the influencer talks to the camera (a large face) while the product sits small and
   still in a corner: engaging, but not because of the product;
+* ``occluded`` — the product is shown moving but partly hidden behind the influencer's window and stickers;
 * ``mixed`` — the product comes and goes (enters, is shown, passes across, leaves) between other shots;
 * ``no_product`` — the product never appears.
 """
@@ -20,7 +26,7 @@ import numpy as np
 
 from jobs.synth.assets import BACKGROUND_KEYS
 
-SCENARIOS: tuple[str, ...] = ("hero", "wrong_reason", "mixed", "no_product")
+SCENARIOS: tuple[str, ...] = ("hero", "prop", "held", "wrong_reason", "occluded", "mixed", "no_product")
 LAYOUTS: tuple[str, ...] = ("talk", "greenscreen", "broll")
 #: people whose footage is too small for a full-frame talk shot: always shown in a window over a background
 SMALL_FOOTAGE = frozenset({"carphone"})
@@ -59,7 +65,7 @@ class ProductTrack:
 
     start: int
     end: int
-    style: str  # hero | corner | pass
+    style: str  # hero | corner | pass | prop | held
     keys: np.ndarray
     behind_person: bool = False
     light: tuple[float, float] = (1.0, 1.0)
@@ -119,22 +125,28 @@ def _split_shots(rng: np.random.Generator, n_frames: int, fps: int, min_s: float
 def _layout_weights(scenario: str) -> list[float]:
     return {  # talk, greenscreen, broll
         "hero": [0.25, 0.35, 0.40],
+        "prop": [1.0, 0.0, 0.0],
+        "held": [0.0, 0.35, 0.65],
         "wrong_reason": [0.80, 0.20, 0.0],
+        "occluded": [0.0, 1.0, 0.0],
         "mixed": [0.35, 0.35, 0.30],
         "no_product": [0.40, 0.30, 0.30],
     }[scenario]
 
 
-def _make_shot(rng: np.random.Generator, start: int, end: int, layout: str, person: str) -> Shot:
+def _make_shot(rng: np.random.Generator, start: int, end: int, layout: str, person: str, *,
+               close_up: bool = False, small_window: bool = False) -> Shot:
+    """One shot; ``close_up``: talk shots zoomed in on the face; ``small_window``: greenscreen windows small."""
     if layout == "talk" and person in SMALL_FOOTAGE:
         layout = "greenscreen"
     background = None if layout == "talk" else str(rng.choice(BACKGROUND_KEYS))
-    zoom = float(rng.uniform(1.0, 1.3))
+    zoom = float(rng.uniform(1.35, 1.7) if close_up else rng.uniform(1.0, 1.3))
     sway = (rng.uniform(0.004, 0.015), rng.uniform(0.003, 0.01), rng.uniform(1.5, 4.0))
     drift = (rng.uniform(-0.06, 0.06), rng.uniform(-0.04, 0.04))
     pan = (rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(-0.08, 0.08), rng.uniform(-0.05, 0.05))
-    big = person in SMALL_FOOTAGE and layout == "greenscreen"
-    window = (rng.uniform(0.35, 0.65), rng.uniform(0.25, 0.4), rng.uniform(0.45, 0.6) if big else rng.uniform(0.32, 0.45))
+    big = person in SMALL_FOOTAGE and layout == "greenscreen" and not small_window
+    height = rng.uniform(0.2, 0.26) if small_window else rng.uniform(0.45, 0.6) if big else rng.uniform(0.32, 0.45)
+    window = (rng.uniform(0.35, 0.65), rng.uniform(0.25, 0.4) if not small_window else rng.uniform(0.14, 0.2), height)
     return Shot(start, end, layout, person if layout != "broll" else None, background, zoom, sway, drift, pan,
                 float(rng.uniform(0, 1)), window)
 
@@ -187,6 +199,28 @@ def _pass_track(rng: np.random.Generator, start: int, end: int, fps: int, aspect
     return ProductTrack(start, end, "pass", np.array(keys, np.float64), light=(rng.uniform(0.85, 1.1), rng.uniform(0.85, 1.1)))
 
 
+def _prop_track(rng: np.random.Generator, start: int, end: int, fps: int, aspect: float) -> ProductTrack:
+    """Large and standing still in the lower half, beside the talking influencer (no turning, no motion)."""
+    w = rng.uniform(0.34, max(0.35, min(0.52, 0.7 / aspect)))  # its height under ~40% of a 9:16 frame
+    cx = 0.5 + rng.choice([-1.0, 1.0]) * rng.uniform(0.12, 0.5 - w / 2)
+    cy = 1.0 - (w * aspect * 9 / 16) / 2 - rng.uniform(0.02, 0.08)  # its bottom near the frame's (9:16)
+    yaw, pitch = rng.uniform(-10, 10), rng.uniform(-6, 6)
+    keys = [(start, cx, cy, w, yaw, pitch, 0.0), (end - 1, cx, cy, w, yaw, pitch, 0.0)]
+    return ProductTrack(start, end, "prop", np.array(keys, np.float64), light=(rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.1)))
+
+
+def _held_track(rng: np.random.Generator, start: int, end: int, fps: int, aspect: float) -> ProductTrack:
+    """Small, swung and turned through the centre of the frame (a new pose every 0.4-0.8 s)."""
+    w = rng.uniform(0.16, 0.26)
+    keys, t = [], start
+    while t < end:
+        keys.append((t, rng.uniform(0.3, 0.7), rng.uniform(0.32, 0.68), w * rng.uniform(0.85, 1.15),
+                     rng.uniform(-40, 40), rng.uniform(-25, 25), rng.uniform(-25, 25)))
+        t += int(rng.uniform(0.4, 0.8) * fps)
+    keys.append((end - 1, *keys[-1][1:]))
+    return ProductTrack(start, end, "held", np.array(keys, np.float64), light=(rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.1)))
+
+
 def _track_intervals(rng: np.random.Generator, n_frames: int, fps: int, cover: tuple[float, float],
                      min_len_s: float, max_len_s: float) -> list[tuple[int, int]]:
     """Disjoint intervals covering about ``cover`` of the video, each at least a second long."""
@@ -210,8 +244,11 @@ def plan_video(rng: np.random.Generator, *, video_id: str, scenario: str, person
         raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
     n_frames = n_seconds * fps
     layouts = np.array(LAYOUTS)
-    shots = [_make_shot(rng, a, b, str(rng.choice(layouts, p=_layout_weights(scenario))), person)
-             for a, b in _split_shots(rng, n_frames, fps, 2.0, 7.0)]
+    close_up, small_window = scenario in ("prop", "wrong_reason"), scenario == "held"
+    shot_s = (1.5, 3.5) if scenario == "prop" else (2.0, 7.0)  # prop: quick cuts keep the eye on the person
+    shots = [_make_shot(rng, a, b, str(rng.choice(layouts, p=_layout_weights(scenario))), person,
+                        close_up=close_up, small_window=small_window)
+             for a, b in _split_shots(rng, n_frames, fps, *shot_s)]
     if scenario == "wrong_reason":  # the person must be on screen: no background-only shots
         shots = [s if s.layout != "broll" else _make_shot(rng, s.start, s.end, "talk", person) for s in shots]
 
@@ -220,15 +257,24 @@ def plan_video(rng: np.random.Generator, *, video_id: str, scenario: str, person
         for a, b in _track_intervals(rng, n_frames, fps, (0.6, 0.9), 3.0, 12.0):
             make = _pass_track if (b - a) <= 3 * fps and rng.uniform() < 0.4 else _hero_track
             tracks.append(make(rng, a, b, fps, product_aspect))
-    elif scenario == "wrong_reason":
+    elif scenario in ("wrong_reason", "prop"):
         a = int(rng.uniform(0, 0.15) * n_frames)
         b = n_frames - int(rng.uniform(0, 0.1) * n_frames)
-        tracks.append(_corner_track(rng, a, max(b, min(n_frames, a + fps)), fps, product_aspect))
+        make = _corner_track if scenario == "wrong_reason" else _prop_track
+        tracks.append(make(rng, a, max(b, min(n_frames, a + fps)), fps, product_aspect))
+    elif scenario == "held":
+        for a, b in _track_intervals(rng, n_frames, fps, (0.6, 0.9), 3.0, 12.0):
+            tracks.append(_held_track(rng, a, b, fps, product_aspect))
+    elif scenario == "occluded":
+        for a, b in _track_intervals(rng, n_frames, fps, (0.5, 0.8), 3.0, 10.0):
+            track = _hero_track(rng, a, b, fps, product_aspect)
+            tracks.append(ProductTrack(track.start, track.end, track.style, track.keys, True, track.light))
     elif scenario == "mixed":
         for a, b in _track_intervals(rng, n_frames, fps, (0.25, 0.55), 2.0, 6.0):
             make = _pass_track if rng.uniform() < 0.4 else _hero_track
             tracks.append(make(rng, a, b, fps, product_aspect))
-    tracks = [_maybe_behind_person(rng, t, shots) for t in tracks]
+    if scenario not in ("occluded", "prop"):
+        tracks = [_maybe_behind_person(rng, t, shots) for t in tracks]
 
     captions = _captions(rng, n_frames, fps, tracks, width, height, product_aspect)
     lighting = _lighting(rng, n_frames, fps)
@@ -239,7 +285,7 @@ def plan_video(rng: np.random.Generator, *, video_id: str, scenario: str, person
 def _maybe_behind_person(rng: np.random.Generator, track: ProductTrack, shots: list[Shot]) -> ProductTrack:
     """Sometimes the product sits behind the person's window (partial occlusion in greenscreen shots)."""
     overlaps = any(s.layout == "greenscreen" and s.start < track.end and track.start < s.end for s in shots)
-    if overlaps and track.style != "corner" and rng.uniform() < 0.35:
+    if overlaps and track.style not in ("corner", "held") and rng.uniform() < 0.35:
         return ProductTrack(track.start, track.end, track.style, track.keys, True, track.light)
     return track
 

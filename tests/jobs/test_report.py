@@ -125,6 +125,21 @@ def test_video_page_from_a_real_video_is_offline_with_overlays_that_differ_from_
     assert ">2<" in html  # rank 2 of 3 by pe_share
 
 
+def test_campaign_page_shows_the_latest_evaluation(tmp_path):
+    from jobs.report import render_campaign_page
+
+    board = pd.DataFrame({"video_id": ["a", "b"], "pe_share": [0.2, 0.4], "model_version": ["3", "3"]})
+    ev = pd.DataFrame({"model_version": "3", "run": "evaluate-x-v3",
+                       "metric": ["spearman_pe_share", "spearman_area_only", "spearman_pe_share", "spearman_area_only"],
+                       "scope": ["all", "all", "prop", "prop"], "value": [0.61, 0.12, -0.2, 0.3],
+                       "ci_low": [0.5, 0.0, -0.5, 0.0], "ci_high": [0.7, 0.25, 0.1, 0.6], "n": [200, 200, 34, 34]})
+    html = open(render_campaign_page(str(tmp_path), "c", board, {}, evaluation=ev), encoding="utf-8").read()
+    assert "Evaluation against the sample campaign" in html and "evaluate-x-v3" in html
+    assert "[0.5, 0.7]" in html and ">prop<" in html and "-0.2" in html
+    plain = open(render_campaign_page(str(tmp_path), "d", board, {}), encoding="utf-8").read()
+    assert "Evaluation against" not in plain
+
+
 def test_video_page_without_frames_still_has_scores_and_curves(tmp_path):
     score = pd.Series({"video_id": "v", "model_version": "1", "pe_share": 0.3})
     page = render_video_page(str(tmp_path), score, seconds_rows("v", 3), pd.DataFrame([score]), None,

@@ -17,7 +17,7 @@ from jobs.synth.campaign import CampaignSpec, SampleError, generate_campaign
 from jobs.synth.engagement import Influencer, engagement_counts
 from jobs.synth.render import _Product, clip_polygon, polygon_area, product_quad, render_video
 from jobs.synth.sales import LIFT_PER_PE, sales_panel, true_lift
-from jobs.synth.storyboard import Caption, ProductTrack, Shot, VideoPlan
+from jobs.synth.storyboard import SCENARIOS, Caption, ProductTrack, Shot, VideoPlan, _held_track, _prop_track
 from jobs.synth.truth import video_truth
 from jobs.synth.yuv import I420Frame, Planes
 
@@ -130,7 +130,7 @@ def test_drawn_product_is_inside_its_truth_quad_and_absent_where_truth_says_abse
     plan = _plan(shots, [_track(20, 80, yaw=-25, pitch=10, roll=-8)], n_seconds=4)  # on screen at t = 1, 2 s
     with_p, states = _frames(plan, product)
     without, _ = _frames(plan, product, with_product=False)
-    truth = video_truth(states, W, H).seconds
+    truth = video_truth(states, W, H, product.alpha).seconds
     assert [t.quad_224 is not None for t in truth] == [False, True, True, False]
     for t in truth:
         diff = cv2.absdiff(with_p[t.second], without[t.second]) > 0
@@ -154,7 +154,7 @@ def test_decoded_video_shows_the_product_only_inside_the_quad(tmp_path):
     paths = [tmp_path / "with.mp4", tmp_path / "without.mp4"]
     r = render_video(plan, product.listing, product.alpha, paths[0])
     render_video(plan, product.listing, product.alpha, paths[1], with_product=False)
-    truth = video_truth(r.seconds, W, H).seconds
+    truth = video_truth(r.seconds, W, H, product.alpha).seconds
     decoded = []
     for p in paths:
         cap = cv2.VideoCapture(str(p))
@@ -220,7 +220,7 @@ def test_truth_tells_the_wrong_reason_from_the_product_showcase():
     _, wrong = _frames(_plan(talk, [corner], n_seconds=4), product)
     _, hero = _frames(_plan(broll, [_track(0, 120, w=0.6)], n_seconds=4), product)
     _, none = _frames(_plan(talk, [], n_seconds=4), product)
-    tw, th, tn = (video_truth(s, W, H) for s in (wrong, hero, none))
+    tw, th, tn = (video_truth(s, W, H, product.alpha) for s in (wrong, hero, none))
     assert [s.driver for s in tw.seconds].count("face") >= 3
     assert [s.driver for s in th.seconds].count("product") >= 3
     assert tn.true_product_engagement == 0 and all(s.quad_224 is None for s in tn.seconds)
@@ -232,6 +232,26 @@ def test_truth_tells_the_wrong_reason_from_the_product_showcase():
     tau = np.array([s.time_weight for s in tw.seconds])
     assert tw.true_engagement == pytest.approx((tau * e).sum() / tau.sum())
     assert tau[0] > tau[1] > tau[3]
+
+
+def test_truth_follows_what_the_product_does_not_its_size():
+    """A large product standing still beside a talking face carries little of the engagement; a small
+    product swung through the centre of b-roll carries most of it; the truth region is the silhouette."""
+    product = product_asset("espresso-cup")
+    aspect = product.alpha.shape[0] / product.alpha.shape[1]
+    rng = np.random.default_rng(3)
+    talk = [Shot(0, 120, "talk", "astronaut", None, zoom=1.5, sway=(0.01, 0.005, 2.5))]
+    broll = [Shot(0, 120, "broll", None, "grass", pan=(0.3, 0.5, 0.03, 0.0))]
+    _, prop = _frames(_plan(talk, [_prop_track(rng, 0, 120, FPS, aspect)], n_seconds=4), product)
+    _, held = _frames(_plan(broll, [_held_track(rng, 0, 120, FPS, aspect)], n_seconds=4), product)
+    tp, th = video_truth(prop, W, H, product.alpha), video_truth(held, W, H, product.alpha)
+    area = [np.mean([s.product_area_share for s in t.seconds]) for t in (tp, th)]
+    assert area[0] > 2 * area[1]
+    assert tp.true_product_engagement < 0.2 < 0.4 < th.true_product_engagement
+    for s in tp.seconds:  # the silhouette: inside the listing rectangle, smaller than it (white margins)
+        assert 0 < s.product_area_share < 0.95 * s.quad_area_share
+        mask = cv2.imdecode(np.frombuffer(s.product_mask_png, np.uint8), cv2.IMREAD_GRAYSCALE)
+        assert mask.shape == (224, 224) and (mask > 0).mean() == pytest.approx(s.product_area_share, abs=0.01)
 
 
 # ---------------------------------------------------------------------------------------------- labels, sales
@@ -323,11 +343,15 @@ def test_campaign_is_reproducible_and_decodes_to_the_declared_frames(tmp_path):
     a = generate_campaign(spec, tmp_path / "a", workers=2)
     b = generate_campaign(spec, tmp_path / "b", workers=1)
     pd.testing.assert_frame_equal(a.truth, b.truth)
+    # without video files (only the sampled frames composited): the same tables
+    quick = generate_campaign(spec, tmp_path / "q", workers=1, write_videos=False)
+    pd.testing.assert_frame_equal(a.truth, quick.truth)
+    pd.testing.assert_frame_equal(a.sales, quick.sales)
     pd.testing.assert_frame_equal(a.labels.drop(columns="video_uri"), b.labels.drop(columns="video_uri"))
     pd.testing.assert_frame_equal(a.sales, b.sales)
     assert _digests(a.video_paths) == _digests(b.video_paths)
     assert _digests(a.listing_paths) == _digests(b.listing_paths)
-    assert set(a.truth["scenario"]) == {"hero", "wrong_reason", "mixed", "no_product"}
+    assert set(a.truth["scenario"]) <= set(SCENARIOS) and a.truth["scenario"].nunique() == 4
     declared = a.truth.groupby("video_id")["n_frames"].first()
     for path, vid in zip(a.video_paths, a.videos["video_id"]):
         cap = cv2.VideoCapture(path)

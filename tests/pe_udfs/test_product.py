@@ -140,3 +140,51 @@ def test_load_image(tmp_path, coffee):
         with pytest.raises(ProductImageError) as e:
             load_image(str(path))
         assert (e.value.stage, e.value.reason) == ("product", reason)
+
+
+# ---------------------------------------------------------------------------------------------- silhouette
+def _cutout_on_white():
+    """A real cut-out product (the sample campaign's gift box, alpha known) on a white listing photo."""
+    from jobs.synth.assets import product_asset
+
+    asset = product_asset("gift-box")
+    return asset.listing, asset.alpha >= 128
+
+
+def test_listing_silhouette_is_the_non_background_of_a_white_listing_photo():
+    from pe_udfs.product import listing_silhouette
+
+    rgb, truth = _cutout_on_white()
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    decoded = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)  # JPEG noise on the white
+    sil = listing_silhouette(decoded) > 0
+    assert (sil & truth).sum() / (sil | truth).sum() > 0.9 and sil.mean() < 0.8
+    # a ring: the white hole inside the product is product, the white outside is not
+    ring = np.full((100, 100, 3), 255, np.uint8)
+    cv2.circle(ring, (50, 50), 40, (200, 30, 30), 12)
+    sil = listing_silhouette(ring) > 0
+    assert sil[50, 50] and not sil[2, 2] and sil[50, 12]
+    # a photo without a plain border (the coffee table) is all product: the listing rectangle
+    assert listing_silhouette(data.coffee()).min() == 255
+
+
+def test_product_region_is_the_projected_silhouette_or_the_listing_rectangle():
+    from pe_udfs.product import silhouette_mask
+
+    rgb, truth = _cutout_on_white()
+    frame = paste(rgb, SCENE, QUAD)
+    masks = {}
+    for region in ("silhouette", "listing_rect"):
+        ps = ProductSettings(region=region)
+        feats = listing_features(rgb, ps)
+        pm = product_map([frame], feats, ps)
+        assert pm.found[0]
+        masks[region] = pm.masks[0].astype(bool)
+    rect = quad_mask(QUAD, 512, 384, 224).astype(bool)
+    h, w = truth.shape
+    H = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), QUAD)
+    true_sil = silhouette_mask(truth.astype(np.uint8) * 255, H, 512, 384, 224).astype(bool)
+    iou = lambda a, b: (a & b).sum() / (a | b).sum()  # noqa: E731
+    assert iou(masks["listing_rect"], rect) > 0.95
+    assert iou(masks["silhouette"], true_sil) > 0.85 and iou(masks["listing_rect"], true_sil) < 0.75
+    assert masks["silhouette"].sum() < 0.8 * masks["listing_rect"].sum()

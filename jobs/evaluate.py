@@ -1,0 +1,347 @@
+"""`pe evaluate`: the champion's PE-scores against the sample campaign's ground truth (Spark job).
+
+    extract   pe_scores + pe_seconds of one model version, campaign_videos, sample_truth, sales_lift (optional)
+    transform per video on Spark (mapInPandas over pe_udfs.baselines): decode the scored seconds, rebuild the
+              product map from pe_seconds.quad_224 and the listing's silhouette → model-free baselines
+              (spectral-residual saliency PE, centre-bias prior PE) and per-second IoU / found against the
+              truth silhouettes;
+              on the driver (models.agreement): Spearman with the true product engagement and bootstrap 95 %
+              intervals of pe_share, area-only (Σp / (S·224²) from pe_seconds.p_mass), the two baselines and
+              the constant; the paired interval of pe_share minus area-only; per scenario; a negative control
+              (pe_share shuffled across videos); product-map IoU and false-found rate; correlation of
+              estimated and true sales lifts
+    load      one row per metric and scope into `evaluations` (merge by key), the same numbers to the model's
+              MLflow run; a printed table
+
+The truth is the whole video's time-weighted product engagement (as the issue defines it); metrics suffixed
+``_window`` use the truth over the seconds the model scored (its clip window), which is what its score sees.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from jobs.config import PEConfig, load_config
+from jobs.lake import Lake
+from models.agreement import Estimate, bootstrap, paired_difference, pearson, permutation_null
+
+#: score columns compared with the truth (pe_share is the model's; the rest need no engagement model)
+SCORES = ("pe_share", "area_only", "spectral_residual", "centre_prior", "constant")
+RESULT_DDL = "video_id STRING, result STRING"
+
+
+class EvaluateError(RuntimeError):
+    """The lake cannot be evaluated (no sample truth, no scores); the CLI prints it on one line."""
+
+
+@dataclass
+class EvaluateSummary:
+    model_version: str
+    run: str
+    rows: pd.DataFrame
+    videos: int
+    table_version: int | None = None
+    mlflow_run_id: str | None = None
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def value(self, metric: str, scope: str = "all") -> pd.Series:
+        hit = self.rows[(self.rows["metric"] == metric) & (self.rows["scope"] == scope)]
+        return hit.iloc[0] if len(hit) else pd.Series(dtype=float)
+
+    def lines(self) -> list[str]:
+        out = [f"evaluation {self.run} of model v{self.model_version} on {self.videos} videos "
+               "(Spearman with the true product engagement, bootstrap 95 % intervals):"]
+        for _, r in self.rows[self.rows["scope"] == "all"].iterrows():
+            out.append(f"  {r['metric']:<40} {r['value']:8.3f}  [{r['ci_low']:7.3f}, {r['ci_high']:7.3f}]  n={r['n']}")
+        per = self.rows[(self.rows["scope"] != "all") & self.rows["metric"].isin(
+            ["spearman_pe_share", "spearman_area_only", "mean_pe_share", "mean_true_pe", "product_iou_median"])]
+        if len(per):
+            table = per.pivot_table(index="scope", columns="metric", values="value")
+            out.append("  per scenario:")
+            out += ["    " + line for line in table.round(3).to_string().splitlines()]
+        for e in self.errors:
+            out.append(f"  not evaluated: {e}")
+        goal = self.value("spearman_pe_share")
+        diff = self.value("spearman_pe_share_minus_area_only")
+        if len(goal) and len(diff):
+            met = goal["value"] >= 0.7 and diff["value"] >= 0.15 and diff["ci_low"] > 0
+            out.append(f"  goal (Spearman >= 0.7, >= 0.15 above area-only, paired interval above 0): "
+                       f"{'met' if met else 'NOT met'}")
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- per video
+def _png_b64(value) -> str | None:
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else base64.b64encode(bytes(value)).decode()
+
+
+def video_tasks(videos: pd.DataFrame, seconds: pd.DataFrame, truth: pd.DataFrame) -> list[tuple[str, str]]:
+    """(video_id, JSON task) per scored video: uri, listing uri, scored seconds' quads, truth regions."""
+    tasks = []
+    by_video = dict(tuple(seconds.sort_values("second").groupby("video_id")))
+    truth_by_video = dict(tuple(truth.sort_values("second").groupby("video_id")))
+    for v in videos.itertuples():
+        s = by_video.get(v.video_id)
+        t = truth_by_video.get(v.video_id)
+        if s is None or t is None:
+            continue
+        tasks.append((v.video_id, json.dumps({
+            "video_uri": v.video_uri, "image_uri": v.product_image_uri,
+            "quads": [None if q is None else [float(x) for x in q] for q in s["quad_224"]],
+            "found": [bool(f) for f in s["product_found"]],
+            "truth": [_png_b64(p) for p in t["product_mask_png"]],
+            "visible": [bool(x) for x in t["product_visible"].fillna(False)],
+        })))
+    return tasks
+
+
+def evaluate_video(task: dict, *, cfg: dict) -> dict:
+    """Model-free baselines and product-map agreement of one video (runs on an executor; no Spark here)."""
+    import cv2
+
+    from pe_udfs.baselines import baseline_shares, mask_agreement, product_masks
+    from pe_udfs.errors import PEInputError
+    from pe_udfs.product import listing_silhouette, load_image
+    from pe_udfs.settings import ClipSettings, ProductSettings
+    from pe_udfs.video import sample_video
+
+    product = ProductSettings(**cfg["product"])
+    n = len(task["quads"])
+    clip = ClipSettings(**{**cfg["clip"], "max_seconds": max(1, n)})
+    try:
+        silhouette = None
+        if product.region == "silhouette":
+            image = load_image(task["image_uri"], allowed_schemes=cfg["allowed_schemes"])
+            scale = min(1.0, product.listing_max_side / max(image.shape[:2]))
+            if scale < 1.0:
+                image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                                   interpolation=cv2.INTER_AREA)
+            silhouette = listing_silhouette(image, product.background_tolerance)
+        video = sample_video(task["video_uri"], clip, allowed_schemes=cfg["allowed_schemes"], with_match_frames=False)
+    except PEInputError as e:
+        return {"error": f"{e.stage}/{e.reason}: {e}"}
+    masks = product_masks(task["quads"], silhouette, clip.size)
+    k = min(n, video.n_seconds)
+    shares = baseline_shares(video.model_frames[:k], masks[:k])
+    truth = [None if p is None else cv2.resize(cv2.imdecode(np.frombuffer(base64.b64decode(p), np.uint8),
+                                                            cv2.IMREAD_GRAYSCALE), (clip.size, clip.size),
+                                               interpolation=cv2.INTER_NEAREST) > 0 for p in task["truth"]]
+    return {**shares, "seconds": mask_agreement(masks, np.array(task["found"]), truth, task["visible"])}
+
+
+def evaluate_partition(frames: Iterator[pd.DataFrame], *, cfg: dict) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: (video_id, task JSON) rows → (video_id, result JSON) rows."""
+    for frame in frames:
+        out = [json.dumps(evaluate_video(json.loads(t), cfg=cfg)) for t in frame["task"]]
+        yield pd.DataFrame({"video_id": frame["video_id"], "result": out})
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+def _row(metric: str, scope: str, e: Estimate) -> dict:
+    return {"metric": metric, "scope": scope, "value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n}
+
+
+def _mean(x: np.ndarray, seed: int) -> Estimate:
+    return bootstrap(x, x, stat=lambda a, _: np.mean(a, axis=-1), seed=seed)
+
+
+def metric_rows(per_video: pd.DataFrame, seconds: pd.DataFrame, lifts: pd.DataFrame | None, *, seed: int = 0
+                ) -> pd.DataFrame:
+    """Every metric with its bootstrap interval, for all videos and per scenario.
+
+    per_video: video_id, scenario, true_pe, true_pe_window and one column per :data:`SCORES`;
+    seconds: video_id, kind ('visible' | 'absent' | 'partial'), found, iou (product-map agreement);
+    lifts: product-level estimated ``lift`` and ``true_lift`` (None: no sales_lift table)."""
+    rows = []
+    scopes = [("all", per_video)] + [(str(k), g) for k, g in per_video.groupby("scenario", sort=True)]
+    for scope, g in scopes:
+        for truth_col, suffix in (("true_pe", ""), ("true_pe_window", "_window")):
+            t = g[truth_col].to_numpy(float)
+            if np.ptp(t) == 0 if len(t) else True:
+                continue  # e.g. no_product: the truth is 0 everywhere, nothing to rank
+            for name in SCORES:
+                rows.append(_row(f"spearman_{name}{suffix}", scope, bootstrap(g[name].to_numpy(float), t, seed=seed)))
+            rows.append(_row(f"spearman_pe_share_minus_area_only{suffix}", scope,
+                             paired_difference(g["pe_share"].to_numpy(float), g["area_only"].to_numpy(float), t,
+                                               seed=seed)))
+        if scope == "all":  # negative control: the band pe_share shuffled across videos reaches by chance
+            rows.append(_row("spearman_pe_share_permuted", scope, permutation_null(
+                g["pe_share"].to_numpy(float), g["true_pe"].to_numpy(float), seed=seed)))
+        rows.append(_row("mean_pe_share", scope, _mean(g["pe_share"].to_numpy(float), seed)))
+        rows.append(_row("mean_true_pe", scope, _mean(g["true_pe"].to_numpy(float), seed)))
+        s = seconds[seconds["video_id"].isin(set(g["video_id"]))]
+        rows += _mask_rows(s, scope, seed)
+    if lifts is not None and len(lifts) >= 3:
+        rows.append(_row("lift_correlation", "all", bootstrap(lifts["lift"].to_numpy(float),
+                                                              lifts["true_lift"].to_numpy(float), stat=pearson, seed=seed)))
+    out = pd.DataFrame(rows, columns=["metric", "scope", "value", "ci_low", "ci_high", "n"])
+    return out.astype({"n": "int64"})
+
+
+def _mask_rows(seconds: pd.DataFrame, scope: str, seed: int) -> list[dict]:
+    """Median IoU on visible seconds and found share on absent seconds, intervals by resampling videos."""
+    rows = []
+    for metric, kind, stat in (("product_iou_median", "visible", lambda s: float(np.median(s["iou"]))),
+                               ("product_false_found", "absent", lambda s: float(s["found"].mean()))):
+        s = seconds[seconds["kind"] == kind]
+        if s.empty:
+            continue
+        groups = [g for _, g in s.groupby("video_id")]
+        rng = np.random.default_rng(seed)
+        boots = [stat(pd.concat([groups[i] for i in rng.integers(0, len(groups), len(groups))])) for _ in range(500)]
+        lo, hi = np.quantile(boots, [0.025, 0.975])
+        rows.append({"metric": metric, "scope": scope, "value": stat(s), "ci_low": float(lo), "ci_high": float(hi),
+                     "n": len(s)})
+    return rows
+
+
+def true_window_pe(truth: pd.DataFrame, n_seconds: pd.Series) -> pd.Series:
+    """True product engagement over each video's first ``n_seconds`` (the scored window), by video_id."""
+    t = truth.assign(limit=truth["video_id"].map(n_seconds))
+    t = t[t["second"] < t["limit"]]
+    num = (t["time_weight"] * t["product_drive"]).groupby(t["video_id"]).sum()
+    den = (t["time_weight"] * t["drive"]).groupby(t["video_id"]).sum()
+    return num / den
+
+
+# ---------------------------------------------------------------------------------------------- job
+def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None, run: str | None = None,
+                 log_mlflow: bool = True) -> EvaluateSummary:
+    """Evaluate one model version's scores (default: the @champion's) on the lake's sample campaign."""
+    from jobs.analyze import choose_model_version
+    from jobs.contracts import spark_schema
+    from jobs.views import champion_version
+
+    t0 = time.perf_counter()
+    if not lake.exists("sample_truth"):
+        raise EvaluateError(f"the lake at {lake.root} has no sample_truth table: `pe evaluate` needs a sample "
+                            "campaign whose truth is known (`pe sample`)")
+    for name in ("pe_scores", "pe_seconds", "campaign_videos"):
+        if not lake.exists(name):
+            raise EvaluateError(f"the lake at {lake.root} has no {name} table: run `pe score` first")
+    scores = lake.read_pandas("pe_scores")
+    version, _ = choose_model_version(scores, model_version, champion_version(cfg))
+    scores = scores[scores["model_version"].astype(str) == version]
+    seconds = lake.read_pandas("pe_seconds")
+    seconds = seconds[seconds["model_version"].astype(str) == version]
+    truth = lake.read_pandas("sample_truth")
+    videos = lake.read_pandas("campaign_videos")
+    videos = videos[videos["video_id"].isin(set(scores["video_id"]) & set(truth["video_id"]))]
+    if videos.empty:
+        raise EvaluateError(f"model v{version} has scored none of the sample campaign's videos")
+    run = run or f"evaluate-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-v{version}"
+
+    # transform: per video on Spark
+    spark = lake.spark
+    tasks = video_tasks(videos.sort_values("video_id"), seconds, truth)
+    job_cfg = {"product": cfg.product.model_dump(), "clip": cfg.clip.model_dump(),
+               "allowed_schemes": list(cfg.io.allowed_schemes)}
+    n_parts = max(1, min(len(tasks), spark.sparkContext.defaultParallelism * 4))
+    df = spark.createDataFrame(pd.DataFrame(tasks, columns=["video_id", "task"])).repartition(n_parts)
+    results = df.mapInPandas(partial(evaluate_partition, cfg=job_cfg), schema=RESULT_DDL).toPandas()
+
+    per_video, second_rows, errors = [], [], []
+    for r in results.itertuples():
+        res = json.loads(r.result)
+        if "error" in res:
+            errors.append(f"{r.video_id}: {res['error']}")
+            continue
+        per_video.append({"video_id": r.video_id, "spectral_residual": res["spectral_residual_pe_share"],
+                          "centre_prior": res["centre_prior_pe_share"]})
+        second_rows += [{"video_id": r.video_id, **s} for s in res["seconds"]]
+    frame = _per_video_frame(pd.DataFrame(per_video), scores, seconds, truth)
+    rows = metric_rows(frame, pd.DataFrame(second_rows, columns=["video_id", "second", "kind", "found", "iou"]),
+                       _lifts(lake, videos, truth))
+    rows.insert(0, "model_version", version)
+    rows.insert(1, "run", run)
+    rows["evaluated_at"] = pd.Timestamp(dt.datetime.now(dt.timezone.utc))
+    summary = EvaluateSummary(version, run, rows, len(frame), errors=errors)
+
+    lake.merge("evaluations", spark.createDataFrame(rows[spark_schema("evaluations").fieldNames()],
+                                                    schema=spark_schema("evaluations")),
+               metadata={"pe.job": "evaluate", "pe.run": run, "pe.model_version": version})
+    summary.table_version = lake.info("evaluations").version
+    if log_mlflow:
+        summary.mlflow_run_id = _log_to_model_run(cfg, scores, rows)
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _per_video_frame(baselines: pd.DataFrame, scores: pd.DataFrame, seconds: pd.DataFrame, truth: pd.DataFrame
+                     ) -> pd.DataFrame:
+    """One row per evaluated video: truth (whole video and scored window), scenario and the five scores."""
+    per = truth.groupby("video_id").agg(scenario=("scenario", "first"), true_pe=("true_product_engagement", "first"))
+    n_seconds = scores.set_index("video_id")["n_seconds"]
+    per["true_pe_window"] = true_window_pe(truth, n_seconds)
+    area = seconds.groupby("video_id")["p_mass"].sum() / (seconds.groupby("video_id").size() * 224 * 224)
+    frame = baselines.set_index("video_id").join(per, how="inner")
+    frame["pe_share"] = scores.set_index("video_id")["pe_share"]
+    frame["area_only"] = area
+    frame["constant"] = 0.0
+    return frame.reset_index().dropna(subset=["pe_share", "true_pe", "area_only"])
+
+
+def _lifts(lake: Lake, videos: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame | None:
+    """Estimated lifts of the latest analysis run joined to the true lifts (None without sales_lift)."""
+    if not lake.exists("sales_lift"):
+        return None
+    lifts = lake.read_pandas("sales_lift", columns=["product_id", "analysis_run", "lift", "analyzed_at"])
+    if lifts.empty:
+        return None
+    latest = lifts.sort_values("analyzed_at")["analysis_run"].iloc[-1]
+    lifts = lifts[lifts["analysis_run"] == latest].dropna(subset=["lift"])
+    true = truth.groupby("video_id")["true_sales_lift"].first()
+    product_truth = videos.set_index("product_id")["video_id"].map(true).rename("true_lift")
+    return lifts.set_index("product_id").join(product_truth, how="inner").dropna(subset=["true_lift"])
+
+
+def _log_to_model_run(cfg: PEConfig, scores: pd.DataFrame, rows: pd.DataFrame) -> str | None:
+    """The metrics (value, ci_low, ci_high) as MLflow metrics ``eval.<scope>.<metric>`` of the run that
+    trained the model; None when the scores do not name that run."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric
+
+    run_ids = scores["model_run_id"].dropna().unique()
+    if len(run_ids) != 1:
+        return None
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"eval.{r.scope}.{r.metric}{suffix}", float(v), now, 0)
+               for r in rows.itertuples() for suffix, v in (("", r.value), (".ci_low", r.ci_low), (".ci_high", r.ci_high))
+               if np.isfinite(v)]
+    client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.mlflow.registry_uri or cfg.tracking_uri)
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(str(run_ids[0]), metrics=metrics[i:i + 1000])
+    return str(run_ids[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    from jobs.spark import get_spark
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", default=None)
+    ap.add_argument("--lake", default=None)
+    ap.add_argument("--model-version", default=None)
+    args = ap.parse_args(argv)
+    cfg = load_config(args.config, lake=args.lake)
+    try:
+        summary = run_evaluate(cfg, Lake.from_config(cfg, get_spark(cfg, app_name="pe-evaluate")),
+                               model_version=args.model_version)
+    except EvaluateError as e:
+        print(f"error: {e}")
+        return 1
+    print("\n".join(summary.lines()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
