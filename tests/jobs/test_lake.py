@@ -265,3 +265,15 @@ def test_pe_maintain_compacts_zorders_and_vacuums(cfg, lake, spark):
 
     with pytest.raises(TableNotFound, match="no Delta table nope"):
         run_maintain(cfg, ["nope"], spark=spark)
+
+
+@pytest.mark.parametrize("folder", ["with space", "ünïcödé 東京", "hash#and?query"])
+def test_lake_paths_with_awkward_characters_work(tmp_path, spark, folder):
+    lake = Lake(str(tmp_path / folder / "lake"), spark)
+    lake.write("kv", _kv(spark, [("a", 1)]))
+    lake.merge("kv", _kv(spark, [("a", 2), ("b", 3)]), keys=["k"])
+    assert _sorted(lake.read("kv")) == [("a", 2), ("b", 3)]
+    assert _sorted(lake.read("kv", version=1)) == [("a", 1)]
+    assert lake.register_tables() == ["kv"]
+    assert spark.sql("SELECT count(*) AS n FROM kv").first().n == 2
+    assert lake.info("kv").rows == 2
