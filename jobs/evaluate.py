@@ -270,7 +270,7 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
     lake.merge("evaluations", spark.createDataFrame(rows[spark_schema("evaluations").fieldNames()],
                                                     schema=spark_schema("evaluations")),
                metadata={"pe.job": "evaluate", "pe.run": run, "pe.model_version": version})
-    summary.table_version = lake.info("evaluations").version
+    summary.table_version = lake.version("evaluations")
     if log_mlflow:
         summary.mlflow_run_id = _log_to_model_run(cfg, scores, rows)
     summary.seconds = time.perf_counter() - t0

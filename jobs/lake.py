@@ -3,9 +3,11 @@
 * **read**: ``format("delta")``, optionally ``versionAsOf`` (time travel).
 * **write**: ``format("delta")`` append or overwrite, exactly one commit; with an app id and version the
   commit records a Delta app transaction (``txnAppId``/``txnVersion``), so a retried write is a no-op.
-* **merge** (upsert by key): ``DeltaTable.merge`` on the executors. Only new or changed rows reach the
-  merge, so re-running a job with the same data writes nothing (no empty commit); when the night's keys are
-  few, the merge condition names them, so Delta's data skipping reads only the files that can hold them.
+* **merge** (upsert by key): ``DeltaTable.merge`` on the executors. When none of the source's keys exist
+  yet (a night of new videos) it only inserts, reading just the table's key columns; otherwise only new or
+  changed rows reach the merge, so re-running a job with the same data writes nothing (no empty commit).
+  When the night's keys are few, the conditions name them, so Delta's data skipping reads only the files
+  whose key range can hold them.
 * **maintenance**: ``OPTIMIZE`` (compaction, Z-order on the table's cluster columns) and ``VACUUM``.
 * **catalog**: every table registered by name in the session catalog (``DESCRIBE HISTORY pe_scores``,
   ``SELECT … VERSION AS OF 3``) — see :meth:`Lake.register_tables`.
@@ -36,6 +38,9 @@ log = logging.getLogger(__name__)
 #: Above this many distinct keys a merge does not list them in its condition (the list would cost more
 #: to plan than data skipping saves).
 KEY_LIST_LIMIT = 2000
+#: Target size of the files OPTIMIZE writes: small enough that a Z-ordered table has many files, each over a
+#: narrow key range, which a merge's key list can skip (Delta's default is 1 GiB).
+OPTIMIZE_FILE_BYTES = 128 * 1024 * 1024
 #: How often a write or merge that lost a race to a concurrent writer is retried on a fresh snapshot.
 CONFLICT_RETRIES = 6
 
@@ -243,10 +248,12 @@ class Lake:
         volatile = set(ignore_changes_in if ignore_changes_in is not None else (c.volatile if c else ()))
         compare = [f for f in schema.fieldNames() if f not in keys and f not in volatile]
         key_filter = _key_list_condition(source, keys[0])
-        changes = self._new_or_changed(name, source, keys, compare, key_filter).cache()
+        target = self.read(name).where(key_filter) if key_filter else self.read(name)
+        # A night of new keys (the usual case) reads only the table's key columns, and the merge only inserts.
+        known = source.select(*keys).join(target.select(*keys), keys, "left_semi").limit(1).collect()
+        changes = self._new_or_changed(source, target, keys, compare).cache() if known else source
         try:
-            n_changes = changes.count()
-            if n_changes == 0:
+            if known and changes.count() == 0:
                 return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0, "version": self.version(name),
                         "committed": False}
             on = " AND ".join([f"t.`{k}` <=> s.`{k}`" for k in keys] + ([f"t.{key_filter}"] if key_filter else []))
@@ -255,25 +262,26 @@ class Lake:
             def run_merge():
                 self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _meta(metadata, "merge", write_id))
                 try:
-                    (self.delta_table(name).alias("t").merge(changes.alias("s"), on)
-                     .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+                    builder = self.delta_table(name).alias("t").merge(changes.alias("s"), on)
+                    if known:
+                        builder = builder.whenMatchedUpdateAll()
+                    builder.whenNotMatchedInsertAll().execute()
                 finally:
                     self.spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
 
             _with_retries(run_merge, name)
         finally:
-            changes.unpersist()
+            if known:
+                changes.unpersist()
         commit = self._commit_of(name, write_id)
         metrics = (commit or {}).get("operationMetrics") or {}
         return {"num_target_rows_inserted": int(metrics.get("numTargetRowsInserted", 0)),
                 "num_target_rows_updated": int(metrics.get("numTargetRowsUpdated", 0)),
                 "version": commit["version"] if commit else self.version(name), "committed": commit is not None}
 
-    def _new_or_changed(self, name, source, keys, compare, key_filter) -> "DataFrame":
+    @staticmethod
+    def _new_or_changed(source, target, keys, compare) -> "DataFrame":
         """Source rows whose key is new or whose compared columns differ from the table's (NULL-safe)."""
-        target = self.read(name)
-        if key_filter:
-            target = target.where(key_filter)
         same = " AND ".join(f"s.`{col}` <=> t.`{col}`" for col in [*keys, *compare])
         return source.alias("s").join(target.alias("t"), _expr(same), "left_anti")
 
@@ -287,7 +295,12 @@ class Lake:
         c = contracts.CONTRACTS.get(name)
         cols = list(zorder_by if zorder_by is not None else (c.cluster_by if c else ()))
         builder = self.delta_table(name).optimize()
-        out = builder.executeZOrderBy(*cols) if cols else builder.executeCompaction()
+        key = "spark.databricks.delta.optimize.maxFileSize"
+        self.spark.conf.set(key, str(OPTIMIZE_FILE_BYTES))
+        try:
+            out = builder.executeZOrderBy(*cols) if cols else builder.executeCompaction()
+        finally:
+            self.spark.conf.unset(key)
         m = out.first()["metrics"].asDict(recursive=True)
         return {k: m[k] for k in ("numFilesAdded", "numFilesRemoved") if k in m}
 

@@ -22,7 +22,7 @@ needs_airflow = pytest.mark.skipif(
     not AIRFLOW.exists(), reason="no Airflow environment: run `make airflow` (make test does) to create .venv-airflow")
 
 #: Packages DAG parsing must not import (DESIGN: no heavy imports at top level of airflow_dags/).
-HEAVY = {"pyspark", "torch", "torchvision", "great_expectations", "mlflow", "cv2", "pandas", "numpy", "deltalake",
+HEAVY = {"pyspark", "torch", "torchvision", "great_expectations", "mlflow", "cv2", "pandas", "numpy", "delta",
          "jobs", "models", "pe_udfs"}
 
 
