@@ -14,7 +14,6 @@ frames from its max pool, so padding never changes a prediction).
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import torch
 from torch import nn
 
 __all__ = [
-    "FeatureBatch", "FitResult", "encode_features", "decode_features", "collate_feature_rows", "split_of",
+    "FeatureBatch", "FitResult", "encode_features", "decode_features", "collate_feature_rows",
     "trainable_parameters", "make_optimizer", "fit_head", "predict_head", "resolve_device",
 ]
 
@@ -86,18 +85,6 @@ def collate_feature_rows(rows: Sequence[Mapping[str, Any]]) -> FeatureBatch:
         mask[i, : a.shape[0]] = True
     labels = torch.tensor([float(r["label"]) for r in rows], dtype=torch.float32)
     return FeatureBatch(feats, mask, labels, [str(r["video_id"]) for r in rows])
-
-
-# --------------------------------------------------------------------------------------------- splits
-def split_of(video_id: str, *, seed: int, val_fraction: float, test_fraction: float) -> str:
-    """Deterministic split of a video by a hash of ``"{seed}:{video_id}"``: 'test', 'val' or 'train'.
-
-    u = first 8 hex digits of SHA-256 / 2³² ∈ [0, 1); u < test_fraction → test; < test+val → val. The same
-    formula runs in Spark SQL (``sha2``/``conv``) in the training job, so both always agree."""
-    if val_fraction + test_fraction >= 1:
-        raise ValueError("val_fraction + test_fraction must be below 1")
-    u = int(hashlib.sha256(f"{seed}:{video_id}".encode()).hexdigest()[:8], 16) / 2**32
-    return "test" if u < test_fraction else "val" if u < test_fraction + val_fraction else "train"
 
 
 # --------------------------------------------------------------------------------------------- training
