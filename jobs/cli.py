@@ -302,7 +302,7 @@ def models_evaluate(
     version: Optional[int] = typer.Option(None, "--version", min=1, help=VERSION_HELP),
 ) -> None:
     """A version's held-out test metrics (logged by `pe train`) beside the constant baseline and the champion's
-    on the same test videos, and what the promotion gate would decide. Exits 1 without logged test metrics."""
+    on the same test videos, and the promotion gate with its intervals. Exits 1 without logged test metrics."""
     from models.registry import EvaluationError, evaluation_of
 
     cfg = state(ctx).cfg
@@ -313,7 +313,7 @@ def models_evaluate(
                            alias=cfg.mlflow.alias)
     except EvaluationError as e:
         fail(str(e))
-    for line in ev.describe(metric=cfg.train.selection_metric, min_improvement=cfg.train.min_improvement):
+    for line in ev.describe():
         typer.echo(line)
 
 
@@ -322,8 +322,8 @@ def models_promote(
     ctx: typer.Context,
     version: Optional[int] = typer.Option(None, "--version", min=1, help=VERSION_HELP),
 ) -> None:
-    """Move @champion to a version evaluated by `pe train --no-promote` if it beats the champion and the
-    constant baseline (the same gate as `pe train`). Exits 1 if @champion has moved since the evaluation."""
+    """Move @champion to a version evaluated by `pe train --no-promote` if the promotion gate its training run
+    logged passed (the same gate as `pe train`). Exits 1 if @champion has moved since the evaluation."""
     from models.registry import EvaluationError, StaleEvaluationError, promote_evaluated
 
     cfg = state(ctx).cfg
@@ -332,8 +332,7 @@ def models_promote(
     try:
         ev, decision = promote_evaluated(
             tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
-            version=None if version is None else str(version), alias=cfg.mlflow.alias,
-            metric=cfg.train.selection_metric, min_improvement=cfg.train.min_improvement)
+            version=None if version is None else str(version), alias=cfg.mlflow.alias)
     except (EvaluationError, StaleEvaluationError) as e:
         fail(str(e))
     held = f"v{ev.version}" if decision.promoted else (f"v{ev.current_champion}" if ev.current_champion else "no version")

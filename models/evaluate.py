@@ -10,7 +10,6 @@ information), which is the bar a model must clear.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Mapping
 

@@ -12,15 +12,16 @@ A logged model is a directory with two files PE-score reads back, plus MLflow's 
 :func:`load_engagement_model` reads the JSON, rebuilds the architecture from the backbone registry and loads
 the tensors with ``torch.load(weights_only=True)``: nothing stored is ever unpickled or executed.
 
-Promotion: a new version takes ``@champion`` only if it beats the current champion on the same test
-videos (``selection_metric``) *and* the constant baseline (on spearman and r2); otherwise the alias stays and
-the version and run are tagged with the reason (``pe.promotion``, ``pe.promotion_reason``).
+Promotion: a new version takes ``@champion`` only when the promotion gate (:mod:`models.gate`) passes on its own
+held-out test videos: enough of them, R² > 0, a paired bootstrap interval against the constant baseline above 0
+and, with a champion, one against the champion's predictions on the same videos (those it did not train on). The
+training run logs the gate (``gate.json`` and ``gate_*`` metrics) and its split (``split.json``: the video ids of
+each split); the version and run are tagged with the decision (``pe.promotion``, ``pe.promotion_reason``).
 
-Promotion can also be deferred (``pe train --no-promote`` tags the version ``pe.promotion=pending``) and
-decided later from what the training run logged (``pe models promote``, :func:`promote_evaluated`): the
-candidate's held-out metrics (``test_*``), the champion's on the same videos (``champion_test_*``) and which
-champion that was (run tags ``pe.champion_version``, ``pe.champion_unavailable``). If ``@champion`` has moved
-since, the comparison is stale and nothing is promoted.
+Promotion can also be deferred (``pe train --no-promote`` tags the version ``pe.promotion=pending``) and applied
+later from the logged gate (``pe models promote``, :func:`promote_evaluated`), provided the champion it was
+compared with (run tags ``pe.champion_version``, ``pe.champion_unavailable``) still holds the alias; if
+``@champion`` has moved since, the comparison is stale and nothing is promoted.
 """
 from __future__ import annotations
 
@@ -36,7 +37,8 @@ from typing import Any, Iterator
 
 import torch
 
-from models.evaluate import METRIC_DIRECTION, EvalReport
+from models.evaluate import EvalReport
+from models.gate import GateResult
 from models.network import EngagementNet, build_engagement_net
 from models.settings import ModelSettings
 from models.training import resolve_device
@@ -45,20 +47,21 @@ from pe_udfs.settings import ClipSettings
 __all__ = [
     "LoadedModel", "NoChampionError", "ModelLoadError", "PromotionDecision", "ModelVersionInfo",
     "ensure_experiment", "log_engagement_model", "build_from_files", "load_engagement_model",
-    "decide_promotion", "promote_if_better", "champion_version", "list_models", "clear_model_cache",
-    "Evaluation", "EvaluationError", "StaleEvaluationError", "evaluation_metrics", "evaluation_tags",
-    "defer_promotion", "latest_version", "evaluation_of", "promote_evaluated",
-    "MODEL_ARTIFACT", "CONFIG_FILE", "WEIGHTS_FILE", "FORMAT_VERSION",
+    "apply_gate", "log_gate", "log_split", "training_videos", "gate_lines", "champion_version", "list_models",
+    "clear_model_cache", "Evaluation", "EvaluationError", "StaleEvaluationError", "evaluation_metrics",
+    "evaluation_tags", "defer_promotion", "latest_version", "evaluation_of", "promote_evaluated",
+    "MODEL_ARTIFACT", "CONFIG_FILE", "WEIGHTS_FILE", "FORMAT_VERSION", "GATE_ARTIFACT", "SPLIT_ARTIFACT",
 ]
 
 MODEL_ARTIFACT = "model"
 CONFIG_FILE = "engagement_model.json"
 WEIGHTS_FILE = "state_dict.pt"
 FORMAT_VERSION = 1
-BASELINE_GATE_METRICS = ("spearman", "r2")
+GATE_ARTIFACT = "gate.json"
+SPLIT_ARTIFACT = "split.json"
 
 #: MLflow metric prefixes of a training run's evaluation: the candidate (with the constant baseline) and the
-#: champion on the same test videos (without baseline keys: the baseline is the candidate's).
+#: champion on the test videos it did not train on (without baseline keys: the baseline is the candidate's).
 TEST_PREFIX = "test_"
 CHAMPION_PREFIX = "champion_" + TEST_PREFIX
 #: Tags of the model version and run: the promotion decision; run tags: the champion the run was compared with
@@ -347,50 +350,9 @@ def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, mo
 @dataclass(frozen=True)
 class PromotionDecision:
     promoted: bool
-    status: str  # "promoted" | "kept" (champion stays) | "rejected" (worse than the constant baseline)
+    status: str  # "promoted" | "kept" (champion stays) | "rejected" (fails the gate's absolute checks) | "pending"
     reason: str
-    metric: str
-    candidate_value: float
-    champion_value: float | None = None
-    champion_version: str | None = None
-
-
-def decide_promotion(candidate: EvalReport, champion: EvalReport | None, *, metric: str = "spearman",
-                     min_improvement: float = 0.0, champion_version: str | None = None,
-                     champion_unavailable: str | None = None) -> PromotionDecision:
-    """Whether ``candidate`` should take the alias. Both reports must be on the same test videos.
-
-    1. it must beat the constant baseline on spearman, r2 and ``metric``;
-    2. with a champion, it must beat the champion's ``metric`` by more than ``min_improvement``;
-    3. a champion that exists but could not be evaluated (``champion_unavailable`` says why) is never replaced
-       automatically."""
-    if metric not in METRIC_DIRECTION:
-        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRIC_DIRECTION)}")
-    value = candidate.model.get(metric)
-    failed = [m for m in dict.fromkeys((*BASELINE_GATE_METRICS, metric)) if not candidate.beats_baseline(m)]
-    if failed:
-        parts = ", ".join(f"{m} {candidate.model.get(m):.4f} vs constant {candidate.baseline.get(m):.4f}"
-                          for m in failed)
-        return PromotionDecision(False, "rejected", f"does not beat the constant baseline: {parts}", metric, value,
-                                 champion.model.get(metric) if champion else None, champion_version)
-    if champion_unavailable is not None:
-        return PromotionDecision(False, "kept", f"champion v{champion_version} could not be evaluated on the same "
-                                 f"test videos ({champion_unavailable}); move the alias by hand if intended",
-                                 metric, value, None, champion_version)
-    if champion is None:
-        return PromotionDecision(True, "promoted", f"no current champion; beats the constant baseline "
-                                 f"({metric} {value:.4f} vs {candidate.baseline.get(metric):.4f})", metric, value)
-    if champion.n != candidate.n:
-        raise ValueError(f"champion evaluated on {champion.n} videos, candidate on {candidate.n}: not the same split")
-    champ = champion.model.get(metric)
-    gain = METRIC_DIRECTION[metric] * (value - champ)
-    if gain > min_improvement:
-        return PromotionDecision(True, "promoted", f"{metric} {value:.4f} beats champion v{champion_version} "
-                                 f"{champ:.4f} on the same {candidate.n} test videos", metric, value, champ,
-                                 champion_version)
-    return PromotionDecision(False, "kept", f"{metric} {value:.4f} does not beat champion v{champion_version} "
-                             f"{champ:.4f} on the same {candidate.n} test videos (needs > {min_improvement:g} "
-                             "better)", metric, value, champ, champion_version)
+    gate: GateResult | None = None
 
 
 def champion_version(tracking_uri: str, model_name: str, alias: str = "champion"):
@@ -404,14 +366,48 @@ def champion_version(tracking_uri: str, model_name: str, alias: str = "champion"
         return None
 
 
-def promote_if_better(*, tracking_uri: str, model_name: str, version: str, candidate: EvalReport,
-                      champion: EvalReport | None, champion_version: str | None = None, alias: str = "champion",
-                      metric: str = "spearman", min_improvement: float = 0.0, run_id: str | None = None,
-                      champion_unavailable: str | None = None) -> PromotionDecision:
-    """Decide (:func:`decide_promotion`), move ``alias`` to ``version`` if promoted, and record the decision as
-    tags ``pe.promotion`` / ``pe.promotion_reason`` on the model version and on ``run_id``."""
-    decision = decide_promotion(candidate, champion, metric=metric, min_improvement=min_improvement,
-                                champion_version=champion_version, champion_unavailable=champion_unavailable)
+def log_gate(gate: GateResult) -> None:
+    """Log the gate into the active run: ``gate.json`` (every check and the settings) and ``gate_*`` metrics."""
+    import mlflow
+
+    mlflow.log_metrics(gate.metrics())
+    mlflow.log_dict(gate.to_dict(), GATE_ARTIFACT)
+
+
+def log_split(splits: dict[str, list[str]]) -> None:
+    """Log the video ids of each split (``split.json``), so a later candidate can tell which of its test videos
+    this model trained on."""
+    import mlflow
+
+    mlflow.log_dict({k: sorted(v) for k, v in splits.items()}, SPLIT_ARTIFACT)
+
+
+def _run_json(tracking_uri: str, run_id: str, name: str) -> dict | None:
+    """The JSON artifact ``name`` of ``run_id``, or None when the run has no such file."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if not any(f.path == name for f in _client(tracking_uri).list_artifacts(run_id)):
+        return None
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    with mlflow_store(tracking_uri):
+        try:
+            return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
+        except (MlflowException, OSError, ValueError):
+            return None
+
+
+def training_videos(tracking_uri: str, run_id: str) -> set[str] | None:
+    """The videos the model of ``run_id`` trained on (its train and validation splits), or None when its run
+    did not log ``split.json``."""
+    split = _run_json(tracking_uri, run_id, SPLIT_ARTIFACT)
+    return None if split is None else set(split.get("train", [])) | set(split.get("val", []))
+
+
+def apply_gate(*, tracking_uri: str, model_name: str, version: str, gate: GateResult, alias: str = "champion",
+               run_id: str | None = None) -> PromotionDecision:
+    """Move ``alias`` to ``version`` when ``gate`` passed; tag the version (and ``run_id``) with the decision."""
+    decision = PromotionDecision(gate.promoted, gate.status, gate.reason, gate)
     client = _client(tracking_uri)
     if decision.promoted:
         client.set_registered_model_alias(model_name, alias, str(version))
@@ -420,10 +416,34 @@ def promote_if_better(*, tracking_uri: str, model_name: str, version: str, candi
 
 
 def _tag_decision(client, model_name: str, version: str, run_id: str | None, decision: PromotionDecision) -> None:
-    for key, value in ((TAG_PROMOTION, decision.status), (TAG_PROMOTION_REASON, decision.reason)):
+    for key, value in ((TAG_PROMOTION, decision.status), (TAG_PROMOTION_REASON, decision.reason[:5000])):
         client.set_model_version_tag(model_name, str(version), key, value)
         if run_id:
             client.set_tag(run_id, key, value)
+
+
+def gate_lines(gate: GateResult) -> list[str]:
+    """Console lines: each check of the gate with its number, interval and threshold, then the decision."""
+    conf = f"{gate.settings.get('confidence', 0.95):.0%}"
+    lines = [f"promotion gate ({gate.metric}, paired bootstrap {conf} intervals, "
+             f"{gate.settings.get('bootstrap', '?')} resamples):"]
+    for c in gate.checks:
+        mark = "pass" if c.passed else "FAIL"
+        if c.name == "test_videos":
+            text = f"{int(c.value)} test videos (need ≥ {int(c.threshold)})"
+        elif c.name == "r2":
+            text = f"R² on test {c.value:.3f} (need > 0)"
+        elif c.low is None:
+            text = f"{c.name.replace('_', ' ')}: no comparison ({c.note or 'see the reason'})"
+        else:
+            versus = "constant" if c.name == "vs_constant" else f"champion v{gate.champion_version}"
+            text = (f"{gate.metric} − {versus}: {c.value:+.3f}, {conf} CI [{c.low:+.3f}, {c.high:+.3f}] on {c.n} "
+                    f"videos (need the interval above {c.threshold:+.3f})")
+            if c.note:
+                text += f"; {c.note}"
+        lines.append(f"  {mark}  {text}")
+    lines.append(f"  → {gate.status}: {gate.reason}")
+    return lines
 
 
 # --------------------------------------------------------------------------------------------- deferred promotion
@@ -445,14 +465,11 @@ def evaluation_tags(champion_version: str | None, champion_unavailable: str | No
     return tags
 
 
-def defer_promotion(*, tracking_uri: str, model_name: str, version: str, candidate: EvalReport,
-                    champion: EvalReport | None = None, champion_version: str | None = None,
-                    metric: str = "spearman", run_id: str | None = None) -> PromotionDecision:
+def defer_promotion(*, tracking_uri: str, model_name: str, version: str, gate: GateResult | None = None,
+                    run_id: str | None = None) -> PromotionDecision:
     """Leave ``@champion`` alone and tag the version (and ``run_id``) ``pe.promotion=pending``: the decision is
-    :func:`promote_evaluated`'s (``pe models promote``)."""
-    decision = PromotionDecision(False, PENDING, "promotion deferred to `pe models promote`", metric,
-                                 candidate.model.get(metric), champion.model.get(metric) if champion else None,
-                                 champion_version)
+    :func:`promote_evaluated`'s (``pe models promote``), from the gate the run logged."""
+    decision = PromotionDecision(False, PENDING, "promotion deferred to `pe models promote`", gate)
     _tag_decision(_client(tracking_uri), model_name, version, run_id, decision)
     return decision
 
@@ -463,7 +480,8 @@ class Evaluation:
 
     ``champion_version``: the champion it was compared with (None: there was none; also None when
     ``champion_recorded`` is False, a run from before the tag existed); ``champion``: that champion's report on
-    the same test videos, None when there was none or it could not be evaluated (``champion_unavailable``);
+    the test videos it did not train on, None when there was none or it could not be evaluated
+    (``champion_unavailable``); ``gate``: the promotion gate the run logged (None for runs from before it);
     ``current_champion``: the version holding the alias now."""
 
     model_name: str
@@ -478,6 +496,7 @@ class Evaluation:
     current_champion: str | None
     promotion: str | None
     metrics: dict[str, float]
+    gate: GateResult | None = None
 
     @property
     def stale(self) -> bool:
@@ -492,9 +511,8 @@ class Evaluation:
                 f"{_version_text(self.champion_version)}, now: {_version_text(self.current_champion)}), so the "
                 "comparison is stale; evaluate again with `pe train`")
 
-    def describe(self, *, metric: str = "spearman", min_improvement: float = 0.0) -> list[str]:
-        """Console lines: candidate, constant baseline and champion on the held-out split, and what the
-        promotion gate would decide."""
+    def describe(self) -> list[str]:
+        """Console lines: candidate, constant baseline and champion on the held-out split, and the logged gate."""
         c = self.candidate
         lines = [f"{self.model_name} v{self.version} (run {self.run_id}): held-out test split, {c.n} videos; "
                  f"promotion: {self.promotion or '-'}",
@@ -507,7 +525,7 @@ class Evaluation:
         lines.append(row("constant", c.baseline, f"(predicts the training mean, {c.baseline_value:.3f})"))
         if self.champion is not None:
             name = f"champion v{self.champion_version}" if self.champion_version else "champion"
-            lines.append(row(name, self.champion.model, "(same test videos)"))
+            lines.append(row(name, self.champion.model, f"(same test videos it did not train on: {self.champion.n})"))
         elif self.champion_unavailable is not None:
             lines.append(f"champion v{self.champion_version}: could not be evaluated ({self.champion_unavailable})")
         elif self.champion_recorded and self.champion_version is not None:
@@ -519,18 +537,12 @@ class Evaluation:
         truth = self.metrics.get(TEST_PREFIX + "truth_spearman")
         if truth is not None:
             lines.append(f"spearman vs ground-truth engagement: candidate {truth:.3f}, constant 0.000")
+        lines += gate_lines(self.gate) if self.gate is not None else [
+            "promotion gate: not logged (trained before the gate existed); evaluate again with `pe train`"]
         if self.current_champion == self.version:
             lines.append(f"v{self.version} holds @{self.alias}")
         elif self.stale:
             lines.append(f"note: {self.stale_reason()}")
-        else:
-            try:
-                d = decide_promotion(c, self.champion, metric=metric, min_improvement=min_improvement,
-                                     champion_version=self.champion_version,
-                                     champion_unavailable=self.champion_unavailable)
-                lines.append(f"gate ({metric}): {'would promote' if d.promoted else 'would not promote'}: {d.reason}")
-            except ValueError as e:
-                lines.append(f"gate ({metric}): cannot decide: {e}")
         return lines
 
 
@@ -591,35 +603,35 @@ def evaluation_of(tracking_uri: str, model_name: str, version: str | None = None
         if champ_v is not None and unavailable is None:
             unavailable = "its metrics on the test videos were not logged"
     current = champion_version(tracking_uri, model_name, alias)
+    logged_gate = _run_json(tracking_uri, mv.run_id, GATE_ARTIFACT)
+    try:
+        gate = None if logged_gate is None else GateResult.from_dict(logged_gate)
+    except (KeyError, TypeError) as e:
+        raise EvaluationError(f"the {GATE_ARTIFACT} of run {mv.run_id} cannot be read: {e}") from e
     return Evaluation(model_name=model_name, version=version, run_id=mv.run_id, alias=alias, candidate=candidate,
                       champion=champion, champion_version=champ_v, champion_unavailable=unavailable,
                       champion_recorded=recorded, current_champion=None if current is None else str(current.version),
-                      promotion=(mv.tags or {}).get(TAG_PROMOTION), metrics=metrics)
+                      promotion=(mv.tags or {}).get(TAG_PROMOTION), metrics=metrics, gate=gate)
 
 
-def promote_evaluated(*, tracking_uri: str, model_name: str, version: str | None = None, alias: str = "champion",
-                      metric: str = "spearman", min_improvement: float = 0.0
+def promote_evaluated(*, tracking_uri: str, model_name: str, version: str | None = None, alias: str = "champion"
                       ) -> tuple[Evaluation, PromotionDecision]:
-    """Decide the promotion of ``version`` (default: the newest) from its run's logged evaluation, as
-    ``pe train`` would have (:func:`promote_if_better`: same gate, same tags).
+    """Apply the promotion gate that the training run of ``version`` (default: the newest) logged, as ``pe train``
+    would have (:func:`apply_gate`: same alias move, same tags).
 
     A version that already holds ``alias`` is left as it is (decision ``promoted``, nothing changed). Raises
     :class:`StaleEvaluationError` when the alias has moved since the evaluation (or the run does not say which
-    champion it was compared with), :class:`EvaluationError` when the evaluation is missing or inconsistent."""
+    champion it was compared with), :class:`EvaluationError` when the evaluation or its gate is missing."""
     ev = evaluation_of(tracking_uri, model_name, version, alias=alias)
     if ev.current_champion == ev.version:
-        return ev, PromotionDecision(True, "promoted", f"v{ev.version} already holds @{alias}; nothing to do",
-                                     metric, ev.candidate.model.get(metric))
+        return ev, PromotionDecision(True, "promoted", f"v{ev.version} already holds @{alias}; nothing to do", ev.gate)
     if ev.stale:
         raise StaleEvaluationError(ev.stale_reason())
-    try:
-        decision = promote_if_better(
-            tracking_uri=tracking_uri, model_name=model_name, version=ev.version, candidate=ev.candidate,
-            champion=ev.champion, champion_version=ev.champion_version, alias=alias, metric=metric,
-            min_improvement=min_improvement, run_id=ev.run_id, champion_unavailable=ev.champion_unavailable)
-    except ValueError as e:  # reports on different videos: the logged evaluation is inconsistent
-        raise EvaluationError(f"{model_name} v{ev.version}: {e}") from e
-    return ev, decision
+    if ev.gate is None:
+        raise EvaluationError(f"the run of {model_name} v{ev.version} logged no promotion gate ({GATE_ARTIFACT}); "
+                              "evaluate again with `pe train`")
+    return ev, apply_gate(tracking_uri=tracking_uri, model_name=model_name, version=ev.version, gate=ev.gate,
+                          alias=alias, run_id=ev.run_id)
 
 
 # --------------------------------------------------------------------------------------------- listing
