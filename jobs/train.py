@@ -9,7 +9,8 @@
                (same backbone, weights and sampling) are reused from the previous run
     train      training_clips → petastorm → PyTorch: the 3-D head on cached features, early stopping on the
                validation loss (at least train.min_val_videos validation videos, or the job stops)
-    evaluate   test split: Spearman, R², MAE of the model AND of a constant (train-mean) prediction; Spearman
+    evaluate   test split: Spearman, R², MAE of the model AND of a constant (train-mean) prediction (for a label
+               residualised on influencers, predictions compared within influencer, as the label); Spearman
                against the ground-truth true_engagement of sample_truth when that table exists; the current
                champion's predictions on the same test videos (re-evaluated, never its logged numbers)
     register   one MLflow run (params, metrics, Delta version of training_clips, the split's video ids, the
@@ -25,7 +26,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
@@ -83,13 +84,14 @@ def labelled_videos(lake) -> "DataFrame":  # noqa: F821
 
 
 # --------------------------------------------------------------------------------------------- transform
-def labelled_split(cfg: PEConfig, videos: "DataFrame") -> tuple["DataFrame", dict[str, Any]]:  # noqa: F821
-    """The labelled videos (Spark, one row per video) → (video_id, video_uri, label, split) and the label
-    statistics, through :func:`models.labels.split_by_group` and :func:`models.labels.build_labels` on the driver
-    (one small row per video). ``train.limit`` takes a deterministic subset first."""
+def labelled_split(cfg: PEConfig, videos: "DataFrame") -> tuple["DataFrame", dict[str, Any], dict[str, str]]:  # noqa: F821
+    """The labelled videos (Spark, one row per video) → (video_id, video_uri, label, split), the label statistics
+    and each video's influencer (its split group), through :func:`models.labels.split_by_group` and
+    :func:`models.labels.build_labels` on the driver (one small row per video). ``train.limit`` takes a
+    deterministic subset first."""
     from pyspark.sql import functions as F
 
-    from models.labels import LabelError, build_labels, split_by_group
+    from models.labels import LabelError, build_labels, group_key, split_by_group
 
     tc = cfg.train
     if tc.limit is not None:
@@ -104,7 +106,7 @@ def labelled_split(cfg: PEConfig, videos: "DataFrame") -> tuple["DataFrame", dic
         raise TrainingDataError(str(e)) from None
     out = videos.sparkSession.createDataFrame(labelled[["video_id", "video_uri", "label", "split"]],
                                               "video_id STRING, video_uri STRING, label DOUBLE, split STRING")
-    return out, info
+    return out, info, dict(zip(labelled["video_id"], group_key(labelled)))
 
 
 def training_clip(cfg: PEConfig) -> ClipSettings:
@@ -213,7 +215,7 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
     net = build_engagement_net(cfg.model)
 
     # ---- extract + transform
-    labelled, label_info = labelled_split(cfg, labelled_videos(lake))
+    labelled, label_info, groups = labelled_split(cfg, labelled_videos(lake))
     labelled = labelled.cache()
     n_labelled = label_info["n"]
     if n_labelled < tc.min_videos:
@@ -285,18 +287,19 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
                                     f"{least}{why}; add labelled videos or change train.val_fraction/test_fraction")
 
     # ---- train on cached features through petastorm
-    return _train_and_register(cfg, lake, net, usable, commit.version, label_info, split_counts, skipped,
+    return _train_and_register(cfg, lake, net, usable, commit.version, label_info, groups, split_counts, skipped,
                                test_uris, timings, echo, t_start, promote=promote)
 
 
-def _train_and_register(cfg, lake, net, usable, table_version, label_info, split_counts, skipped, test_uris,
-                        timings, echo, t_start, *, promote: bool = True) -> TrainResult:
+def _train_and_register(cfg, lake, net, usable, table_version, label_info, groups, split_counts, skipped,
+                        test_uris, timings, echo, t_start, *, promote: bool = True) -> TrainResult:
     import mlflow
     import torch
     from pyspark.sql import functions as F
 
     from models.evaluate import evaluate_predictions, regression_metrics
     from models.gate import evaluate_gate
+    from models.labels import is_within_influencer, within_groups
     from models.loader import feature_batches
     from models.registry import (apply_gate, champion_version, defer_promotion, ensure_experiment, evaluation_metrics,
                                  evaluation_tags, gate_lines, log_engagement_model, log_gate, log_split, mlflow_store)
@@ -337,6 +340,12 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, split
             ids, preds, labels = predict_head(net.head, test_loader, device=device)
             champ = champion_version(tracking, cfg.mlflow.model_name, cfg.mlflow.alias)
             evidence = _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, echo)
+        raw_preds = preds
+        if is_within_influencer(tc.label):  # compared within influencer, like the label (models.labels)
+            test_groups = [groups[v] for v in ids]
+            preds = within_groups(preds, test_groups)
+            if evidence is not None and evidence.predictions is not None:
+                evidence = replace(evidence, predictions=within_groups(evidence.predictions, test_groups))
             # which champion this run is compared with: `pe models promote` refuses if the alias moves after
             mlflow.set_tags(evaluation_tags(None if champ is None else str(champ.version),
                                             None if evidence is None else evidence.unavailable))
@@ -356,18 +365,20 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, split
         truth_rho = label_truth_rho = None
         metrics = evaluation_metrics(report, champ_report)  # test_* and, with a champion, champion_test_*
         if truth is not None:
-            truth_rho = regression_metrics(truth, preds).spearman
+            truth_rho = regression_metrics(truth, raw_preds).spearman  # the model's own output vs the truth
             label_truth_rho = regression_metrics(truth, labels).spearman
             metrics.update(test_truth_spearman=truth_rho, test_baseline_truth_spearman=0.0,
                            test_label_truth_spearman=label_truth_rho)
         metrics.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run, best_val_loss=fit.best_val_loss)
         mlflow.log_metrics(metrics)
         log_gate(gate)
-        mlflow.log_dict({"video_id": ids, "prediction": preds.tolist(), "label": labels.tolist(),
+        mlflow.log_dict({"video_id": ids, "prediction": raw_preds.tolist(), "prediction_compared": preds.tolist(),
+                         "label": labels.tolist(),
                          "true_engagement": None if truth is None else truth.tolist()}, "test_predictions.json")
         mlflow.log_dict({"label": label_info, "skipped": skipped}, "training_data.json")
 
-        echo(f"test split ({report.n} videos, influencers not seen in training), label = {tc.label}:")
+        within = " (predictions compared within influencer, as the label)" if is_within_influencer(tc.label) else ""
+        echo(f"test split ({report.n} videos, influencers not seen in training), label = {tc.label}{within}:")
         echo(report.table())
         if truth is not None:
             echo(f"spearman vs ground-truth engagement: model {truth_rho:.3f}, constant 0.000 "

@@ -15,6 +15,11 @@ One row per labelled video (pandas; a campaign has hundreds to thousands) ─►
             ``single_video_excluded``).
             then standardised with the mean and SD of r over the TRAINING rows only, applied to every split.
 
+Evaluation in the same space: a residualised label says how a video does *relative to its influencer*, so
+predictions are compared after the same within transformation (:func:`within_groups` on the held-out
+influencer's own predictions — no label involved): the influencer's level, which no model can know for an
+influencer it never saw, is absorbed as the paper's fixed effects absorb it.
+
 The old job demeaned over all videos and split by video, so a test label was minus the sum of its siblings'
 labels in train (three videos per influencer) and standardisation used test rows.
 """
@@ -26,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["LABEL_COUNTS", "LabelError", "group_key", "split_by_group", "build_labels"]
+__all__ = ["LABEL_COUNTS", "LabelError", "group_key", "split_by_group", "build_labels", "within_groups",
+           "is_within_influencer"]
 
 LABEL_COUNTS = {"log1p_shares_resid_influencer": "shares", "log1p_shares": "shares", "log1p_likes": "likes"}
 SPLITS = ("train", "val", "test")
@@ -80,7 +86,7 @@ def build_labels(df: pd.DataFrame, definition: str, split: pd.Series) -> tuple[p
     d = d[valid].copy()
     y = np.log1p(d[count].astype(np.float64))
     single = 0
-    if definition.endswith("_resid_influencer"):
+    if is_within_influencer(definition):
         keys = group_key(d)
         sizes = keys.map(keys.value_counts())
         r = y - y.groupby(keys).transform("mean")
@@ -100,3 +106,15 @@ def build_labels(df: pd.DataFrame, definition: str, split: pd.Series) -> tuple[p
             "single_video_excluded": single, "invalid_count_excluded": int((~valid).sum()),
             **{f"n_{s}": int((out["split"] == s).sum()) for s in SPLITS}}
     return out, info
+
+
+def is_within_influencer(definition: str) -> bool:
+    """True for labels residualised on influencer fixed effects (compared within influencer)."""
+    return definition.endswith("_resid_influencer")
+
+
+def within_groups(values: np.ndarray, groups: list[str]) -> np.ndarray:
+    """``values`` (N,) minus the mean of their group (the within transformation), e.g. predictions of held-out
+    videos minus the mean prediction of the same influencer's held-out videos."""
+    v = pd.Series(np.asarray(values, dtype=np.float64))
+    return (v - v.groupby(np.asarray(groups)).transform("mean")).to_numpy()

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.labels import LabelError, build_labels, split_by_group
+from models.labels import LabelError, build_labels, split_by_group, within_groups
 
 
 def _frame(n_inf: int = 40, per: int = 3, seed: int = 0) -> pd.DataFrame:
@@ -88,3 +88,8 @@ def test_missing_or_negative_counts_are_dropped_and_a_constant_label_is_refused(
         build_labels(df.assign(shares=5.0), "log1p_shares", split)
     with pytest.raises(LabelError, match="unknown label"):
         build_labels(df, "views", split)
+
+
+def test_within_groups_removes_each_groups_mean():
+    got = within_groups(np.array([1.0, 3.0, 10.0, 20.0, 30.0]), ["a", "a", "b", "b", "b"])
+    np.testing.assert_allclose(got, [-1.0, 1.0, -10.0, 0.0, 10.0])
