@@ -159,11 +159,14 @@ def score(
     from jobs.lake import LakeError
     from jobs.score import run_score
     from jobs.validate import QualityError
-    from models.registry import ModelLoadError, NoChampionError
+    from models.registry import ModelLoadError, NoChampionError, explain_no_champion
 
+    cfg = state(ctx).cfg
     try:
-        summary = run_score(state(ctx).cfg, rescore=rescore, limit=limit, run_id=run_id)
-    except (NoChampionError, ModelLoadError, LakeError, QualityError) as e:
+        summary = run_score(cfg, rescore=rescore, limit=limit, run_id=run_id)
+    except NoChampionError:
+        fail(explain_no_champion(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias))
+    except (ModelLoadError, LakeError, QualityError) as e:
         fail(str(e))
     typer.echo(summary.line())
 
@@ -321,6 +324,8 @@ def models_evaluate(
 def models_promote(
     ctx: typer.Context,
     version: Optional[int] = typer.Option(None, "--version", min=1, help=VERSION_HELP),
+    force: bool = typer.Option(False, "--force", help="Move @champion to the version whatever its gate says; the "
+                               "version and its run are tagged pe.promotion=forced and pe.warning in MLflow."),
 ) -> None:
     """Move @champion to a version evaluated by `pe train --no-promote` if the promotion gate its training run
     logged passed (the same gate as `pe train`). Exits 1 if @champion has moved since the evaluation."""
@@ -332,9 +337,11 @@ def models_promote(
     try:
         ev, decision = promote_evaluated(
             tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
-            version=None if version is None else str(version), alias=cfg.mlflow.alias)
+            version=None if version is None else str(version), alias=cfg.mlflow.alias, force=force)
     except (EvaluationError, StaleEvaluationError) as e:
         fail(str(e))
+    if decision.status == "forced":
+        typer.echo(f"warning: {decision.reason}", err=True)
     held = f"v{ev.version}" if decision.promoted else (f"v{ev.current_champion}" if ev.current_champion else "no version")
     typer.echo(f"{cfg.mlflow.model_name} v{ev.version}: {decision.status}; @{cfg.mlflow.alias} "
                f"{'holds' if decision.promoted else 'stays with'} {held}: {decision.reason}")

@@ -19,11 +19,6 @@ from pe_udfs.settings import scoring_clip, scoring_config_id
 
 __all__ = ["ScoreVideoError", "score_one", "render_text", "render_json"]
 
-HOW_TO_GET_A_MODEL = ("no engagement model is registered as @{alias} of '{name}' in {tracking}. Train one with "
-                      "`pe train` (or `make demo` for the sample campaign), pass --model URI, or use "
-                      "--product-only for the product heatmap alone.")
-
-
 class ScoreVideoError(RuntimeError):
     """Why ``pe score-video`` could not score: a bad input (with stage/reason) or no usable model."""
 
@@ -58,15 +53,15 @@ def score_one(cfg: PEConfig, video: str, product_image: str, *, model_uri: str |
 
 
 def _load_model(cfg: PEConfig, model_uri: str | None):
-    from models.registry import ModelLoadError, NoChampionError, load_engagement_model
+    from models.registry import ModelLoadError, NoChampionError, explain_no_champion, load_engagement_model
 
     try:
         return load_engagement_model(model_uri, tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
                                      alias=cfg.mlflow.alias, device=cfg.device)
     except NoChampionError as e:
-        raise ScoreVideoError(HOW_TO_GET_A_MODEL.format(alias=cfg.mlflow.alias, name=cfg.mlflow.model_name,
-                                                        tracking=cfg.tracking_uri), stage="model",
-                              reason="no_champion") from e
+        raise ScoreVideoError(explain_no_champion(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias)
+                              + " For the product heatmap alone, use --product-only; another model: --model URI.",
+                              stage="model", reason="no_champion") from e
     except (ModelLoadError, ValueError) as e:
         raise ScoreVideoError(f"cannot load the engagement model: {e}", stage="model", reason="model_load_failed") from e
 

@@ -50,6 +50,7 @@ __all__ = [
     "apply_gate", "log_gate", "log_split", "training_videos", "gate_lines", "champion_version", "list_models",
     "clear_model_cache", "Evaluation", "EvaluationError", "StaleEvaluationError", "evaluation_metrics",
     "evaluation_tags", "defer_promotion", "latest_version", "evaluation_of", "promote_evaluated",
+    "explain_no_champion",
     "MODEL_ARTIFACT", "CONFIG_FILE", "WEIGHTS_FILE", "FORMAT_VERSION", "GATE_ARTIFACT", "SPLIT_ARTIFACT",
 ]
 
@@ -71,6 +72,9 @@ TAG_PROMOTION_REASON = "pe.promotion_reason"
 TAG_CHAMPION_VERSION = "pe.champion_version"
 TAG_CHAMPION_UNAVAILABLE = "pe.champion_unavailable"
 PENDING = "pending"
+FORCED = "forced"
+#: Tag of a version (and its run) promoted by hand against its gate: what the gate said.
+TAG_WARNING = "pe.warning"
 NO_CHAMPION = "none"
 
 
@@ -614,17 +618,31 @@ def evaluation_of(tracking_uri: str, model_name: str, version: str | None = None
                       promotion=(mv.tags or {}).get(TAG_PROMOTION), metrics=metrics, gate=gate)
 
 
-def promote_evaluated(*, tracking_uri: str, model_name: str, version: str | None = None, alias: str = "champion"
-                      ) -> tuple[Evaluation, PromotionDecision]:
+def promote_evaluated(*, tracking_uri: str, model_name: str, version: str | None = None, alias: str = "champion",
+                      force: bool = False) -> tuple[Evaluation, PromotionDecision]:
     """Apply the promotion gate that the training run of ``version`` (default: the newest) logged, as ``pe train``
     would have (:func:`apply_gate`: same alias move, same tags).
 
     A version that already holds ``alias`` is left as it is (decision ``promoted``, nothing changed). Raises
     :class:`StaleEvaluationError` when the alias has moved since the evaluation (or the run does not say which
-    champion it was compared with), :class:`EvaluationError` when the evaluation or its gate is missing."""
+    champion it was compared with), :class:`EvaluationError` when the evaluation or its gate is missing.
+
+    ``force``: move the alias whatever the gate says (a person's decision): status ``forced``, and the version
+    and its run get the tag ``pe.warning`` saying what the gate found (or that there was none)."""
     ev = evaluation_of(tracking_uri, model_name, version, alias=alias)
     if ev.current_champion == ev.version:
         return ev, PromotionDecision(True, "promoted", f"v{ev.version} already holds @{alias}; nothing to do", ev.gate)
+    if force:
+        found = (f"the gate said {ev.gate.status}: {ev.gate.reason}" if ev.gate is not None
+                 else "its run logged no promotion gate")
+        warning = f"promoted to @{alias} by hand with --force although {found}"
+        decision = PromotionDecision(True, FORCED, warning, ev.gate)
+        client = _client(tracking_uri)
+        client.set_registered_model_alias(model_name, alias, ev.version)
+        _tag_decision(client, model_name, ev.version, ev.run_id, decision)
+        client.set_model_version_tag(model_name, ev.version, TAG_WARNING, warning[:5000])
+        client.set_tag(ev.run_id, TAG_WARNING, warning[:5000])
+        return ev, decision
     if ev.stale:
         raise StaleEvaluationError(ev.stale_reason())
     if ev.gate is None:
@@ -632,6 +650,29 @@ def promote_evaluated(*, tracking_uri: str, model_name: str, version: str | None
                               "evaluate again with `pe train`")
     return ev, apply_gate(tracking_uri=tracking_uri, model_name=model_name, version=ev.version, gate=ev.gate,
                           alias=alias, run_id=ev.run_id)
+
+
+def explain_no_champion(tracking_uri: str, model_name: str, alias: str = "champion") -> str:
+    """Why no version holds ``alias`` and what to do: the newest version's gate (its checks against the
+    thresholds), else that nothing was trained yet."""
+    try:
+        ev = evaluation_of(tracking_uri, model_name, alias=alias)
+    except EvaluationError:
+        return (f"no version of model '{model_name}' has the alias @{alias} in {tracking_uri}: nothing has been "
+                "trained yet; run `pe train` (or `make demo`)")
+    head = f"no version of model '{model_name}' has the alias @{alias}: "
+    if ev.promotion == PENDING:
+        return (head + f"the newest, v{ev.version}, waits for `pe models promote --version {ev.version}` "
+                "(trained with --no-promote)")
+    if ev.gate is None:
+        return head + f"the newest, v{ev.version}, was trained before the promotion gate; run `pe train` again"
+    checks = "\n".join(gate_lines(ev.gate))
+    size = int(ev.gate.settings.get("min_test_videos", 0))
+    return (head + f"the last training (v{ev.version}, run {ev.run_id}) did not pass the promotion gate.\n{checks}\n"
+            "What to do: label more videos (the held-out test split is a quarter of them and the gate needs at least "
+            f"{size} there, and an interval that excludes 0 needs a clear effect on that many); try other training "
+            "settings (a sweep); or, knowing the risk, promote it anyway: "
+            f"`pe models promote --version {ev.version} --force` (the warning is logged to MLflow).")
 
 
 # --------------------------------------------------------------------------------------------- listing

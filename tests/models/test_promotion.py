@@ -223,3 +223,35 @@ def test_pe_models_evaluate_and_promote(tmp_path):
     assert listing.exit_code == 0 and f"{name} ({uri})" in listing.output
     versions = {line.split()[0] for line in listing.output.splitlines() if line.strip()[:1].isdigit()}
     assert versions == {v1, v2, v3}
+
+
+def test_without_a_champion_pe_score_explains_the_gate_and_force_promotes_with_a_warning(tmp_path):
+    from mlflow import MlflowClient
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+    from models.registry import explain_no_champion
+
+    lake = tmp_path / "lake"
+    uri = _store(lake)
+    name = "pe-engagement"
+    assert "nothing has been trained yet; run `pe train`" in explain_no_champion(uri, name)
+    v = evaluated(uri, name, 0.5, flip=True)
+    assert f"waits for `pe models promote --version {v}`" in explain_no_champion(uri, name)
+    assert not promote_evaluated(tracking_uri=uri, model_name=name, version=v)[1].promoted  # the gate rejects it
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["--lake", str(lake), "score"])  # fails on the model, before Spark starts
+    assert out.exit_code == 1
+    assert f"the last training (v{v}" in out.output and "did not pass the promotion gate" in out.output
+    assert "FAIL  spearman − constant" in out.output and "label more videos" in out.output
+    assert f"pe models promote --version {v} --force" in out.output
+
+    out = runner.invoke(app, ["--lake", str(lake), "models", "promote", "--version", v, "--force"])
+    assert out.exit_code == 0, out.output
+    assert "warning: promoted to @champion by hand with --force although the gate said rejected" in out.output
+    assert _alias(uri, name) == v
+    version_tags, run_tags = _tags(uri, name, v)
+    assert version_tags["pe.promotion"] == run_tags["pe.promotion"] == "forced"
+    assert "the gate said rejected" in version_tags["pe.warning"] and run_tags["pe.warning"] == version_tags["pe.warning"]
+    assert MlflowClient(uri, registry_uri=uri).get_model_version(name, v).aliases == ["champion"]

@@ -41,7 +41,8 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
     from models.registry import clear_model_cache, list_models, load_engagement_model
     from models.training import decode_features
 
-    cfg = _cfg(tmp_path)
+    # shares here follow the picture alone (no influencer effect is planted), so the label without fixed effects
+    cfg = _cfg(tmp_path, label="log1p_shares")
     lake = Lake(cfg.lake_path, spark)
     levels = write_campaign(lake, cfg.media_root + "/videos", n=45, influencers=15, broken=1)
     lines: list[str] = []
@@ -95,7 +96,7 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 
     # retrain with worse settings: an (almost) untrained head. Features are reused, the new version is
     # registered, compared with the champion on the same test videos, and @champion stays at v1.
-    worse_cfg = _cfg(tmp_path, epochs=1, learning_rate=1e-7)
+    worse_cfg = _cfg(tmp_path, label="log1p_shares", epochs=1, learning_rate=1e-7)
     lines.clear()
     second = run_training(worse_cfg, lake, echo=lines.append)
     assert any("1 videos to compute, 45 reused" in line for line in lines)  # the broken file is retried
