@@ -340,15 +340,15 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, group
             ids, preds, labels = predict_head(net.head, test_loader, device=device)
             champ = champion_version(tracking, cfg.mlflow.model_name, cfg.mlflow.alias)
             evidence = _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, echo)
+        # which champion this run is compared with: `pe models promote` refuses if the alias moves after
+        mlflow.set_tags(evaluation_tags(None if champ is None else str(champ.version),
+                                        None if evidence is None else evidence.unavailable))
         raw_preds = preds
         if is_within_influencer(tc.label):  # compared within influencer, like the label (models.labels)
             test_groups = [groups[v] for v in ids]
             preds = within_groups(preds, test_groups)
             if evidence is not None and evidence.predictions is not None:
                 evidence = replace(evidence, predictions=within_groups(evidence.predictions, test_groups))
-            # which champion this run is compared with: `pe models promote` refuses if the alias moves after
-            mlflow.set_tags(evaluation_tags(None if champ is None else str(champ.version),
-                                            None if evidence is None else evidence.unavailable))
         timings["train_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         net.to("cpu")
