@@ -159,7 +159,8 @@ def score(
     from jobs.lake import LakeError
     from jobs.score import run_score
     from jobs.validate import QualityError
-    from models.registry import ModelLoadError, NoChampionError, explain_no_champion
+    from models.promotion import explain_no_champion
+    from models.registry import ModelLoadError, NoChampionError
 
     cfg = state(ctx).cfg
     try:
@@ -270,7 +271,7 @@ def models(ctx: typer.Context) -> None:
     `pe models promote` act on one version)."""
     if ctx.invoked_subcommand is not None:
         return
-    from models.registry import list_models
+    from models.promotion import list_models
 
     cfg = state(ctx).cfg
     uri = cfg.tracking_uri
@@ -306,7 +307,7 @@ def models_evaluate(
 ) -> None:
     """A version's held-out test metrics (logged by `pe train`) beside the constant baseline and the champion's
     on the same test videos, and the promotion gate with its intervals. Exits 1 without logged test metrics."""
-    from models.registry import EvaluationError, evaluation_of
+    from models.promotion import EvaluationError, evaluation_of
 
     cfg = state(ctx).cfg
     if _no_registry(cfg.tracking_uri):
@@ -329,7 +330,7 @@ def models_promote(
 ) -> None:
     """Move @champion to a version evaluated by `pe train --no-promote` if the promotion gate its training run
     logged passed (the same gate as `pe train`). Exits 1 if @champion has moved since the evaluation."""
-    from models.registry import EvaluationError, StaleEvaluationError, promote_evaluated
+    from models.promotion import EvaluationError, StaleEvaluationError, promote_evaluated
 
     cfg = state(ctx).cfg
     if _no_registry(cfg.tracking_uri):

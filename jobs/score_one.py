@@ -53,7 +53,8 @@ def score_one(cfg: PEConfig, video: str, product_image: str, *, model_uri: str |
 
 
 def _load_model(cfg: PEConfig, model_uri: str | None):
-    from models.registry import ModelLoadError, NoChampionError, explain_no_champion, load_engagement_model
+    from models.promotion import explain_no_champion
+    from models.registry import ModelLoadError, NoChampionError, load_engagement_model
 
     try:
         return load_engagement_model(model_uri, tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,

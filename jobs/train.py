@@ -301,8 +301,9 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, group
     from models.gate import evaluate_gate
     from models.labels import is_within_influencer, within_groups
     from models.loader import feature_batches
-    from models.registry import (apply_gate, champion_version, defer_promotion, ensure_experiment, evaluation_metrics,
-                                 evaluation_tags, gate_lines, log_engagement_model, log_gate, log_split, mlflow_store)
+    from models.promotion import (apply_gate, defer_promotion, evaluation_metrics, evaluation_tags, gate_lines,
+                                  log_gate, log_split)
+    from models.registry import champion_version, ensure_experiment, log_engagement_model, mlflow_store
     from models.training import fit_head, predict_head, resolve_device
 
     tc = cfg.train
@@ -427,7 +428,7 @@ def _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, ech
     another label or window); ``usable`` marks the test videos its run did not train on (its split.json). A
     champion trained on another label definition is comparable only by rank (gate metric spearman)."""
     from models.gate import ChampionEvidence
-    from models.registry import training_videos
+    from models.promotion import training_videos
 
     if champ is None:
         return None

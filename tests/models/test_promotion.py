@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from models.registry import (GATE_ARTIFACT, PENDING, EvaluationError, StaleEvaluationError, defer_promotion,
-                             evaluation_metrics, evaluation_of, evaluation_tags, promote_evaluated)
+from models.promotion import (GATE_ARTIFACT, PENDING, EvaluationError, StaleEvaluationError, defer_promotion,
+                              evaluation_metrics, evaluation_of, evaluation_tags, promote_evaluated)
 from tests.models.synthetic import gate as known_gate
 from tests.models.synthetic import report
 
@@ -230,7 +230,7 @@ def test_without_a_champion_pe_score_explains_the_gate_and_force_promotes_with_a
     from typer.testing import CliRunner
 
     from jobs.cli import app
-    from models.registry import explain_no_champion
+    from models.promotion import explain_no_champion
 
     lake = tmp_path / "lake"
     uri = _store(lake)

@@ -1,4 +1,4 @@
-"""MLflow registry: save → register → load by alias / version / run; gated promotion of @champion."""
+"""MLflow registry: save → register → load by alias / version / run; the gate applied to @champion."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
-from models.registry import (ModelLoadError, NoChampionError, apply_gate, list_models, load_engagement_model,
-                             log_engagement_model)
+from models.promotion import apply_gate, list_models
+from models.registry import ModelLoadError, NoChampionError, load_engagement_model, log_engagement_model
 from tests.models.synthetic import gate
 
 

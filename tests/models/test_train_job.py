@@ -38,7 +38,8 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 
     from jobs.lake import Lake
     from jobs.train import run_training, training_clip
-    from models.registry import clear_model_cache, list_models, load_engagement_model
+    from models.promotion import list_models
+    from models.registry import clear_model_cache, load_engagement_model
     from models.training import decode_features
 
     # shares here follow the picture alone (no influencer effect is planted), so the label without fixed effects
@@ -125,7 +126,7 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 
     # --no-promote (the retrain DAG's train stage): evaluated and registered, @champion untouched, pending;
     # `pe models promote` then decides from the logged metrics exactly as `pe train` would have
-    from models.registry import evaluation_of, promote_evaluated
+    from models.promotion import evaluation_of, promote_evaluated
 
     lines.clear()
     third = run_training(worse_cfg, lake, echo=lines.append, promote=False)
