@@ -369,9 +369,9 @@ def explain_no_champion(tracking_uri: str, model_name: str, alias: str = "champi
     checks = "\n".join(gate_lines(ev.gate))
     size = int(ev.gate.settings.get("min_test_videos", 0))
     return (head + f"the last training (v{ev.version}, run {ev.run_id}) did not pass the promotion gate.\n{checks}\n"
-            "What to do: label more videos (the held-out test split is a quarter of them and the gate needs at least "
-            f"{size} there, and an interval that excludes 0 needs a clear effect on that many); try other training "
-            "settings (a sweep); or, knowing the risk, promote it anyway: "
+            f"What to do: label more videos (the gate needs at least {size} in the held-out test split, and an "
+            "interval that excludes 0 needs a clear effect on that many); try other training settings (a sweep); "
+            "or, knowing the risk, promote it anyway: "
             f"`pe models promote --version {ev.version} --force` (the warning is logged to MLflow).")
 
 
