@@ -8,7 +8,8 @@
                backbone loaded once per worker) → Delta table training_clips; features of unchanged videos
                (same backbone, weights and sampling) are reused from the previous run
     train      training_clips → petastorm → PyTorch: the 3-D head on cached features, early stopping on the
-               validation loss (at least train.min_val_videos validation videos, or the job stops)
+               validation loss (at least train.min_val_videos validation videos, or the job stops; compared
+               within influencer for a residualised label, as the test split is)
     evaluate   test split: Spearman, R², MAE of the model AND of a constant (train-mean) prediction (for a label
                residualised on influencers, predictions compared within influencer, as the label); Spearman
                against the ground-truth true_engagement of sample_truth when that table exists; the current
@@ -337,7 +338,7 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, group
 
             fit = fit_head(net.head, train_loader, val_loader, epochs=tc.epochs, patience=tc.patience,
                            learning_rate=tc.learning_rate, weight_decay=tc.weight_decay, device=device,
-                           on_epoch=on_epoch)
+                           on_epoch=on_epoch, val_groups=groups if is_within_influencer(tc.label) else None)
             ids, preds, labels = predict_head(net.head, test_loader, device=device)
             champ = champion_version(tracking, cfg.mlflow.model_name, cfg.mlflow.alias)
             evidence = _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, echo)

@@ -127,10 +127,13 @@ def fit_head(
     weight_decay: float = 0.0,
     device: str | torch.device = "cpu",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    val_groups: Mapping[str, str] | None = None,
 ) -> FitResult:
     """Train ``head`` (features, mask → (B,)) with MSE; stop when validation loss has not improved for
     ``patience`` epochs; restore the best weights. ``train_batches``/``val_batches`` are iterated once per epoch
-    (lists, or re-iterable loaders). Seed torch before calling for reproducible results."""
+    (lists, or re-iterable loaders). ``val_groups`` (video_id → influencer): the validation loss compares
+    predictions within influencer (:func:`evaluate_loss`), as a label residualised on influencers is evaluated.
+    Seed torch before calling for reproducible results."""
     device = torch.device(device)
     head.to(device)
     opt = make_optimizer(head, learning_rate=learning_rate, weight_decay=weight_decay)
@@ -153,7 +156,7 @@ def fit_head(
             n += len(batch)
         if n == 0:
             raise ValueError("the training split is empty")
-        val_loss = evaluate_loss(head, val_batches, device=device)
+        val_loss = evaluate_loss(head, val_batches, device=device, groups=val_groups)
         row = {"epoch": epoch, "train_loss": total / n, "val_loss": val_loss, "seconds": time.perf_counter() - t0}
         history.append(row)
         if on_epoch is not None:
@@ -169,8 +172,17 @@ def fit_head(
 
 
 @torch.inference_mode()
-def evaluate_loss(head: nn.Module, batches: Iterable[FeatureBatch], *, device: str | torch.device = "cpu") -> float:
-    """Mean squared error of ``head`` over all rows of ``batches`` (eval mode)."""
+def evaluate_loss(head: nn.Module, batches: Iterable[FeatureBatch], *, device: str | torch.device = "cpu",
+                  groups: Mapping[str, str] | None = None) -> float:
+    """Mean squared error of ``head`` over all rows of ``batches`` (eval mode). With ``groups`` (video_id →
+    group), each prediction first loses the mean prediction of its group (models.labels.within_groups)."""
+    if groups is not None:
+        from models.labels import within_groups
+
+        ids, preds, labels = predict_head(head, batches, device=device)
+        if not ids:
+            raise ValueError("the validation split is empty")
+        return float(np.mean((within_groups(preds, [groups[v] for v in ids]) - labels) ** 2))
     head.eval()
     total, n = 0.0, 0
     for batch in batches:
