@@ -85,7 +85,8 @@ def labelled_videos(lake) -> "DataFrame":  # noqa: F821
 
 
 # --------------------------------------------------------------------------------------------- transform
-def labelled_split(cfg: PEConfig, videos: "DataFrame") -> tuple["DataFrame", dict[str, Any], dict[str, str]]:  # noqa: F821
+def labelled_split(cfg: PEConfig, videos: "DataFrame"  # noqa: F821
+                   ) -> tuple["DataFrame", dict[str, Any], dict[str, str]]:  # noqa: F821
     """The labelled videos (Spark, one row per video) → (video_id, video_uri, label, split), the label statistics
     and each video's influencer (its split group), through :func:`models.labels.split_by_group` and
     :func:`models.labels.build_labels` on the driver (one small row per video). ``train.limit`` takes a

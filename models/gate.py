@@ -8,8 +8,8 @@
       ├─ r2            R² of the candidate on test > 0 (better than the test videos' own mean)
       ├─ vs_constant   Δ = metric(candidate) − metric(constant) on B paired bootstrap resamples of the test
       │                videos (the same resample for both): the interval's lower end > 0
-      └─ vs_champion   Δ = metric(candidate) − metric(champion) on the candidate's test videos the champion did not
-                       train on, paired likewise: lower end > +margin ("beat") or > −margin ("not_worse")
+      └─ vs_champion   Δ = metric(candidate) − metric(champion) on the candidate's test videos the champion
+                       did not train on, paired likewise: lower end > +margin ("beat") or > −margin ("not_worse")
       ▼
     GateResult: promoted | rejected (fails the first three: not evidence of a useful model) | kept (a useful model,
                 but the champion stays)

@@ -143,7 +143,8 @@ def test_scoring_uses_the_full_window_and_records_the_scoring_config(cfg, lake, 
     assert scores["scoring_config"].tolist() == [current_scoring_config(cfg)]
     assert scores["scoring_config"][0].startswith("vanilla/sift/60s/")
     seconds = lake.read_pandas("pe_seconds")
-    assert sorted(seconds["second"]) == list(range(30)) and set(seconds["scoring_config"]) == {current_scoring_config(cfg)}
+    assert sorted(seconds["second"]) == list(range(30))
+    assert set(seconds["scoring_config"]) == {current_scoring_config(cfg)}
     assert run_score(cfg, spark=spark).candidates == 0  # same model and configuration: nothing to do
 
     # a shorter window is another scoring configuration: scored again, the row replaced; the 18 seconds beyond
@@ -156,6 +157,5 @@ def test_scoring_uses_the_full_window_and_records_the_scoring_config(cfg, lake, 
     assert scores["scoring_config"][0] == current_scoring_config(short) != current_scoring_config(cfg)
     seconds = lake.read_pandas("pe_seconds")
     assert (seconds["scoring_config"] == current_scoring_config(short)).sum() == 12 and len(seconds) == 30
-    assert run_score(short.model_copy(update={"saliency": short.saliency.model_copy(update={"method": "smoothgrad",
-                                                                                              "smoothgrad_samples": 2})}),
-                     spark=spark).scored == 1
+    smoothgrad = short.saliency.model_copy(update={"method": "smoothgrad", "smoothgrad_samples": 2})
+    assert run_score(short.model_copy(update={"saliency": smoothgrad}), spark=spark).scored == 1
