@@ -8,9 +8,11 @@ Every task runs one ``pe`` command of the project in its own virtual environment
                                                       baseline, logged to MLflow and registered as a new
                                                       version tagged ``pe.promotion=pending``
     evaluate            ``pe models evaluate``        the newest version's logged held-out metrics beside the
-                                                      constant baseline and the champion's on the same videos
-    promote             ``pe models promote``         @champion moved to it only if it beats both (the gate of
-                                                      ``pe train``); fails if @champion moved since ``train``
+                                                      constant baseline and the champion's on the same videos,
+                                                      and its promotion gate with the bootstrap intervals
+    promote             ``pe models promote``         @champion moved to it only if its logged gate passed (the
+                                                      gate of ``pe train``); fails if @champion moved since
+                                                      ``train``
 """
 from __future__ import annotations
 

@@ -200,11 +200,15 @@ def score(
     from jobs.lake import LakeError
     from jobs.score import run_score
     from jobs.validate import QualityError
+    from models.promotion import explain_no_champion
     from models.registry import ModelLoadError, NoChampionError
 
+    cfg = state(ctx).cfg
     try:
-        summary = run_score(state(ctx).cfg, rescore=rescore, limit=limit, run_id=run_id)
-    except (NoChampionError, ModelLoadError, LakeError, QualityError) as e:
+        summary = run_score(cfg, rescore=rescore, limit=limit, run_id=run_id)
+    except NoChampionError:
+        fail(explain_no_champion(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias))
+    except (ModelLoadError, LakeError, QualityError) as e:
         fail(str(e))
     typer.echo(summary.line())
 
@@ -308,7 +312,7 @@ def models(ctx: typer.Context) -> None:
     `pe models promote` act on one version)."""
     if ctx.invoked_subcommand is not None:
         return
-    from models.registry import list_models
+    from models.promotion import list_models
 
     cfg = state(ctx).cfg
     uri = cfg.tracking_uri
@@ -343,8 +347,8 @@ def models_evaluate(
     version: Optional[int] = typer.Option(None, "--version", min=1, help=VERSION_HELP),
 ) -> None:
     """A version's held-out test metrics (logged by `pe train`) beside the constant baseline and the champion's
-    on the same test videos, and what the promotion gate would decide. Exits 1 without logged test metrics."""
-    from models.registry import EvaluationError, evaluation_of
+    on the same test videos, and the promotion gate with its intervals. Exits 1 without logged test metrics."""
+    from models.promotion import EvaluationError, evaluation_of
 
     cfg = state(ctx).cfg
     if _no_registry(cfg.tracking_uri):
@@ -354,7 +358,7 @@ def models_evaluate(
                            alias=cfg.mlflow.alias)
     except EvaluationError as e:
         fail(str(e))
-    for line in ev.describe(metric=cfg.train.selection_metric, min_improvement=cfg.train.min_improvement):
+    for line in ev.describe():
         typer.echo(line)
 
 
@@ -362,10 +366,12 @@ def models_evaluate(
 def models_promote(
     ctx: typer.Context,
     version: Optional[int] = typer.Option(None, "--version", min=1, help=VERSION_HELP),
+    force: bool = typer.Option(False, "--force", help="Move @champion to the version whatever its gate says; the "
+                               "version and its run are tagged pe.promotion=forced and pe.warning in MLflow."),
 ) -> None:
-    """Move @champion to a version evaluated by `pe train --no-promote` if it beats the champion and the
-    constant baseline (the same gate as `pe train`). Exits 1 if @champion has moved since the evaluation."""
-    from models.registry import EvaluationError, StaleEvaluationError, promote_evaluated
+    """Move @champion to a version evaluated by `pe train --no-promote` if the promotion gate its training run
+    logged passed (the same gate as `pe train`). Exits 1 if @champion has moved since the evaluation."""
+    from models.promotion import EvaluationError, StaleEvaluationError, promote_evaluated
 
     cfg = state(ctx).cfg
     if _no_registry(cfg.tracking_uri):
@@ -373,10 +379,11 @@ def models_promote(
     try:
         ev, decision = promote_evaluated(
             tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
-            version=None if version is None else str(version), alias=cfg.mlflow.alias,
-            metric=cfg.train.selection_metric, min_improvement=cfg.train.min_improvement)
+            version=None if version is None else str(version), alias=cfg.mlflow.alias, force=force)
     except (EvaluationError, StaleEvaluationError) as e:
         fail(str(e))
+    if decision.status == "forced":
+        typer.echo(f"warning: {decision.reason}", err=True)
     held = f"v{ev.version}" if decision.promoted else (f"v{ev.current_champion}" if ev.current_champion else "no version")
     typer.echo(f"{cfg.mlflow.model_name} v{ev.version}: {decision.status}; @{cfg.mlflow.alias} "
                f"{'holds' if decision.promoted else 'stays with'} {held}: {decision.reason}")

@@ -98,10 +98,13 @@ _CONTRACTS = [
         "e_score DOUBLE, p_score DOUBLE, pe_raw_6s DOUBLE, pe_share_6s DOUBLE, pe_lift_6s DOUBLE, "
         "e_score_6s DOUBLE, p_score_6s DOUBLE, predicted_engagement DOUBLE, n_seconds INT, "
         "product_found_seconds INT, model_name STRING, saliency_method STRING, product_method STRING, "
-        "model_run_id STRING, run_id STRING, scored_at TIMESTAMP",
+        "model_run_id STRING, run_id STRING, scored_at TIMESTAMP, window_seconds INT, scoring_config STRING",
         keys=("video_id", "model_version"),
         description="PE-score and companion scores per video and model version; model_run_id is the MLflow run "
-        "that trained the model, run_id the scoring run that wrote the row.",
+        "that trained the model, run_id the scoring run that wrote the row; window_seconds the scoring window "
+        "(clip.max_seconds: at most this many seconds from the start were scored, whatever the model trained on); "
+        "scoring_config the id of the saliency method, product settings and window "
+        "(<saliency>/<product>/<window>s/<hash>): a new one makes the video a candidate again and replaces the row.",
         volatile=("run_id", "scored_at"),
         cluster_by=("video_id",),
     ),
@@ -109,10 +112,12 @@ _CONTRACTS = [
         "pe_seconds",
         "video_id STRING NOT NULL, model_version STRING NOT NULL, second INT NOT NULL, e_mass DOUBLE, "
         "pe_mass DOUBLE, p_mass DOUBLE, product_found BOOLEAN, inliers INT, quad_224 ARRAY<DOUBLE>, "
-        "e_grid ARRAY<FLOAT>, run_id STRING",
+        "e_grid ARRAY<FLOAT>, run_id STRING, scoring_config STRING",
         keys=("video_id", "model_version", "second"),
         description="Per-second sums (Σe, Σe·p, Σp), product match diagnostics and a coarse engagement grid "
-        "(grid x grid, row-major) so every score variant can be recomputed without the CNN or SIFT.",
+        "(grid x grid, row-major) so every score variant can be recomputed without the CNN or SIFT; "
+        "scoring_config as in pe_scores (rows whose scoring_config differs from the video's pe_scores row are "
+        "left over from an earlier, longer scoring and are not part of the current score).",
         volatile=("run_id",),
         cluster_by=("video_id",),
     ),

@@ -85,6 +85,7 @@ class Lake:
     def __init__(self, root: str, spark: "SparkSession | None" = None):
         self.root = _normalise_root(root)
         self._spark = spark
+        self._evolved: set[str] = set()
         if self.is_local:
             os.makedirs(self.root, exist_ok=True)
 
@@ -160,6 +161,7 @@ class Lake:
         from delta.tables import DeltaTable
 
         if self.exists(name):
+            self._add_contract_columns(name)
             return
         c = contracts.CONTRACTS.get(name)
         if spark_schema is None:
@@ -176,6 +178,19 @@ class Lake:
         except Exception as e:  # a concurrent creator won: fine as long as the table now exists
             if not self.exists(name):
                 raise LakeError(f"cannot create table '{name}' at {self.path(name)}: {_java_message(e)}") from e
+
+    def _add_contract_columns(self, name: str) -> None:
+        """Columns the contract gained since the table was created are added (NULL in older rows), once per
+        table and Lake: contracts only ever add columns, so an older lake keeps working after an upgrade."""
+        if name not in contracts.CONTRACTS or name in self._evolved:
+            return
+        have = set(self.read(name).schema.fieldNames())
+        missing = [f for f in contracts.spark_schema(name).fields if f.name not in have]
+        if missing:
+            cols = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+            self.spark.sql(f"ALTER TABLE delta.`{self.path(name)}` ADD COLUMNS ({cols})")
+            log.info("%s: added contract columns %s", name, [f.name for f in missing])
+        self._evolved.add(name)
 
     # ------------------------------------------------------------------ read
     def read(self, name: str, version: int | None = None) -> "DataFrame":

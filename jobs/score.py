@@ -1,9 +1,11 @@
 """Nightly scoring job: score every campaign video the champion model has not scored yet.
 
-    extract   campaign_videos (Delta) ─ anti-join pe_scores of the champion's version ─► candidates
+    extract   campaign_videos (Delta) ─ anti-join pe_scores of the champion's version and the current
+              scoring_config (saliency method, product settings, window) ─► candidates
               (input rows failing the quality suite are rejected here, one scoring_errors row each)
     transform mapInPandas(pe_udfs.udf.score_partition): per worker, the model is loaded once from the MLflow
-              registry and each product's listing features once; score_video per video
+              registry and each product's listing features once; score_video per video, on the first
+              clip.max_seconds (60 s) whatever window the model trained on (the head is length-agnostic)
     load      pe_seconds, pe_scores (merge by key: re-runs and concurrent runs never duplicate a key),
               scoring_errors (merge by video_id + run_id) — one Delta commit per table
 
@@ -80,8 +82,9 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     if not lake.exists("campaign_videos"):
         raise LakeError(f"no campaign_videos table in {lake.root}: ingest videos first, or run `pe sample`")
 
-    # 2. Extract: candidates = videos without a score from this model version.
-    candidates = _candidates(lake, champion.version, rescore=rescore, limit=limit or cfg.score.limit)
+    # 2. Extract: candidates = videos without a score from this model version and scoring config.
+    config_id = current_scoring_config(cfg)
+    candidates = _candidates(lake, champion.version, config_id, rescore=rescore, limit=limit or cfg.score.limit)
     summary.candidates = len(candidates)
     uri_of = dict(zip(candidates["video_id"], candidates["video_uri"]))  # for the error rows
     rejected, candidates = _reject_invalid_inputs(candidates, cfg)
@@ -97,15 +100,16 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
         from pyspark.sql import functions as F
 
         stamp = [F.lit(champion.version).alias("model_version"), F.lit(run_id).alias("run_id")]
+        scoring = F.lit(config_id).alias("scoring_config")
         seconds_df = results.where("kind = 'second'").select("video_id", *stamp[:1], "second", "e_mass", "pe_mass",
                                                               "p_mass", "product_found", "inliers", "quad_224",
-                                                              "e_grid", *stamp[1:])
+                                                              "e_grid", *stamp[1:], scoring)
         lake.merge("pe_seconds", seconds_df, metadata=meta)
         scores_df = results.where("kind = 'video'").select(
             "video_id", *stamp[:1], *_score_columns(), "predicted_engagement", "n_seconds", "product_found_seconds",
             F.lit(champion.name).alias("model_name"), F.lit(cfg.saliency.method).alias("saliency_method"),
             F.lit(cfg.product.method).alias("product_method"), F.lit(champion.run_id).alias("model_run_id"),
-            *stamp[1:], F.lit(now).alias("scored_at"))
+            *stamp[1:], F.lit(now).alias("scored_at"), F.lit(cfg.clip.max_seconds).alias("window_seconds"), scoring)
         lake.merge("pe_scores", scores_df, metadata=meta)
         failed = results.where("kind = 'error'").select("video_id", "stage", "error_class", "reason", "message").toPandas()
         summary.scored = results.where("kind = 'video'").count()
@@ -130,12 +134,20 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
 
 
 # ------------------------------------------------------------------------------------------------ extract
-def _candidates(lake: Lake, model_version: str, *, rescore: bool, limit: int | None):
+def current_scoring_config(cfg: PEConfig) -> str:
+    """The scoring_config id of this configuration (pe_udfs.settings.scoring_config_id)."""
+    from pe_udfs.settings import scoring_config_id
+
+    return scoring_config_id(cfg.saliency, cfg.product, cfg.clip)
+
+
+def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore: bool, limit: int | None):
     from pyspark.sql import functions as F
 
     videos = lake.read("campaign_videos").select(*CANDIDATE_COLUMNS)
     if not rescore and lake.exists("pe_scores"):
-        done = lake.read("pe_scores").where(F.col("model_version") == model_version).select("video_id")
+        done = (lake.read("pe_scores").where((F.col("model_version") == model_version)
+                                             & (F.col("scoring_config") == scoring_config)).select("video_id"))
         videos = videos.join(done, "video_id", "left_anti")
     videos = videos.orderBy("video_id")
     if limit:
@@ -169,7 +181,7 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
         model_uri=f"models:/{champion.name}/{champion.version}", tracking_uri=cfg.tracking_uri,
         # matching threads per video = cores per task, so concurrent tasks do not oversubscribe the executor
         product={**cfg.product.model_dump(), "match_workers": cfg.product.match_workers or threads},
-        saliency=cfg.saliency.model_dump(), device=cfg.device,
+        saliency=cfg.saliency.model_dump(), max_seconds=cfg.clip.max_seconds, device=cfg.device,
         torch_threads=threads, allowed_schemes=tuple(cfg.io.allowed_schemes), allowed_roots=tuple(cfg.allowed_roots),
     )
     # Same product together (listing features are cached per worker), many small tasks for balance/progress.

@@ -1,8 +1,9 @@
 """``pe score-video FILE --product IMAGE``: score one video on this machine, no Spark, no tables.
 
 The model is the registered ``@champion`` unless ``--model URI`` names another (``models:/name/3``,
-``models:/name@alias``, ``runs:/<id>/model``); the video is sampled with the clip settings the model was
-trained with. ``--product-only`` skips the engagement model and reports the product heatmap alone.
+``models:/name@alias``, ``runs:/<id>/model``); the video is sampled with the model's fps and size over the
+scoring window ``clip.max_seconds`` (as ``pe score``), whatever window the model trained on. ``--product-only``
+skips the engagement model and reports the product heatmap alone, over the same window.
 """
 from __future__ import annotations
 
@@ -14,13 +15,9 @@ from pe_udfs.errors import PEInputError
 from pe_udfs.product import listing_features, load_image
 from pe_udfs.saliency import resolve_device
 from pe_udfs.score import score_video
+from pe_udfs.settings import scoring_clip, scoring_config_id
 
 __all__ = ["ScoreVideoError", "score_one", "render_text", "render_json"]
-
-HOW_TO_GET_A_MODEL = ("no engagement model is registered as @{alias} of '{name}' in {tracking}. Train one with "
-                      "`pe train` (or `make demo` for the sample campaign), pass --model URI, or use "
-                      "--product-only for the product heatmap alone.")
-
 
 class ScoreVideoError(RuntimeError):
     """Why ``pe score-video`` could not score: a bad input (with stage/reason) or no usable model."""
@@ -41,7 +38,7 @@ def score_one(cfg: PEConfig, video: str, product_image: str, *, model_uri: str |
     clip = cfg.clip
     if not product_only:
         loaded = _load_model(cfg, model_uri)
-        module, clip, device = loaded.module, loaded.clip, loaded.device
+        module, clip, device = loaded.module, scoring_clip(loaded.clip, cfg.clip.max_seconds), loaded.device
         model_info = {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id, "uri": loaded.uri}
     schemes = cfg.io.allowed_schemes
     try:
@@ -51,19 +48,21 @@ def score_one(cfg: PEConfig, video: str, product_image: str, *, model_uri: str |
                              device=device, product_only=product_only, allowed_schemes=schemes)
     except PEInputError as e:
         raise ScoreVideoError(f"{e.stage} failed ({e.reason}): {e}", stage=e.stage, reason=e.reason) from e
-    return {"product_image": product_image, "model": model_info, "device": device, **result.to_dict()}
+    return {"product_image": product_image, "model": model_info, "device": device, "window_seconds": clip.max_seconds,
+            "scoring_config": scoring_config_id(cfg.saliency, cfg.product, clip), **result.to_dict()}
 
 
 def _load_model(cfg: PEConfig, model_uri: str | None):
+    from models.promotion import explain_no_champion
     from models.registry import ModelLoadError, NoChampionError, load_engagement_model
 
     try:
         return load_engagement_model(model_uri, tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
                                      alias=cfg.mlflow.alias, device=cfg.device)
     except NoChampionError as e:
-        raise ScoreVideoError(HOW_TO_GET_A_MODEL.format(alias=cfg.mlflow.alias, name=cfg.mlflow.model_name,
-                                                        tracking=cfg.tracking_uri), stage="model",
-                              reason="no_champion") from e
+        raise ScoreVideoError(explain_no_champion(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias)
+                              + " For the product heatmap alone, use --product-only; another model: --model URI.",
+                              stage="model", reason="no_champion") from e
     except (ModelLoadError, ValueError) as e:
         raise ScoreVideoError(f"cannot load the engagement model: {e}", stage="model", reason="model_load_failed") from e
 
@@ -88,7 +87,8 @@ def render_text(report: dict[str, Any]) -> str:
     else:
         lines.append("model:   none (product heatmap only)")
     s = report["scores"]
-    lines.append(f"seconds: {report['n_seconds']} sampled, product found in {report['product_found_seconds']}")
+    lines.append(f"seconds: {report['n_seconds']} sampled (window {report['window_seconds']} s), product found in "
+                 f"{report['product_found_seconds']}")
     if not report["product_only"]:
         lines.append(f"predicted engagement: {report['predicted_engagement']:.4f}")
         lines.append("scores          all seconds   first 6 s")

@@ -1,23 +1,24 @@
 """Train the engagement model: ``pe train`` or ``spark-submit jobs/train.py --config conf/local.yaml``.
 
     extract    engagement_labels ⋈ campaign_videos (Spark)                       → labelled videos
-    transform  label (default: log1p(shares) residualised on influencer fixed effects where an influencer
-               has ≥ 2 videos, standardised) and a deterministic split by a hash of video_id (Spark SQL)
+    transform  split by influencer and labels fitted on training rows only (models.labels: the influencer fixed
+               effects within each split, standardisation with the training rows' mean and SD; influencers with
+               one video carry no label after fixed effects and are left out)
     features   decode each video (pe_udfs.video) and run the frozen backbone ONCE per video (mapInPandas,
                backbone loaded once per worker) → Delta table training_clips; features of unchanged videos
                (same backbone, weights and sampling) are reused from the previous run
-    train      training_clips → petastorm → PyTorch: the 3-D head on cached features, early stopping on
-               validation loss
-    evaluate   test split: Spearman, R², MAE of the model AND of a constant (train-mean) prediction; Spearman
-               against the ground-truth true_engagement of sample_truth when that table exists
-    register   one MLflow run (params, metrics, Delta version of training_clips, model), registered as
-               pe-engagement; @champion moves only if the new version beats the champion on the same test
-               videos and the constant baseline (models.registry.promote_if_better). ``--no-promote``: the
-               version is tagged pe.promotion=pending and ``pe models promote`` decides later from the
-               logged metrics (models.registry.promote_evaluated)
-
-Note: influencer means are taken over all labelled videos (as the paper residualised its whole sample), so a
-test video's label shares its influencer mean with training videos of the same influencer.
+    train      training_clips → petastorm → PyTorch: the 3-D head on cached features, early stopping on the
+               validation loss (at least train.min_val_videos validation videos, or the job stops; compared
+               within influencer for a residualised label, as the test split is)
+    evaluate   test split: Spearman, R², MAE of the model AND of a constant (train-mean) prediction (for a label
+               residualised on influencers, predictions compared within influencer, as the label); Spearman
+               against the ground-truth true_engagement of sample_truth when that table exists; the current
+               champion's predictions on the same test videos (re-evaluated, never its logged numbers)
+    register   one MLflow run (params, metrics, Delta version of training_clips, the split's video ids, the
+               promotion gate, model), registered as pe-engagement; @champion moves only if the gate passes
+               (models.gate: enough test videos, R² > 0, paired bootstrap intervals above 0 against the constant
+               and against the champion on the test videos it did not train on). ``--no-promote``: the version
+               is tagged pe.promotion=pending and ``pe models promote`` applies the logged gate later
 """
 from __future__ import annotations
 
@@ -26,20 +27,20 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
+
 from jobs.config import PEConfig, load_config  # noqa: E402
 from pe_udfs.settings import ClipSettings  # noqa: E402
 
-__all__ = ["TrainResult", "TrainingDataError", "run_training", "labelled_videos", "build_labels", "assign_splits",
+__all__ = ["TrainResult", "TrainingDataError", "run_training", "labelled_videos", "labelled_split",
            "training_clip", "clip_config_json", "feature_rows", "main"]
-
-LABEL_COUNTS = {"log1p_shares_resid_influencer": "shares", "log1p_shares": "shares", "log1p_likes": "likes"}
 
 
 class TrainingDataError(RuntimeError):
@@ -53,6 +54,7 @@ class TrainResult:
     promoted: bool
     promotion_status: str
     promotion_reason: str
+    gate: "GateResult"  # noqa: F821 - models.gate
     test: dict[str, float]
     truth_spearman: float | None
     label_stats: dict[str, Any]
@@ -83,66 +85,36 @@ def labelled_videos(lake) -> "DataFrame":  # noqa: F821
 
 
 # --------------------------------------------------------------------------------------------- transform
-def build_labels(df: "DataFrame", definition: str) -> tuple["DataFrame", dict[str, Any]]:  # noqa: F821
-    """Add ``label`` (standardised) per ``definition``; drop rows without the count. Returns the frame and the
-    label statistics to log (definition, counts used, mean/sd before standardising, residualised videos).
-
-    log1p_shares_resid_influencer: y = log1p(shares); y − mean_y(influencer) where the influencer has ≥ 2
-    videos, else y − mean_y(all); then (r − mean r) / sd r. log1p_shares / log1p_likes: standardised y."""
-    from pyspark.sql import Window
+def labelled_split(cfg: PEConfig, videos: "DataFrame"  # noqa: F821
+                   ) -> tuple["DataFrame", dict[str, Any], dict[str, str]]:  # noqa: F821
+    """The labelled videos (Spark, one row per video) → (video_id, video_uri, label, split), the label statistics
+    and each video's influencer (its split group), through :func:`models.labels.split_by_group` and
+    :func:`models.labels.build_labels` on the driver (one small row per video). ``train.limit`` takes a
+    deterministic subset first."""
     from pyspark.sql import functions as F
 
-    if definition not in LABEL_COUNTS:
-        raise ValueError(f"unknown label definition {definition!r}; known: {', '.join(LABEL_COUNTS)}")
-    count_col = LABEL_COUNTS[definition]
-    d = df.filter(F.col(count_col).isNotNull() & (F.col(count_col) >= 0))
-    d = d.withColumn("_y", F.log1p(F.col(count_col).cast("double")))
-    resid = definition.endswith("_resid_influencer")
-    if resid:
-        w = Window.partitionBy("influencer_id")
-        d = (d.withColumn("_n_inf", F.when(F.col("influencer_id").isNull(), F.lit(0)).otherwise(F.count("*").over(w)))
-              .withColumn("_mean_inf", F.avg("_y").over(w))
-              .crossJoin(d.agg(F.avg("_y").alias("_mean_all")))
-              .withColumn("_r", F.when(F.col("_n_inf") >= 2, F.col("_y") - F.col("_mean_inf"))
-                          .otherwise(F.col("_y") - F.col("_mean_all"))))
-    else:
-        d = d.withColumn("_r", F.col("_y"))
-    n_resid = F.sum(F.when(F.col("_n_inf") >= 2, 1).otherwise(0)) if resid else F.lit(0)
-    stats = d.agg(F.count("*").alias("n"), F.avg("_r").alias("mean"), F.stddev_samp("_r").alias("sd"),
-                  n_resid.alias("n_resid")).first()  # one Spark job for all label statistics
-    n, mean, sd = int(stats["n"]), stats["mean"], stats["sd"]
-    if n < 2 or sd is None or sd == 0:
-        raise TrainingDataError(f"label '{definition}' needs at least 2 videos with different {count_col} "
-                                f"(found {n})")
-    out = d.withColumn("label", (F.col("_r") - F.lit(mean)) / F.lit(sd)).drop(*[c for c in d.columns if c.startswith("_")])
-    info = {"definition": definition, "count_column": count_col, "n": n, "mean": float(mean), "sd": float(sd),
-            "residualised_videos": int(stats["n_resid"] or 0)}
-    return out, info
+    from models.labels import LabelError, build_labels, group_key, split_by_group
 
-
-def split_hash_column(seed: int):
-    """u ∈ [0, 1) per video from SHA-256 of "seed:video_id" (the same formula as models.training.split_of)."""
-    from pyspark.sql import functions as F
-
-    digest = F.sha2(F.concat(F.lit(f"{seed}:"), F.col("video_id")), 256)
-    return F.conv(F.substring(digest, 1, 8), 16, 10).cast("double") / F.lit(float(2**32))
-
-
-def assign_splits(df: "DataFrame", *, seed: int, val_fraction: float, test_fraction: float) -> "DataFrame":  # noqa: F821
-    """Add ``split`` ('train' | 'val' | 'test') and ``_u`` (the hash in [0, 1)); deterministic by video."""
-    from pyspark.sql import functions as F
-
-    u = split_hash_column(seed)
-    return (df.withColumn("_u", u)
-              .withColumn("split", F.when(F.col("_u") < test_fraction, "test")
-                          .when(F.col("_u") < test_fraction + val_fraction, "val").otherwise("train")))
+    tc = cfg.train
+    if tc.limit is not None:
+        videos = videos.orderBy(F.xxhash64(F.lit(f"limit:{tc.split_seed}"), "video_id"), "video_id").limit(tc.limit)
+    pdf = videos.toPandas()
+    if pdf.empty:
+        raise TrainingDataError("no labelled video has a row in campaign_videos; run `pe sample` or add labels")
+    split = split_by_group(pdf, seed=tc.split_seed, val_fraction=tc.val_fraction, test_fraction=tc.test_fraction)
+    try:
+        labelled, info = build_labels(pdf, tc.label, split)
+    except LabelError as e:
+        raise TrainingDataError(str(e)) from None
+    out = videos.sparkSession.createDataFrame(labelled[["video_id", "video_uri", "label", "split"]],
+                                              "video_id STRING, video_uri STRING, label DOUBLE, split STRING")
+    return out, info, dict(zip(labelled["video_id"], group_key(labelled)))
 
 
 def training_clip(cfg: PEConfig) -> ClipSettings:
     """The clip settings the model trains on and is saved with: ``cfg.clip`` with ``max_seconds`` lowered to
-    ``train.max_seconds`` when set. Scoring samples videos with the model's saved settings, so a model sees the
-    same seconds in production as in training and evaluation (a max-pooled model trained on 10-s windows
-    ranks full 60-s clips measurably worse)."""
+    ``train.max_seconds`` when set. Scoring keeps the model's sampling (fps, size) but takes its window from
+    ``clip.max_seconds`` (pe_udfs.settings.scoring_clip): the head is length-agnostic."""
     seconds = min(cfg.train.max_seconds or cfg.clip.max_seconds, cfg.clip.max_seconds)
     return cfg.clip.model_copy(update={"max_seconds": seconds})
 
@@ -229,7 +201,6 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
 
     ``started``: ``time.perf_counter()`` when the command began (before the Spark session), so the printed
     total time covers the whole command."""
-    import numpy as np
     import torch
     from pyspark.sql import functions as F
 
@@ -246,20 +217,18 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
     net = build_engagement_net(cfg.model)
 
     # ---- extract + transform
-    videos = labelled_videos(lake)
-    labelled, label_info = build_labels(videos, tc.label)
-    labelled = assign_splits(labelled, seed=tc.split_seed, val_fraction=tc.val_fraction, test_fraction=tc.test_fraction)
-    if tc.limit is not None:
-        # a deterministic subset independent of the split hash (ordering by _u would take the test split first)
-        labelled = labelled.orderBy(F.xxhash64(F.lit(f"limit:{tc.split_seed}"), "video_id"), "video_id").limit(tc.limit)
-    labelled = labelled.select("video_id", "video_uri", "label", "split").cache()
-    n_labelled = labelled.count() if tc.limit is not None else label_info["n"]
+    labelled, label_info, groups = labelled_split(cfg, labelled_videos(lake))
+    labelled = labelled.cache()
+    n_labelled = label_info["n"]
     if n_labelled < tc.min_videos:
         raise TrainingDataError(f"only {n_labelled} labelled videos with a video file (need at least "
                                 f"{tc.min_videos}, train.min_videos); run `pe sample` or add labels")
     timings["labels_s"] = time.perf_counter() - t_start - timings["startup_s"]
-    echo(f"labelled videos: {n_labelled}  label: {tc.label} (mean {label_info['mean']:.3f}, sd "
-         f"{label_info['sd']:.3f}, {label_info['residualised_videos']} residualised on influencer)")
+    echo(f"labelled videos: {n_labelled}  label: {tc.label}, split by influencer (train {label_info['n_train']}, "
+         f"val {label_info['n_val']}, test {label_info['n_test']}); standardised with the training rows' mean "
+         f"{label_info['mean']:.3f} and sd {label_info['sd']:.3f}"
+         + (f"; {label_info['single_video_excluded']} videos of single-video influencers left out (no label after "
+            "fixed effects)" if label_info["single_video_excluded"] else ""))
 
     # ---- features: reuse unchanged ones, compute the rest once per video
     t0 = time.perf_counter()
@@ -312,26 +281,31 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
          f"{len(skipped)} skipped; features {timings['features_s']:.1f} s")
     for s in skipped[:10]:
         echo(f"  skipped {s['video_id']}: {s['error_stage']}/{s['error_reason']}: {s['error_message']}")
-    for name in ("train", "val", "test"):
-        if split_counts.get(name, 0) < (1 if name == "train" else 2):
-            raise TrainingDataError(f"the {name} split has {split_counts.get(name, 0)} usable videos; add "
-                                    "labelled videos or change train.val_fraction/test_fraction")
+    for name, least in (("train", 2), ("val", tc.min_val_videos), ("test", 2)):
+        if split_counts.get(name, 0) < least:
+            why = (" (early stopping on fewer validation videos picks its epoch by noise: train.min_val_videos)"
+                   if name == "val" else "")
+            raise TrainingDataError(f"the {name} split has {split_counts.get(name, 0)} usable videos, fewer than "
+                                    f"{least}{why}; add labelled videos or change train.val_fraction/test_fraction")
 
     # ---- train on cached features through petastorm
-    return _train_and_register(cfg, lake, net, usable, commit.version, label_info, split_counts, skipped,
+    return _train_and_register(cfg, lake, net, usable, commit.version, label_info, groups, split_counts, skipped,
                                test_uris, timings, echo, t_start, promote=promote)
 
 
-def _train_and_register(cfg, lake, net, usable, table_version, label_info, split_counts, skipped, test_uris,
-                        timings, echo, t_start, *, promote: bool = True) -> TrainResult:
+def _train_and_register(cfg, lake, net, usable, table_version, label_info, groups, split_counts, skipped,
+                        test_uris, timings, echo, t_start, *, promote: bool = True) -> TrainResult:
     import mlflow
     import torch
     from pyspark.sql import functions as F
 
     from models.evaluate import evaluate_predictions, regression_metrics
+    from models.gate import evaluate_gate
+    from models.labels import is_within_influencer, within_groups
     from models.loader import feature_batches
-    from models.registry import (champion_version, defer_promotion, ensure_experiment, evaluation_metrics,
-                                 evaluation_tags, log_engagement_model, mlflow_store, promote_if_better)
+    from models.promotion import (apply_gate, defer_promotion, evaluation_metrics, evaluation_tags, gate_lines,
+                                  log_gate, log_split)
+    from models.registry import champion_version, ensure_experiment, log_engagement_model, mlflow_store
     from models.training import fit_head, predict_head, resolve_device
 
     tc = cfg.train
@@ -340,6 +314,7 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, split
         torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(tc.seed)  # the order of batches and dropout
     by_split = {s: usable.filter(F.col("split") == s) for s in ("train", "val", "test")}
+    split_ids = {s: [r["video_id"] for r in df.select("video_id").collect()] for s, df in by_split.items()}
 
     tracking = cfg.tracking_uri
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -350,6 +325,7 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, split
         mlflow.log_params(_flat_params(cfg, label_info, split_counts, table_version, device))
         mlflow.set_tags({"pe.job": "train", "pe.backbone": cfg.model.backbone,
                          "pe.training_clips_version": str(table_version), "pe.label": tc.label})
+        log_split(split_ids)
         t0 = time.perf_counter()
         with feature_batches(by_split["train"], batch_size=tc.batch_size, shuffle_buffer=tc.shuffle_buffer,
                              workers=tc.loader_workers, seed=tc.seed) as train_loader, \
@@ -363,63 +339,76 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, split
 
             fit = fit_head(net.head, train_loader, val_loader, epochs=tc.epochs, patience=tc.patience,
                            learning_rate=tc.learning_rate, weight_decay=tc.weight_decay, device=device,
-                           on_epoch=on_epoch)
+                           on_epoch=on_epoch, val_groups=groups if is_within_influencer(tc.label) else None)
             ids, preds, labels = predict_head(net.head, test_loader, device=device)
             champ = champion_version(tracking, cfg.mlflow.model_name, cfg.mlflow.alias)
-            champ_preds, champ_problem = _champion_predictions(cfg, champ, net, test_loader, ids, test_uris,
-                                                               device, echo)
-            # which champion this run is compared with: `pe models promote` refuses if the alias moves after
-            mlflow.set_tags(evaluation_tags(None if champ is None else str(champ.version), champ_problem))
+            evidence = _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, echo)
+        # which champion this run is compared with: `pe models promote` refuses if the alias moves after
+        mlflow.set_tags(evaluation_tags(None if champ is None else str(champ.version),
+                                        None if evidence is None else evidence.unavailable))
+        raw_preds = preds
+        if is_within_influencer(tc.label):  # compared within influencer, like the label (models.labels)
+            test_groups = [groups[v] for v in ids]
+            preds = within_groups(preds, test_groups)
+            if evidence is not None and evidence.predictions is not None:
+                evidence = replace(evidence, predictions=within_groups(evidence.predictions, test_groups))
         timings["train_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         net.to("cpu")
         baseline_value = float(by_split["train"].agg(F.avg("label")).first()[0])  # the constant: train mean
         report = evaluate_predictions(labels, preds, baseline_value=baseline_value)
-        champ_report = (evaluate_predictions(labels, champ_preds, baseline_value=baseline_value)
-                        if champ_preds is not None else None)
+        champ_report = None
+        if evidence is not None and evidence.predictions is not None:
+            seen = evidence.usable if evidence.usable is not None else np.ones(len(ids), bool)
+            if seen.sum() >= 2:
+                champ_report = evaluate_predictions(labels[seen], evidence.predictions[seen],
+                                                    baseline_value=baseline_value)
+        gate = evaluate_gate(labels, preds, baseline_value=baseline_value, settings=tc.gate, champion=evidence)
         truth = _truth(lake, ids)
         truth_rho = label_truth_rho = None
         metrics = evaluation_metrics(report, champ_report)  # test_* and, with a champion, champion_test_*
         if truth is not None:
-            truth_rho = regression_metrics(truth, preds).spearman
+            truth_rho = regression_metrics(truth, raw_preds).spearman  # the model's own output vs the truth
             label_truth_rho = regression_metrics(truth, labels).spearman
             metrics.update(test_truth_spearman=truth_rho, test_baseline_truth_spearman=0.0,
                            test_label_truth_spearman=label_truth_rho)
         metrics.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run, best_val_loss=fit.best_val_loss)
         mlflow.log_metrics(metrics)
-        mlflow.log_dict({"video_id": ids, "prediction": preds.tolist(), "label": labels.tolist(),
+        log_gate(gate)
+        mlflow.log_dict({"video_id": ids, "prediction": raw_preds.tolist(), "prediction_compared": preds.tolist(),
+                         "label": labels.tolist(),
                          "true_engagement": None if truth is None else truth.tolist()}, "test_predictions.json")
         mlflow.log_dict({"label": label_info, "skipped": skipped}, "training_data.json")
 
-        echo(f"test split ({report.n} videos), label = {tc.label}:")
+        within = " (predictions compared within influencer, as the label)" if is_within_influencer(tc.label) else ""
+        echo(f"test split ({report.n} videos, influencers not seen in training), label = {tc.label}{within}:")
         echo(report.table())
         if truth is not None:
             echo(f"spearman vs ground-truth engagement: model {truth_rho:.3f}, constant 0.000 "
                  f"(observed label vs truth: {label_truth_rho:.3f})")
         if champ_report is not None:
-            echo(f"champion v{champ.version} on the same test videos: spearman {champ_report.model.spearman:.3f}, "
-                 f"r2 {champ_report.model.r2:.3f}, mae {champ_report.model.mae:.3f}")
+            echo(f"champion v{champ.version} on the {champ_report.n} test videos it did not train on: spearman "
+                 f"{champ_report.model.spearman:.3f}, r2 {champ_report.model.r2:.3f}, mae {champ_report.model.mae:.3f}")
+        for line in gate_lines(gate):
+            echo(line)
 
-        label_cfg = {**label_info, "split_seed": tc.split_seed, "feature_precision": tc.feature_precision}
+        label_cfg = {**label_info, "split_seed": tc.split_seed, "val_fraction": tc.val_fraction,
+                     "test_fraction": tc.test_fraction, "feature_precision": tc.feature_precision}
         _, version = log_engagement_model(net, clip=training_clip(cfg), label=label_cfg,
                                           registered_model_name=cfg.mlflow.model_name)
-        champ_v = None if champ is None else str(champ.version)
         if promote:
-            decision = promote_if_better(
-                tracking_uri=tracking, model_name=cfg.mlflow.model_name, version=str(version), candidate=report,
-                champion=champ_report, champion_version=champ_v, alias=cfg.mlflow.alias, metric=tc.selection_metric,
-                min_improvement=tc.min_improvement, run_id=run_id, champion_unavailable=champ_problem)
+            decision = apply_gate(tracking_uri=tracking, model_name=cfg.mlflow.model_name, version=str(version),
+                                  gate=gate, alias=cfg.mlflow.alias, run_id=run_id)
         else:
             decision = defer_promotion(tracking_uri=tracking, model_name=cfg.mlflow.model_name, version=str(version),
-                                       candidate=report, champion=champ_report, champion_version=champ_v,
-                                       metric=tc.selection_metric, run_id=run_id)
+                                       gate=gate, run_id=run_id)
         timings["register_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_start
         mlflow.log_metrics({f"seconds_{k.removesuffix('_s')}": v for k, v in timings.items()})
     held = f"v{champ.version}" if champ else "no version"
     if promote:
         verb = "now holds" if decision.promoted else f"stays with {held}"
-        echo(f"registered {cfg.mlflow.model_name} v{version}; @{cfg.mlflow.alias} {verb}: {decision.reason}")
+        echo(f"registered {cfg.mlflow.model_name} v{version}; @{cfg.mlflow.alias} {verb} ({decision.status})")
     else:
         echo(f"registered {cfg.mlflow.model_name} v{version} (pe.promotion=pending); @{cfg.mlflow.alias} stays with "
              f"{held}: promotion deferred to `pe models promote --version {version}`")
@@ -427,19 +416,46 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, split
          f"{timings['labels_s']:.1f} s, features {timings['features_s']:.1f} s, training + evaluation "
          f"{timings['train_s']:.1f} s, MLflow {timings['register_s']:.1f} s); MLflow run {run_id}")
     return TrainResult(run_id=run_id, model_version=version, promoted=decision.promoted,
-                       promotion_status=decision.status, promotion_reason=decision.reason, test=metrics,
+                       promotion_status=decision.status, promotion_reason=decision.reason, gate=gate, test=metrics,
                        truth_spearman=truth_rho, label_stats=label_info, split_counts=split_counts, skipped=skipped,
                        training_clips_version=table_version, epochs_run=fit.epochs_run, best_epoch=fit.best_epoch,
                        timings=timings)
 
 
+def _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, echo):
+    """The current champion re-evaluated on this run's test videos ``ids`` (same order), as
+    :class:`models.gate.ChampionEvidence`; None without a champion.
+
+    Its predictions come from running it (never from its logged numbers, which were on another split, maybe
+    another label or window); ``usable`` marks the test videos its run did not train on (its split.json). A
+    champion trained on another label definition is comparable only by rank (gate metric spearman)."""
+    from models.gate import ChampionEvidence
+    from models.promotion import training_videos
+
+    if champ is None:
+        return None
+    version = str(champ.version)
+    preds, problem, label = _champion_predictions(cfg, champ, net, test_loader, ids, test_uris, device, echo)
+    if problem is None and label not in (None, cfg.train.label) and cfg.train.gate.metric != "spearman":
+        problem = (f"it was trained on label {label!r}, this run on {cfg.train.label!r}: only ranks compare "
+                   "(train.gate.metric spearman)")
+    if problem is not None:
+        return ChampionEvidence(version, unavailable=problem)
+    seen = training_videos(cfg.tracking_uri, champ.run_id) if champ.run_id else None
+    if seen is None:
+        return ChampionEvidence(version, predictions=preds,
+                                note="its training videos are not recorded (no split.json): compared on all")
+    usable = np.array([v not in seen for v in ids])
+    note = f"{int((~usable).sum())} test videos it trained on left out" if (~usable).any() else None
+    return ChampionEvidence(version, predictions=preds, usable=usable, note=note)
+
+
 def _champion_predictions(cfg, champ, net, test_loader, ids, test_uris, device, echo):
-    """``(predictions, None)``: the current champion's predictions for the test videos ``ids`` (same order);
-    ``(None, None)`` without a champion; ``(None, reason)`` when it exists but cannot be evaluated.
+    """``(predictions, None, label definition)``: the champion's predictions for the test videos ``ids`` (same
+    order) and the label it was trained on; ``(None, reason, None)`` when it cannot be evaluated.
 
     Same backbone with identical weights and sampling → its head on the cached features; otherwise its whole
     network on the test videos decoded with the champion's own clip settings."""
-    import numpy as np
     import torch
 
     from models.backbones import BackboneWeightsError, UnknownBackbone
@@ -447,20 +463,19 @@ def _champion_predictions(cfg, champ, net, test_loader, ids, test_uris, device, 
     from models.training import predict_head
     from pe_udfs.errors import PEInputError
 
-    if champ is None:
-        return None, None
     try:
         loaded = load_engagement_model(f"models:/{cfg.mlflow.model_name}/{champ.version}",
                                        tracking_uri=cfg.tracking_uri, device=str(device))
     except (ModelLoadError, UnknownBackbone, BackboneWeightsError) as e:
         echo(f"warning: champion v{champ.version} cannot be loaded: {e}")
-        return None, f"cannot load it: {e}"
+        return None, f"cannot load it: {e}", None
+    label = (loaded.config.get("label") or {}).get("definition")
     same_features = (loaded.backbone == cfg.model.backbone and loaded.clip == training_clip(cfg)
                      and _same_tensors(loaded.module.backbone, net.backbone))
     if same_features:
         champ_ids, preds, _ = predict_head(loaded.module.head, test_loader, device=device)
         order = {v: i for i, v in enumerate(champ_ids)}
-        return np.array([preds[order[v]] for v in ids]), None
+        return np.array([preds[order[v]] for v in ids]), None, label
     echo(f"champion v{champ.version} ({loaded.backbone}, {loaded.clip.max_seconds} s clips) differs in its "
          "features: scoring the test videos with it as scoring would")
     from models.network import extract_features
@@ -472,12 +487,12 @@ def _champion_predictions(cfg, champ, net, test_loader, ids, test_uris, device, 
             frames = sample_video(test_uris[vid], loaded.clip, allowed_schemes=list(cfg.io.allowed_schemes),
                                   allowed_roots=list(cfg.allowed_roots), with_match_frames=False).model_frames
         except PEInputError as e:
-            return None, f"test video {vid} cannot be decoded for it: {e}"
+            return None, f"test video {vid} cannot be decoded for it: {e}", None
         feats = extract_features(loaded.module.backbone, clip_tensor(frames), chunk=cfg.train.frame_batch,
                                  precision=cfg.train.feature_precision)  # computed as the candidate's were
         with torch.inference_mode():
             out.append(float(loaded.module.head(feats[None].to(loaded.device))[0]))
-    return np.array(out), None
+    return np.array(out), None, label
 
 
 def _same_tensors(a, b) -> bool:
@@ -489,8 +504,6 @@ def _same_tensors(a, b) -> bool:
 
 def _truth(lake, ids) -> "np.ndarray | None":  # noqa: F821
     """true_engagement of sample_truth for ``ids`` (same order), or None when the table or any video is missing."""
-    import numpy as np
-
     if not ids or not lake.exists("sample_truth"):
         return None
     t = lake.read_pandas("sample_truth", columns=["video_id", "true_engagement"]).dropna()
@@ -504,7 +517,10 @@ def _flat_params(cfg: PEConfig, label_info: dict, split_counts: dict, table_vers
     params: dict[str, Any] = {}
     for section in ("model", "train", "clip"):
         for k, v in getattr(cfg, section).model_dump().items():
-            params[f"{section}.{k}"] = v
+            if isinstance(v, dict):  # train.gate
+                params.update({f"{section}.{k}.{kk}": vv for kk, vv in v.items()})
+            else:
+                params[f"{section}.{k}"] = v
     params.update({f"label.{k}": v for k, v in label_info.items()})
     params.update({f"n_{k}": v for k, v in split_counts.items()})
     params.update({"training_clips_version": table_version, "device": str(device)})

@@ -518,6 +518,11 @@ def pe_seconds_check_frame(seconds: Any, scores: Any, cfg: PEConfig) -> pd.DataF
     (Spark aggregation + full outer join) with the columns in :data:`PE_SECONDS_CHECK_COLUMNS`."""
     from pyspark.sql import functions as F
 
+    # seconds left over from an earlier scoring with a longer window (another scoring_config) are not part of
+    # the current score; a video without a pe_scores row keeps all its rows (they are orphans)
+    current = scores.select(*_SCORE_KEYS, F.col("scoring_config").alias("_current"))
+    seconds = (seconds.join(current, _SCORE_KEYS, "left")
+               .where(F.col("_current").isNull() | F.col("scoring_config").eqNullSafe(F.col("_current"))))
     per_video = seconds.groupBy(*_SCORE_KEYS).agg(
         F.count(F.lit(1)).alias("seconds_rows"),
         F.count_distinct("second").alias("distinct_seconds"),

@@ -9,11 +9,13 @@
                                                                             1280 (mobilenet_v2_1280), 2048 (xception)
       ▼
     EngagementHead                                                          ── trained ──
-      permute ─► (B, C, S, h, w) ─► Conv3d(C→128, 3×3×3, padding 1) ─► ReLU
+      permute ─► (B, C, S, h, w) ─► Conv3d(C→128, 3×3×3, padding same | valid) ─► ReLU
               ─► global max pool over (t, h, w) ─► (B, 128)
               ─► Linear(128→256) ─► ReLU ─► Dropout(0.1) ─► Linear(256→1) ─► (B,)  predicted engagement
 
-Padding 1 keeps the time axis at length S, so any clip with S ≥ 1 works. Since the backbone is frozen,
+Padding (``model.conv_padding``): "same" (zero padding 1, our default) keeps (S, 7, 7), so any clip with S ≥ 1
+works and the edge seconds and cells sit in as many windows as the rest; "valid" (the paper's, Keras' default)
+gives (S−2, 5, 5) and needs S ≥ 3. The global max pool makes either length-agnostic. Since the backbone is frozen,
 training runs :class:`EngagementHead` alone on cached features; ``EngagementNet.head(net.features(clips))``
 equals ``net(clips)``. Gradients flow through the frozen backbone to the input pixels (saliency).
 """
@@ -73,8 +75,9 @@ class EngagementHead(nn.Module):
     """The trainable 3-D head: features ``(B, S, C, h, w)`` (+ optional ``mask`` (B, S) bool, True = a real
     frame) → ``(B,)``.
 
-    With a mask, padded frames are zero-filled before the convolution (exactly what the convolution's own
-    zero padding gives an unpadded clip) and excluded from the max pool (set to -inf), so a padded batch gives
+    With a mask, padded frames are zero-filled before the convolution (exactly what "same" padding's own zeros
+    give an unpadded clip) and the outputs whose window reaches past the clip's end are excluded from the max
+    pool (set to -inf; with "valid" padding that is the last k−1 positions of each clip), so a padded batch gives
     each clip the same output as running it alone.
     """
 
@@ -93,6 +96,10 @@ class EngagementHead(nn.Module):
             raise ModelError("bad_clip", f"the engagement head expects features (B, S≥1, {self.in_channels}, h, w), "
                                          f"got {tuple(features.shape)}")
         x = features.permute(0, 2, 1, 3, 4)  # (B, C, S, h, w)
+        span = self.conv.kernel_size[0] - 1 if self.conv.padding == (0, 0, 0) else 0  # frames lost at the end
+        if mask is None and features.shape[1] <= span:
+            raise ModelError("clip_too_short", f"the engagement head (valid padding) needs clips of at least "
+                                               f"{span + 1} seconds, got {features.shape[1]}")
         if mask is not None:
             if mask.shape != features.shape[:2]:
                 raise ModelError("bad_clip", f"mask {tuple(mask.shape)} does not match features "
@@ -101,9 +108,14 @@ class EngagementHead(nn.Module):
                 raise ModelError("bad_clip", "every clip needs at least one unmasked frame")
             keep = mask.to(dtype=torch.bool, device=x.device)[:, None, :, None, None]
             x = x * keep.to(x.dtype)
-        y = self.activation(self.conv(x))  # (B, F, S, h, w)
+            lengths = mask.sum(dim=1)
+            if bool((lengths <= span).any()):
+                raise ModelError("clip_too_short", f"the engagement head (valid padding) needs clips of at least "
+                                                   f"{span + 1} seconds, got {int(lengths.min())}")
+        y = self.activation(self.conv(x))  # (B, F, S − span, h', w')
         if mask is not None:
-            y = y.masked_fill(~keep, float("-inf"))
+            valid = keep[:, :, span:] if span else keep  # output t covers frames t..t+span: all must be real
+            y = y.masked_fill(~valid, float("-inf"))
         pooled = y.amax(dim=(2, 3, 4))  # (B, F): global max over time and space
         return self.mlp(pooled).squeeze(-1)
 
@@ -115,17 +127,20 @@ def create_engagement_head(
     kernel_size: int = 3,
     dense_units: int = 256,
     dropout: float = 0.1,
+    padding: str = "same",
     activation: type[nn.Module] = nn.ReLU,
 ) -> EngagementHead:
     """Build the paper's 3-D head::
 
-        (B, S, C, h, w) ─► Conv3d(C→conv_filters, k×k×k, padding k//2) ─► activation
+        (B, S, C, h, w) ─► Conv3d(C→conv_filters, k×k×k, padding k//2 ("same") or 0 ("valid")) ─► activation
                         ─► max over (t, h, w) ─► Linear(conv_filters→dense_units) ─► activation
                         ─► Dropout(dropout) ─► Linear(dense_units→1) ─► (B,)
     """
     if kernel_size % 2 != 1:
-        raise ValueError(f"kernel_size must be odd so the time axis keeps its length, got {kernel_size}")
-    conv = nn.Conv3d(in_channels, conv_filters, kernel_size, padding=kernel_size // 2)
+        raise ValueError(f"kernel_size must be odd so that 'same' padding keeps the time axis, got {kernel_size}")
+    if padding not in ("same", "valid"):
+        raise ValueError(f"padding must be 'same' or 'valid', not {padding!r}")
+    conv = nn.Conv3d(in_channels, conv_filters, kernel_size, padding=kernel_size // 2 if padding == "same" else 0)
     mlp = nn.Sequential(nn.Linear(conv_filters, dense_units), activation(), nn.Dropout(dropout),
                         nn.Linear(dense_units, 1))
     return EngagementHead(conv, activation(), mlp)
@@ -177,5 +192,6 @@ def build_engagement_net(settings: ModelSettings, *, weights: str | None = "imag
     backbone = create_backbone(settings.backbone, weights=weights,
                                weights_file=settings.backbone_weights if weights is not None else None)
     head = create_engagement_head(in_channels=backbone.out_channels, conv_filters=settings.conv_filters,
-                                  dense_units=settings.dense_units, dropout=settings.dropout)
+                                  dense_units=settings.dense_units, dropout=settings.dropout,
+                                  padding=settings.conv_padding)
     return EngagementNet(backbone, head, settings=settings, frame_chunk=frame_chunk)

@@ -1,4 +1,4 @@
-"""The engagement model in MLflow: save, register, gated promotion to ``@champion``, load by alias.
+"""The engagement model in MLflow: save, register, load by alias, version or run.
 
 A logged model is a directory with two files PE-score reads back, plus MLflow's own metadata::
 
@@ -12,15 +12,8 @@ A logged model is a directory with two files PE-score reads back, plus MLflow's 
 :func:`load_engagement_model` reads the JSON, rebuilds the architecture from the backbone registry and loads
 the tensors with ``torch.load(weights_only=True)``: nothing stored is ever unpickled or executed.
 
-Promotion: a new version takes ``@champion`` only if it beats the current champion on the same test
-videos (``selection_metric``) *and* the constant baseline (on spearman and r2); otherwise the alias stays and
-the version and run are tagged with the reason (``pe.promotion``, ``pe.promotion_reason``).
-
-Promotion can also be deferred (``pe train --no-promote`` tags the version ``pe.promotion=pending``) and
-decided later from what the training run logged (``pe models promote``, :func:`promote_evaluated`): the
-candidate's held-out metrics (``test_*``), the champion's on the same videos (``champion_test_*``) and which
-champion that was (run tags ``pe.champion_version``, ``pe.champion_unavailable``). If ``@champion`` has moved
-since, the comparison is stale and nothing is promoted.
+Promotion to ``@champion`` (the gate, deferred promotion, the logged evaluations, the version listing) is
+:mod:`models.promotion`.
 """
 from __future__ import annotations
 
@@ -36,18 +29,14 @@ from typing import Any, Iterator
 
 import torch
 
-from models.evaluate import METRIC_DIRECTION, EvalReport
 from models.network import EngagementNet, build_engagement_net
 from models.settings import ModelSettings
 from models.training import resolve_device
 from pe_udfs.settings import ClipSettings
 
 __all__ = [
-    "LoadedModel", "NoChampionError", "ModelLoadError", "PromotionDecision", "ModelVersionInfo",
-    "ensure_experiment", "log_engagement_model", "build_from_files", "load_engagement_model",
-    "decide_promotion", "promote_if_better", "champion_version", "list_models", "clear_model_cache",
-    "Evaluation", "EvaluationError", "StaleEvaluationError", "evaluation_metrics", "evaluation_tags",
-    "defer_promotion", "latest_version", "evaluation_of", "promote_evaluated",
+    "LoadedModel", "NoChampionError", "ModelLoadError", "mlflow_store", "ensure_experiment", "model_config",
+    "log_engagement_model", "build_from_files", "load_engagement_model", "clear_model_cache", "champion_version",
     "MODEL_ARTIFACT", "CONFIG_FILE", "WEIGHTS_FILE", "FORMAT_VERSION",
 ]
 
@@ -55,20 +44,6 @@ MODEL_ARTIFACT = "model"
 CONFIG_FILE = "engagement_model.json"
 WEIGHTS_FILE = "state_dict.pt"
 FORMAT_VERSION = 1
-BASELINE_GATE_METRICS = ("spearman", "r2")
-
-#: MLflow metric prefixes of a training run's evaluation: the candidate (with the constant baseline) and the
-#: champion on the same test videos (without baseline keys: the baseline is the candidate's).
-TEST_PREFIX = "test_"
-CHAMPION_PREFIX = "champion_" + TEST_PREFIX
-#: Tags of the model version and run: the promotion decision; run tags: the champion the run was compared with
-#: (its version, or ``none``) and, when it could not be evaluated, why.
-TAG_PROMOTION = "pe.promotion"
-TAG_PROMOTION_REASON = "pe.promotion_reason"
-TAG_CHAMPION_VERSION = "pe.champion_version"
-TAG_CHAMPION_UNAVAILABLE = "pe.champion_unavailable"
-PENDING = "pending"
-NO_CHAMPION = "none"
 
 
 class NoChampionError(LookupError):
@@ -77,14 +52,6 @@ class NoChampionError(LookupError):
 
 class ModelLoadError(RuntimeError):
     """A model exists but cannot be loaded (missing files, bad config, weights that do not fit)."""
-
-
-class EvaluationError(LookupError):
-    """A model version (or its training run's held-out evaluation) cannot be found in the registry."""
-
-
-class StaleEvaluationError(RuntimeError):
-    """The champion a version was evaluated against is no longer (or cannot be shown to be) the champion."""
 
 
 @dataclass
@@ -343,56 +310,6 @@ def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, mo
     return loaded
 
 
-# --------------------------------------------------------------------------------------------- promotion
-@dataclass(frozen=True)
-class PromotionDecision:
-    promoted: bool
-    status: str  # "promoted" | "kept" (champion stays) | "rejected" (worse than the constant baseline)
-    reason: str
-    metric: str
-    candidate_value: float
-    champion_value: float | None = None
-    champion_version: str | None = None
-
-
-def decide_promotion(candidate: EvalReport, champion: EvalReport | None, *, metric: str = "spearman",
-                     min_improvement: float = 0.0, champion_version: str | None = None,
-                     champion_unavailable: str | None = None) -> PromotionDecision:
-    """Whether ``candidate`` should take the alias. Both reports must be on the same test videos.
-
-    1. it must beat the constant baseline on spearman, r2 and ``metric``;
-    2. with a champion, it must beat the champion's ``metric`` by more than ``min_improvement``;
-    3. a champion that exists but could not be evaluated (``champion_unavailable`` says why) is never replaced
-       automatically."""
-    if metric not in METRIC_DIRECTION:
-        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRIC_DIRECTION)}")
-    value = candidate.model.get(metric)
-    failed = [m for m in dict.fromkeys((*BASELINE_GATE_METRICS, metric)) if not candidate.beats_baseline(m)]
-    if failed:
-        parts = ", ".join(f"{m} {candidate.model.get(m):.4f} vs constant {candidate.baseline.get(m):.4f}"
-                          for m in failed)
-        return PromotionDecision(False, "rejected", f"does not beat the constant baseline: {parts}", metric, value,
-                                 champion.model.get(metric) if champion else None, champion_version)
-    if champion_unavailable is not None:
-        return PromotionDecision(False, "kept", f"champion v{champion_version} could not be evaluated on the same "
-                                 f"test videos ({champion_unavailable}); move the alias by hand if intended",
-                                 metric, value, None, champion_version)
-    if champion is None:
-        return PromotionDecision(True, "promoted", f"no current champion; beats the constant baseline "
-                                 f"({metric} {value:.4f} vs {candidate.baseline.get(metric):.4f})", metric, value)
-    if champion.n != candidate.n:
-        raise ValueError(f"champion evaluated on {champion.n} videos, candidate on {candidate.n}: not the same split")
-    champ = champion.model.get(metric)
-    gain = METRIC_DIRECTION[metric] * (value - champ)
-    if gain > min_improvement:
-        return PromotionDecision(True, "promoted", f"{metric} {value:.4f} beats champion v{champion_version} "
-                                 f"{champ:.4f} on the same {candidate.n} test videos", metric, value, champ,
-                                 champion_version)
-    return PromotionDecision(False, "kept", f"{metric} {value:.4f} does not beat champion v{champion_version} "
-                             f"{champ:.4f} on the same {candidate.n} test videos (needs > {min_improvement:g} "
-                             "better)", metric, value, champ, champion_version)
-
-
 def champion_version(tracking_uri: str, model_name: str, alias: str = "champion"):
     """The ``ModelVersion`` holding ``alias``, or None."""
     from mlflow.exceptions import MlflowException
@@ -402,261 +319,3 @@ def champion_version(tracking_uri: str, model_name: str, alias: str = "champion"
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
         return None
-
-
-def promote_if_better(*, tracking_uri: str, model_name: str, version: str, candidate: EvalReport,
-                      champion: EvalReport | None, champion_version: str | None = None, alias: str = "champion",
-                      metric: str = "spearman", min_improvement: float = 0.0, run_id: str | None = None,
-                      champion_unavailable: str | None = None) -> PromotionDecision:
-    """Decide (:func:`decide_promotion`), move ``alias`` to ``version`` if promoted, and record the decision as
-    tags ``pe.promotion`` / ``pe.promotion_reason`` on the model version and on ``run_id``."""
-    decision = decide_promotion(candidate, champion, metric=metric, min_improvement=min_improvement,
-                                champion_version=champion_version, champion_unavailable=champion_unavailable)
-    client = _client(tracking_uri)
-    if decision.promoted:
-        client.set_registered_model_alias(model_name, alias, str(version))
-    _tag_decision(client, model_name, version, run_id, decision)
-    return decision
-
-
-def _tag_decision(client, model_name: str, version: str, run_id: str | None, decision: PromotionDecision) -> None:
-    for key, value in ((TAG_PROMOTION, decision.status), (TAG_PROMOTION_REASON, decision.reason)):
-        client.set_model_version_tag(model_name, str(version), key, value)
-        if run_id:
-            client.set_tag(run_id, key, value)
-
-
-# --------------------------------------------------------------------------------------------- deferred promotion
-def evaluation_metrics(candidate: EvalReport, champion: EvalReport | None) -> dict[str, float]:
-    """The MLflow metrics of a held-out evaluation: the candidate's and its constant baseline's (``test_*``) and,
-    when there was a champion to evaluate, the champion's on the same videos (``champion_test_*``, no baseline)."""
-    out = candidate.as_flat_dict(TEST_PREFIX)
-    if champion is not None:
-        out.update({k: v for k, v in champion.as_flat_dict(CHAMPION_PREFIX).items()
-                    if not k.startswith(CHAMPION_PREFIX + "baseline_")})
-    return out
-
-
-def evaluation_tags(champion_version: str | None, champion_unavailable: str | None = None) -> dict[str, str]:
-    """The run tags saying which champion a training run was compared with (read back by :func:`evaluation_of`)."""
-    tags = {TAG_CHAMPION_VERSION: NO_CHAMPION if champion_version is None else str(champion_version)}
-    if champion_unavailable is not None:
-        tags[TAG_CHAMPION_UNAVAILABLE] = champion_unavailable
-    return tags
-
-
-def defer_promotion(*, tracking_uri: str, model_name: str, version: str, candidate: EvalReport,
-                    champion: EvalReport | None = None, champion_version: str | None = None,
-                    metric: str = "spearman", run_id: str | None = None) -> PromotionDecision:
-    """Leave ``@champion`` alone and tag the version (and ``run_id``) ``pe.promotion=pending``: the decision is
-    :func:`promote_evaluated`'s (``pe models promote``)."""
-    decision = PromotionDecision(False, PENDING, "promotion deferred to `pe models promote`", metric,
-                                 candidate.model.get(metric), champion.model.get(metric) if champion else None,
-                                 champion_version)
-    _tag_decision(_client(tracking_uri), model_name, version, run_id, decision)
-    return decision
-
-
-@dataclass
-class Evaluation:
-    """What a version's training run logged about its held-out evaluation.
-
-    ``champion_version``: the champion it was compared with (None: there was none; also None when
-    ``champion_recorded`` is False, a run from before the tag existed); ``champion``: that champion's report on
-    the same test videos, None when there was none or it could not be evaluated (``champion_unavailable``);
-    ``current_champion``: the version holding the alias now."""
-
-    model_name: str
-    version: str
-    run_id: str
-    alias: str
-    candidate: EvalReport
-    champion: EvalReport | None
-    champion_version: str | None
-    champion_unavailable: str | None
-    champion_recorded: bool
-    current_champion: str | None
-    promotion: str | None
-    metrics: dict[str, float]
-
-    @property
-    def stale(self) -> bool:
-        """True when the alias is no longer where it was at evaluation (or that cannot be told)."""
-        return not self.champion_recorded or self.current_champion != self.champion_version
-
-    def stale_reason(self) -> str:
-        if not self.champion_recorded:
-            return (f"the run of v{self.version} does not record which @{self.alias} it was compared with "
-                    f"(tag {TAG_CHAMPION_VERSION}); evaluate again with `pe train`")
-        return (f"@{self.alias} has moved since v{self.version} was evaluated (then: "
-                f"{_version_text(self.champion_version)}, now: {_version_text(self.current_champion)}), so the "
-                "comparison is stale; evaluate again with `pe train`")
-
-    def describe(self, *, metric: str = "spearman", min_improvement: float = 0.0) -> list[str]:
-        """Console lines: candidate, constant baseline and champion on the held-out split, and what the
-        promotion gate would decide."""
-        c = self.candidate
-        lines = [f"{self.model_name} v{self.version} (run {self.run_id}): held-out test split, {c.n} videos; "
-                 f"promotion: {self.promotion or '-'}",
-                 f"{'':16}{'spearman':>10}{'r2':>10}{'mae':>10}"]
-
-        def row(name: str, m, note: str = "") -> str:
-            return f"{name:16}{m.spearman:>10.3f}{m.r2:>10.3f}{m.mae:>10.3f}{('   ' + note) if note else ''}"
-
-        lines.append(row("candidate", c.model))
-        lines.append(row("constant", c.baseline, f"(predicts the training mean, {c.baseline_value:.3f})"))
-        if self.champion is not None:
-            name = f"champion v{self.champion_version}" if self.champion_version else "champion"
-            lines.append(row(name, self.champion.model, "(same test videos)"))
-        elif self.champion_unavailable is not None:
-            lines.append(f"champion v{self.champion_version}: could not be evaluated ({self.champion_unavailable})")
-        elif self.champion_recorded and self.champion_version is not None:
-            lines.append(f"champion v{self.champion_version}: no metrics logged")
-        elif self.champion_recorded:
-            lines.append(f"champion: none when v{self.version} was evaluated")
-        else:
-            lines.append("champion: not recorded (run from before `pe train` tagged it)")
-        truth = self.metrics.get(TEST_PREFIX + "truth_spearman")
-        if truth is not None:
-            lines.append(f"spearman vs ground-truth engagement: candidate {truth:.3f}, constant 0.000")
-        if self.current_champion == self.version:
-            lines.append(f"v{self.version} holds @{self.alias}")
-        elif self.stale:
-            lines.append(f"note: {self.stale_reason()}")
-        else:
-            try:
-                d = decide_promotion(c, self.champion, metric=metric, min_improvement=min_improvement,
-                                     champion_version=self.champion_version,
-                                     champion_unavailable=self.champion_unavailable)
-                lines.append(f"gate ({metric}): {'would promote' if d.promoted else 'would not promote'}: {d.reason}")
-            except ValueError as e:
-                lines.append(f"gate ({metric}): cannot decide: {e}")
-        return lines
-
-
-def _version_text(version: str | None) -> str:
-    return "no version" if version is None else f"v{version}"
-
-
-def latest_version(tracking_uri: str, model_name: str) -> str | None:
-    """The newest registered version of ``model_name`` (highest number), or None."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        versions = _client(tracking_uri).search_model_versions(f"name='{model_name}'")
-    except MlflowException:
-        return None
-    return str(max(int(v.version) for v in versions)) if versions else None
-
-
-def evaluation_of(tracking_uri: str, model_name: str, version: str | None = None, *,
-                  alias: str = "champion") -> Evaluation:
-    """The held-out evaluation logged by the training run of ``version`` (default: the newest version).
-
-    Raises :class:`EvaluationError` when the version, its run or its test metrics are missing."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client(tracking_uri)
-    if version is None:
-        version = latest_version(tracking_uri, model_name)
-        if version is None:
-            raise EvaluationError(f"no versions of {model_name} in {tracking_uri}; run `pe train`")
-    version = str(version)
-    try:
-        mv = client.get_model_version(model_name, version)
-    except MlflowException as e:
-        raise EvaluationError(f"no version {version} of {model_name} in {tracking_uri}") from e
-    if not mv.run_id:
-        raise EvaluationError(f"{model_name} v{version} has no training run, so no logged test metrics")
-    try:
-        run = client.get_run(mv.run_id)
-    except MlflowException as e:
-        raise EvaluationError(f"the training run {mv.run_id} of {model_name} v{version} cannot be read: "
-                              f"{e.message}") from e
-    metrics = dict(run.data.metrics)
-    tags = dict(run.data.tags)
-    try:
-        candidate = EvalReport.from_flat_dict(metrics, TEST_PREFIX)
-    except KeyError as e:
-        raise EvaluationError(f"{model_name} v{version} has no logged test metrics in run {mv.run_id} "
-                              f"({e.args[0]}); evaluate it with `pe train`") from e
-    recorded = TAG_CHAMPION_VERSION in tags
-    champ_v = tags.get(TAG_CHAMPION_VERSION)
-    champ_v = None if champ_v in (None, NO_CHAMPION) else champ_v
-    unavailable = tags.get(TAG_CHAMPION_UNAVAILABLE)
-    try:
-        champion = EvalReport.from_flat_dict(metrics, CHAMPION_PREFIX, baseline=candidate)
-    except KeyError:
-        champion = None
-        if champ_v is not None and unavailable is None:
-            unavailable = "its metrics on the test videos were not logged"
-    current = champion_version(tracking_uri, model_name, alias)
-    return Evaluation(model_name=model_name, version=version, run_id=mv.run_id, alias=alias, candidate=candidate,
-                      champion=champion, champion_version=champ_v, champion_unavailable=unavailable,
-                      champion_recorded=recorded, current_champion=None if current is None else str(current.version),
-                      promotion=(mv.tags or {}).get(TAG_PROMOTION), metrics=metrics)
-
-
-def promote_evaluated(*, tracking_uri: str, model_name: str, version: str | None = None, alias: str = "champion",
-                      metric: str = "spearman", min_improvement: float = 0.0
-                      ) -> tuple[Evaluation, PromotionDecision]:
-    """Decide the promotion of ``version`` (default: the newest) from its run's logged evaluation, as
-    ``pe train`` would have (:func:`promote_if_better`: same gate, same tags).
-
-    A version that already holds ``alias`` is left as it is (decision ``promoted``, nothing changed). Raises
-    :class:`StaleEvaluationError` when the alias has moved since the evaluation (or the run does not say which
-    champion it was compared with), :class:`EvaluationError` when the evaluation is missing or inconsistent."""
-    ev = evaluation_of(tracking_uri, model_name, version, alias=alias)
-    if ev.current_champion == ev.version:
-        return ev, PromotionDecision(True, "promoted", f"v{ev.version} already holds @{alias}; nothing to do",
-                                     metric, ev.candidate.model.get(metric))
-    if ev.stale:
-        raise StaleEvaluationError(ev.stale_reason())
-    try:
-        decision = promote_if_better(
-            tracking_uri=tracking_uri, model_name=model_name, version=ev.version, candidate=ev.candidate,
-            champion=ev.champion, champion_version=ev.champion_version, alias=alias, metric=metric,
-            min_improvement=min_improvement, run_id=ev.run_id, champion_unavailable=ev.champion_unavailable)
-    except ValueError as e:  # reports on different videos: the logged evaluation is inconsistent
-        raise EvaluationError(f"{model_name} v{ev.version}: {e}") from e
-    return ev, decision
-
-
-# --------------------------------------------------------------------------------------------- listing
-@dataclass
-class ModelVersionInfo:
-    version: str
-    aliases: list[str]
-    run_id: str
-    created: str
-    status: str
-    promotion: str | None
-    metrics: dict[str, float]
-
-
-def list_models(*, tracking_uri: str, model_name: str = "pe-engagement") -> list[ModelVersionInfo]:
-    """All versions of ``model_name`` (newest first) with aliases, promotion tag and the run's test metrics."""
-    from datetime import datetime, timezone
-
-    from mlflow.exceptions import MlflowException
-
-    client = _client(tracking_uri)
-    try:
-        versions = client.search_model_versions(f"name='{model_name}'")
-        aliases_of: dict[str, list[str]] = {}
-        for alias_name, v in (client.get_registered_model(model_name).aliases or {}).items():
-            aliases_of.setdefault(str(v), []).append(alias_name)
-    except MlflowException:
-        return []
-    out = []
-    for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
-        metrics: dict[str, float] = {}
-        if mv.run_id:
-            try:
-                metrics = dict(client.get_run(mv.run_id).data.metrics)
-            except MlflowException:
-                metrics = {}
-        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        out.append(ModelVersionInfo(str(mv.version), sorted(aliases_of.get(str(mv.version), [])), mv.run_id or "", created,
-                                    str(mv.status), (mv.tags or {}).get(TAG_PROMOTION), metrics))
-    return out

@@ -14,7 +14,6 @@ frames from its max pool, so padding never changes a prediction).
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import torch
 from torch import nn
 
 __all__ = [
-    "FeatureBatch", "FitResult", "encode_features", "decode_features", "collate_feature_rows", "split_of",
+    "FeatureBatch", "FitResult", "encode_features", "decode_features", "collate_feature_rows",
     "trainable_parameters", "make_optimizer", "fit_head", "predict_head", "resolve_device",
 ]
 
@@ -88,18 +87,6 @@ def collate_feature_rows(rows: Sequence[Mapping[str, Any]]) -> FeatureBatch:
     return FeatureBatch(feats, mask, labels, [str(r["video_id"]) for r in rows])
 
 
-# --------------------------------------------------------------------------------------------- splits
-def split_of(video_id: str, *, seed: int, val_fraction: float, test_fraction: float) -> str:
-    """Deterministic split of a video by a hash of ``"{seed}:{video_id}"``: 'test', 'val' or 'train'.
-
-    u = first 8 hex digits of SHA-256 / 2³² ∈ [0, 1); u < test_fraction → test; < test+val → val. The same
-    formula runs in Spark SQL (``sha2``/``conv``) in the training job, so both always agree."""
-    if val_fraction + test_fraction >= 1:
-        raise ValueError("val_fraction + test_fraction must be below 1")
-    u = int(hashlib.sha256(f"{seed}:{video_id}".encode()).hexdigest()[:8], 16) / 2**32
-    return "test" if u < test_fraction else "val" if u < test_fraction + val_fraction else "train"
-
-
 # --------------------------------------------------------------------------------------------- training
 def resolve_device(device: str = "auto") -> torch.device:
     """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is an error."""
@@ -140,10 +127,13 @@ def fit_head(
     weight_decay: float = 0.0,
     device: str | torch.device = "cpu",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    val_groups: Mapping[str, str] | None = None,
 ) -> FitResult:
     """Train ``head`` (features, mask → (B,)) with MSE; stop when validation loss has not improved for
     ``patience`` epochs; restore the best weights. ``train_batches``/``val_batches`` are iterated once per epoch
-    (lists, or re-iterable loaders). Seed torch before calling for reproducible results."""
+    (lists, or re-iterable loaders). ``val_groups`` (video_id → influencer): the validation loss compares
+    predictions within influencer (:func:`evaluate_loss`), as a label residualised on influencers is evaluated.
+    Seed torch before calling for reproducible results."""
     device = torch.device(device)
     head.to(device)
     opt = make_optimizer(head, learning_rate=learning_rate, weight_decay=weight_decay)
@@ -166,7 +156,7 @@ def fit_head(
             n += len(batch)
         if n == 0:
             raise ValueError("the training split is empty")
-        val_loss = evaluate_loss(head, val_batches, device=device)
+        val_loss = evaluate_loss(head, val_batches, device=device, groups=val_groups)
         row = {"epoch": epoch, "train_loss": total / n, "val_loss": val_loss, "seconds": time.perf_counter() - t0}
         history.append(row)
         if on_epoch is not None:
@@ -182,8 +172,17 @@ def fit_head(
 
 
 @torch.inference_mode()
-def evaluate_loss(head: nn.Module, batches: Iterable[FeatureBatch], *, device: str | torch.device = "cpu") -> float:
-    """Mean squared error of ``head`` over all rows of ``batches`` (eval mode)."""
+def evaluate_loss(head: nn.Module, batches: Iterable[FeatureBatch], *, device: str | torch.device = "cpu",
+                  groups: Mapping[str, str] | None = None) -> float:
+    """Mean squared error of ``head`` over all rows of ``batches`` (eval mode). With ``groups`` (video_id →
+    group), each prediction first loses the mean prediction of its group (models.labels.within_groups)."""
+    if groups is not None:
+        from models.labels import within_groups
+
+        ids, preds, labels = predict_head(head, batches, device=device)
+        if not ids:
+            raise ValueError("the validation split is empty")
+        return float(np.mean((within_groups(preds, [groups[v] for v in ids]) - labels) ** 2))
     head.eval()
     total, n = 0.0, 0
     for batch in batches:

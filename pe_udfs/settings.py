@@ -58,3 +58,23 @@ class SaliencySettings(StrictSettings):
     smoothgrad_stdev: float = Field(0.1, gt=0)
     first_seconds: int = Field(6, ge=1)  # the paper's peak-attention window
     grid: int = Field(14, ge=1)  # coarse per-second engagement grid stored in pe_seconds
+
+
+def scoring_clip(model_clip: ClipSettings, max_seconds: int) -> ClipSettings:
+    """The clip settings scoring samples a video with: the model's sampling (fps, size, limits; what its backbone
+    and head were trained on) and the scoring window ``max_seconds`` (``clip.max_seconds``, the paper's 60 s),
+    whatever window the model was trained on: the head is convolutional with a global max pool."""
+    return model_clip.model_copy(update={"max_seconds": int(max_seconds)})
+
+
+def scoring_config_id(saliency: SaliencySettings, product: ProductSettings, clip: ClipSettings) -> str:
+    """What a stored score depends on besides the model version, as ``<saliency>/<product>/<window>s/<hash>``,
+    e.g. ``vanilla/sift/60s/3f9a0c1e``: the hash covers every saliency and product setting that changes a result
+    (not ``match_workers``), the window and the matching resolution. A new id makes videos candidates again."""
+    import hashlib
+    import json
+
+    payload = {"saliency": saliency.model_dump(), "product": product.model_dump(exclude={"match_workers"}),
+               "window_s": clip.max_seconds, "match_max_width": clip.match_max_width}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{saliency.method}/{product.method}/{clip.max_seconds}s/{digest}"

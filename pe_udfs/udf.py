@@ -2,7 +2,8 @@
 
     campaign rows (video_id, video_uri, product_id, product_image_uri)
         │  per Python worker: model loaded once from the MLflow registry (cached), listing features once per
-        │  product image (cached), torch threads = cores per task
+        │  product image (cached), torch threads = cores per task; clips sampled with the model's fps and size
+        │  over the scoring window (task.max_seconds = clip.max_seconds)
         ▼
     score_video(...)  ──►  one 'video' row + S 'second' rows      (or one 'error' row for a rejected input)
 
@@ -48,6 +49,7 @@ class ScoringTask:
     tracking_uri: str
     product: dict[str, Any]  # pe_udfs.settings.ProductSettings as a dict
     saliency: dict[str, Any]  # pe_udfs.settings.SaliencySettings as a dict
+    max_seconds: int | None = None  # the scoring window (clip.max_seconds); None → the model's training window
     device: str = "auto"
     torch_threads: int = 1
     allowed_schemes: tuple[str, ...] = ("file",)
@@ -104,17 +106,18 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
 
     from models.registry import load_engagement_model
     from pe_udfs.score import score_video
-    from pe_udfs.settings import ProductSettings, SaliencySettings
+    from pe_udfs.settings import ProductSettings, SaliencySettings, scoring_clip
 
     torch.set_num_threads(max(1, task.torch_threads))
     loaded = load_engagement_model(task.model_uri, tracking_uri=task.tracking_uri, device=task.device)
     product, saliency = ProductSettings(**task.product), SaliencySettings(**task.saliency)
+    clip = loaded.clip if task.max_seconds is None else scoring_clip(loaded.clip, task.max_seconds)
     for row in rows:
         vid = str(row["video_id"])
         t0 = time.perf_counter()
         try:
             listing = listing_for(row.get("product_image_uri"), task)
-            vs = score_video(row["video_uri"], listing, model=loaded.module, clip=loaded.clip, product=product,
+            vs = score_video(row["video_uri"], listing, model=loaded.module, clip=clip, product=product,
                              saliency=saliency, device=loaded.device, allowed_schemes=task.allowed_schemes,
                              allowed_roots=task.allowed_roots or None)
         except PEInputError as e:

@@ -279,9 +279,10 @@ def panel_from_lake_frames(sales: pd.DataFrame, videos: pd.DataFrame, scores: pd
     sales: ``taobao_sales`` (product_id, date, rolling_sales_30d, daily_sales, price, discount, search_index,
         advertised). A null ``advertised`` is taken from the product's first video's ``published_at``.
     videos: ``campaign_videos`` (video_id, product_id, influencer_id, campaign_id, published_at).
-    scores: ``pe_scores`` rows of **one** model version (video_id, ``pe_column``, e_score, p_score, model_version).
-        pe, e and p are min-max normalised across all these videos (the paper's Table 3), then joined to the
-        product's first published video.
+    scores: ``pe_scores`` rows of **one** model version (video_id, ``pe_column``, e_score, p_score, model_version)
+        and one scoring_config (mixed saliency/product methods or windows raise AnalysisError
+        mixed_scoring_configs, naming them). pe, e and p are min-max normalised across all these videos (the
+        paper's Table 3), then joined to the product's first published video.
     Specification (6) controls for the average search index, price and discount, with campaign fixed effects
     when the treated products span several campaigns; standard errors cluster by influencer.
     """
@@ -292,6 +293,14 @@ def panel_from_lake_frames(sales: pd.DataFrame, videos: pd.DataFrame, scores: pd
         raise AnalysisError("empty_panel", "taobao_sales has no rows")
     if "model_version" in scores and scores["model_version"].nunique() > 1:
         raise ValueError("panel_from_lake_frames needs the scores of one model version")
+    if "scoring_config" in scores:
+        configs = scores["scoring_config"].astype(object).where(scores["scoring_config"].notna(), "unrecorded")
+        counts = configs.value_counts()
+        if len(counts) > 1:
+            named = ", ".join(f"{c} ({n} videos)" for c, n in counts.items())
+            raise AnalysisError("mixed_scoring_configs", f"the scores were computed with different saliency/product "
+                                f"methods or windows, which min-max normalisation cannot put on one scale: {named}; "
+                                "score the campaign again with one configuration (`pe score --rescore`)")
     notes: list[str] = []
     sales = sales.copy()
     sales["product_id"] = sales["product_id"].astype(str)

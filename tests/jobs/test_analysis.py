@@ -309,6 +309,20 @@ def test_second_stage_without_scores_is_a_clear_error():
     assert err.value.reason == "no_scores"
 
 
+def test_scores_of_mixed_methods_are_not_min_max_normalised_together():
+    sales, videos, scores, _ = lake_frames(n_treated=4, n_controls=3)
+    one = scores.assign(scoring_config="vanilla/sift/60s/aaaa1111")
+    assert panel_from_lake_frames(sales, videos, one).products["pe"].max() == pytest.approx(1.0)
+    mixed = one.copy()
+    mixed.loc[mixed.index[:1], "scoring_config"] = "smoothgrad/sift/60s/bbbb2222"
+    mixed.loc[mixed.index[1:2], "scoring_config"] = None  # scored before scoring_config was recorded
+    with pytest.raises(AnalysisError) as err:
+        panel_from_lake_frames(sales, videos, mixed)
+    assert err.value.reason == "mixed_scoring_configs"
+    assert "vanilla/sift/60s/aaaa1111 (2 videos)" in str(err.value)
+    assert "smoothgrad/sift/60s/bbbb2222 (1 videos)" in str(err.value) and "unrecorded (1 videos)" in str(err.value)
+
+
 # ----------------------------------------------------------------------------------------- paper format
 
 def test_load_paper_panel_reads_the_format_and_joins_the_search_index(tmp_path):

@@ -13,6 +13,7 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
 
+from jobs import contracts
 from jobs.lake import Lake, NotNullViolation, SchemaMismatch
 
 pytestmark = pytest.mark.slow
@@ -84,7 +85,7 @@ def test_contract_tables_are_created_on_first_use_and_cast(lake, spark):
         "video_id", "model_version", "second", "e_mass", F.lit(None).cast("double").alias("pe_mass"),
         F.lit(None).cast("double").alias("p_mass"), "product_found", F.lit(7).alias("inliers"),
         F.array(F.lit(1.0)).alias("quad_224"), F.array(F.lit(0.5).cast("float")).alias("e_grid"),
-        F.lit("run").alias("run_id"),
+        F.lit("run").alias("run_id"), F.lit("vanilla/sift/60s/0123abcd").alias("scoring_config"),
     )
     lake.write("pe_seconds", full)
     out = lake.read("pe_seconds").collect()[0]
@@ -206,9 +207,15 @@ def test_tables_written_by_the_old_delta_rs_layer_stay_readable(tmp_path, spark)
     parted = sorted((r.k, r.part, r.v) for r in lake.read("parted").collect())
     assert parted == [("a", "x y", 1), ("b", "a/b%c", 2), ("c", None, 3), ("d", "é=?", 4)]
     assert lake.read("pe_scores", version=1).count() == 3
-    lake.merge("pe_scores", lake.read("pe_scores").where("video_id = 'v9'").withColumn("pe_share", F.lit(0.5)))
+    # columns the contract gained since (window_seconds, scoring_config...) are added on the first write
+    row = lake.read("pe_scores").where("video_id = 'v9'").withColumn("pe_share", F.lit(0.5))
+    lake.ensure("pe_scores")
+    assert set(contracts.spark_schema("pe_scores").fieldNames()) <= set(lake.read("pe_scores").columns)
+    for c in set(lake.read("pe_scores").columns) - set(row.columns):
+        row = row.withColumn(c, F.lit(None))
+    lake.merge("pe_scores", row)
     assert lake.read("pe_scores").where("video_id = 'v9'").first().pe_share == 0.5
-    assert lake.version("pe_scores") == 3
+    assert lake.read("pe_scores").count() == 4
 
 
 def test_not_null_columns_are_enforced_on_every_write(lake, spark):

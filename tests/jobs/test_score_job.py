@@ -197,3 +197,37 @@ def test_sigkill_mid_write_leaves_valid_tables_and_the_rerun_has_one_row_per_key
                        ("pe_seconds", ["video_id", "model_version", "second"])):
         df = lake.read(name)
         assert df.count() == df.select(*keys).distinct().count() == {"pe_scores": 4, "pe_seconds": 12}[name]
+
+
+def test_scoring_uses_the_full_window_and_records_the_scoring_config(cfg, lake, spark):
+    """A 30-s sample video, a model trained on 10-s clips: all 30 seconds are scored (clip.max_seconds = 60), the
+    window and the scoring_config are stored; a new saliency method or window makes the video a candidate again."""
+    from jobs.sample import run_sample
+    from jobs.score import current_scoring_config, run_score
+
+    run_sample(cfg, lake, n_videos=1, seed=3, min_seconds=30, max_seconds=30, width=180, height=320, workers=1,
+               audio=False)
+    _register_tiny_champion(cfg)  # saved with a 10-s training window
+    summary = run_score(cfg, spark=spark)  # with the output quality checks
+    assert summary.scored == 1
+    scores = lake.read_pandas("pe_scores")
+    assert scores["n_seconds"].tolist() == [30] and scores["window_seconds"].tolist() == [60]
+    assert scores["scoring_config"].tolist() == [current_scoring_config(cfg)]
+    assert scores["scoring_config"][0].startswith("vanilla/sift/60s/")
+    seconds = lake.read_pandas("pe_seconds")
+    assert sorted(seconds["second"]) == list(range(30))
+    assert set(seconds["scoring_config"]) == {current_scoring_config(cfg)}
+    assert run_score(cfg, spark=spark).candidates == 0  # same model and configuration: nothing to do
+
+    # a shorter window is another scoring configuration: scored again, the row replaced; the 18 seconds beyond
+    # it stay in pe_seconds under the old id and are not part of the new score (the quality checks pass)
+    short = cfg.model_copy(update={"clip": cfg.clip.model_copy(update={"max_seconds": 12})})
+    again = run_score(short, spark=spark)
+    assert (again.candidates, again.scored) == (1, 1)
+    scores = lake.read_pandas("pe_scores")
+    assert len(scores) == 1 and scores["n_seconds"][0] == 12 and scores["window_seconds"][0] == 12
+    assert scores["scoring_config"][0] == current_scoring_config(short) != current_scoring_config(cfg)
+    seconds = lake.read_pandas("pe_seconds")
+    assert (seconds["scoring_config"] == current_scoring_config(short)).sum() == 12 and len(seconds) == 30
+    smoothgrad = short.saliency.model_copy(update={"method": "smoothgrad", "smoothgrad_samples": 2})
+    assert run_score(short.model_copy(update={"saliency": smoothgrad}), spark=spark).scored == 1

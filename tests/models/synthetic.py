@@ -1,4 +1,5 @@
-"""Tiny synthetic videos and labels for the model and training tests (no downloads, a few KB each)."""
+"""Tiny synthetic videos and labels for the model and training tests (no downloads, a few KB each), and known
+test-split predictions for the promotion tests."""
 from __future__ import annotations
 
 import os
@@ -73,3 +74,34 @@ def write_campaign(lake, media_root: str, *, n: int = 30, influencers: int = 10,
         lake.write_arrow(name, pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns),
                          mode="overwrite")
     return levels
+
+
+# --------------------------------------------------------------------------------------------- known predictions
+#: Test labels of 24 videos and a fixed noise pattern: predictions = Y (or Y reversed) + noise × PATTERN.
+Y = np.linspace(0.0, 7.0, 24)
+PATTERN = np.random.default_rng(3).normal(size=24)
+
+
+def predictions(noise: float, *, flip: bool = False) -> np.ndarray:
+    """(24,) predictions on :data:`Y`: R² ≈ 1 − noise²/4.5; noise 0.2 clearly beats 1.0, 1.3 does not."""
+    return (Y[::-1] if flip else Y) + noise * PATTERN
+
+
+def report(noise: float, *, flip: bool = False):
+    """The :class:`models.evaluate.EvalReport` of :func:`predictions` (constant: the mean of Y)."""
+    from models.evaluate import evaluate_predictions
+
+    return evaluate_predictions(Y, predictions(noise, flip=flip), baseline_value=float(Y.mean()))
+
+
+def gate(noise: float, *, flip: bool = False, champion: float | None = None, champion_version: str | None = None,
+         unavailable: str | None = None):
+    """The promotion gate of :func:`predictions` (400 resamples), against a champion predicting with ``champion``
+    noise (or one that ``unavailable`` says could not be evaluated)."""
+    from models.gate import ChampionEvidence, evaluate_gate
+    from models.settings import GateSettings
+
+    evidence = None if champion_version is None else ChampionEvidence(
+        champion_version, predictions=None if champion is None else predictions(champion), unavailable=unavailable)
+    return evaluate_gate(Y, predictions(noise, flip=flip), baseline_value=float(Y.mean()),
+                         settings=GateSettings(bootstrap=400), champion=evidence)

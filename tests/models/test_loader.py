@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.training import encode_features, split_of
+from models.training import encode_features
 
 pytestmark = pytest.mark.slow
 
@@ -51,12 +51,3 @@ def test_petastorm_yields_the_expected_batches_from_a_spark_dataframe(spark, tmp
     with pytest.raises(ValueError, match="lacks columns"):
         with feature_batches(df.drop("label"), batch_size=2):
             pass
-
-
-def test_spark_split_formula_matches_the_python_one(spark):
-    from jobs.train import assign_splits
-
-    ids = [(f"video-{i}",) for i in range(300)]
-    df = assign_splits(spark.createDataFrame(ids, "video_id STRING"), seed=17, val_fraction=0.15, test_fraction=0.2)
-    got = {r["video_id"]: r["split"] for r in df.collect()}
-    assert got == {v: split_of(v, seed=17, val_fraction=0.15, test_fraction=0.2) for (v,) in ids}

@@ -38,9 +38,10 @@ def test_head_on_precomputed_features_equals_full_network(tiny_net):
     torch.testing.assert_close(rechunked, full, rtol=1e-5, atol=1e-6)
 
 
-def test_padded_and_masked_batch_equals_each_clip_alone():
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_padded_and_masked_batch_equals_each_clip_alone(padding):
     torch.manual_seed(1)
-    head = create_engagement_head(in_channels=6, conv_filters=5, dense_units=7, dropout=0.0).eval()
+    head = create_engagement_head(in_channels=6, conv_filters=5, dense_units=7, dropout=0.0, padding=padding).eval()
     a, b = torch.randn(3, 6, 4, 4), torch.randn(6, 6, 4, 4)
     padded = torch.zeros(2, 6, 6, 4, 4)
     padded[0, :3], padded[1] = a, b
@@ -54,13 +55,14 @@ def test_padded_and_masked_batch_equals_each_clip_alone():
     assert not torch.allclose(unmasked[0], alone[0])  # without the mask the padding would change the answer
 
 
-def test_head_matches_hand_computation():
+@pytest.mark.parametrize("padding, pad", [("same", 1), ("valid", 0)])
+def test_head_matches_hand_computation(padding, pad):
     """Conv3d → ReLU → global max → Linear → ReLU → Linear, checked against an explicit computation."""
     torch.manual_seed(2)
-    head = create_engagement_head(in_channels=2, conv_filters=3, dense_units=4, dropout=0.0).eval()
+    head = create_engagement_head(in_channels=2, conv_filters=3, dense_units=4, dropout=0.0, padding=padding).eval()
     feats = torch.randn(1, 4, 2, 3, 3)
     with torch.no_grad():
-        conv = torch.nn.functional.conv3d(feats.permute(0, 2, 1, 3, 4), head.conv.weight, head.conv.bias, padding=1)
+        conv = torch.nn.functional.conv3d(feats.permute(0, 2, 1, 3, 4), head.conv.weight, head.conv.bias, padding=pad)
         pooled = conv.clamp(min=0).flatten(2).max(dim=2).values
         l1, l2 = head.mlp[0], head.mlp[3]
         expected = (pooled @ l1.weight.T + l1.bias).clamp(min=0) @ l2.weight.T + l2.bias
@@ -97,6 +99,20 @@ def test_bad_clip_shapes_raise_model_error(tiny_net, shape):
     with pytest.raises(ModelError) as e:
         tiny_net(torch.rand(*shape))
     assert e.value.reason == "bad_clip" and e.value.stage == "model"
+
+
+def test_valid_padding_is_the_papers_and_needs_three_seconds():
+    head = create_engagement_head(in_channels=2, conv_filters=3, dense_units=4, padding="valid")
+    assert head.conv.padding == (0, 0, 0)
+    assert head(torch.randn(2, 3, 2, 7, 7)).shape == (2,)  # (S−2, 5, 5) after the convolution
+    with pytest.raises(ModelError, match="at least 3 seconds"):
+        head(torch.randn(1, 2, 2, 7, 7))
+    with pytest.raises(ModelError, match="at least 3 seconds"):
+        head(torch.randn(2, 4, 2, 7, 7), torch.tensor([[True] * 4, [True, True, False, False]]))
+    with pytest.raises(ValueError, match="padding"):
+        create_engagement_head(in_channels=2, padding="causal")
+    net = build_engagement_net(ModelSettings(backbone="tiny", conv_padding="valid"), weights=None)
+    assert net.head.conv.padding == (0, 0, 0) and net.config()["model"]["conv_padding"] == "valid"
 
 
 def test_mask_without_any_real_frame_is_rejected(tiny_net):

@@ -19,31 +19,18 @@ def _cfg(tmp_path, **train):
         "device": "cpu",
         "model": {"backbone": "tiny"},
         "train": {"epochs": 40, "patience": 8, "batch_size": 8, "learning_rate": 3e-3, "test_fraction": 0.3,
-                  "val_fraction": 0.2, "min_videos": 10, **train},
+                  "val_fraction": 0.2, "min_videos": 10, "min_val_videos": 8,
+                  "gate": {"min_test_videos": 12, "bootstrap": 1000}, **train},
     })
 
 
-def test_build_labels_residualises_on_influencers_with_two_or_more_videos(spark):
-    from jobs.train import build_labels
+def _split_of_run(cfg, run_id) -> dict[str, list[str]]:
+    import mlflow
 
-    rows = [("a", "i1", 9, 0), ("b", "i1", 99, 0), ("c", "i2", 0, 0), ("d", None, 19, 0), ("e", "i3", None, 0)]
-    df = spark.createDataFrame(rows, "video_id STRING, influencer_id STRING, shares BIGINT, likes BIGINT")
-    out, info = build_labels(df, "log1p_shares_resid_influencer")
-    got = {r["video_id"]: r["label"] for r in out.collect()}
-    y = {"a": np.log(10), "b": np.log(100), "c": 0.0, "d": np.log(20)}  # e has no shares: dropped
-    resid = {"a": y["a"] - (y["a"] + y["b"]) / 2, "b": y["b"] - (y["a"] + y["b"]) / 2}
-    mean_all = np.mean(list(y.values()))
-    resid.update(c=y["c"] - mean_all, d=y["d"] - mean_all)  # single-video or unknown influencer
-    r = np.array([resid[k] for k in "abcd"])
-    expected = (r - r.mean()) / r.std(ddof=1)
-    assert sorted(got) == list("abcd")
-    np.testing.assert_allclose([got[k] for k in "abcd"], expected, rtol=1e-9)
-    assert info["residualised_videos"] == 2 and info["n"] == 4 and info["sd"] == pytest.approx(r.std(ddof=1))
+    from models.registry import mlflow_store
 
-    plain, info = build_labels(df, "log1p_shares")
-    vals = np.array([y[k] for k in "abcd"])
-    got = {r["video_id"]: r["label"] for r in plain.collect()}
-    np.testing.assert_allclose([got[k] for k in "abcd"], (vals - vals.mean()) / vals.std(ddof=1), rtol=1e-9)
+    with mlflow_store(cfg.tracking_uri):
+        return mlflow.artifacts.load_dict(f"runs:/{run_id}/split.json")
 
 
 def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
@@ -51,41 +38,56 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 
     from jobs.lake import Lake
     from jobs.train import run_training, training_clip
-    from models.registry import clear_model_cache, list_models, load_engagement_model
+    from models.promotion import list_models
+    from models.registry import clear_model_cache, load_engagement_model
     from models.training import decode_features
 
-    cfg = _cfg(tmp_path)
+    # shares here follow the picture alone (no influencer effect is planted), so the label without fixed effects
+    cfg = _cfg(tmp_path, label="log1p_shares")
     lake = Lake(cfg.lake_path, spark)
-    levels = write_campaign(lake, cfg.media_root + "/videos", n=30, broken=1)
+    levels = write_campaign(lake, cfg.media_root + "/videos", n=45, influencers=15, broken=1)
     lines: list[str] = []
     first = run_training(cfg, lake, echo=lines.append)
 
     # features: computed once per video into training_clips, the broken file recorded with its reason
     clips = lake.read_pandas("training_clips")
-    assert len(clips) == 31 and set(clips["backbone"]) == {"tiny"}
+    assert len(clips) == 46 and set(clips["backbone"]) == {"tiny"}
     bad = clips[clips["features"].isna()]
-    assert list(bad["video_id"]) == ["t030"] and list(bad["error_reason"]) == ["unreadable"]
-    assert first.skipped[0]["video_id"] == "t030" and first.skipped[0]["error_stage"] == "decode"
+    assert list(bad["video_id"]) == ["t045"] and list(bad["error_reason"]) == ["unreadable"]
+    assert first.skipped[0]["video_id"] == "t045" and first.skipped[0]["error_stage"] == "decode"
     good = clips.dropna(subset=["features"]).set_index("video_id")
     for vid, row in good.iterrows():
         f = decode_features(row["features"], row["feature_shape"])
         assert f.shape == (row["n_seconds"], 16, 7, 7)
-    assert sum(first.split_counts.values()) == 30 and min(first.split_counts.values()) >= 2
+    assert sum(first.split_counts.values()) == 45 and first.split_counts["test"] >= 12
     assert json.loads(good["clip_config"].iloc[0])["backbone"] == "tiny"
 
-    # the model learned the planted signal: better than the constant on the test split and vs ground truth
+    # split by influencer: no influencer in two splits (the run's split.json against the campaign)
+    split = _split_of_run(cfg, first.run_id)
+    influencer = lake.read_pandas("campaign_videos").set_index("video_id")["influencer_id"]
+    owners = {name: set(influencer[ids]) for name, ids in split.items()}
+    assert sum(map(len, split.values())) == 45 and len(split["test"]) == first.split_counts["test"]
+    assert not (owners["train"] & owners["test"]) and not (owners["train"] & owners["val"])
+    assert not (owners["val"] & owners["test"])
+
+    # the model learned the planted signal: through the gate, with the interval printed
     assert first.promoted and first.model_version == "1" and first.promotion_status == "promoted"
     t = first.test
-    assert t["test_spearman"] > 0.5 and t["test_r2"] > t["test_baseline_r2"] and t["test_mae"] < t["test_baseline_mae"]
+    assert t["test_spearman"] > 0.5 and t["test_r2"] > 0 and t["test_mae"] < t["test_baseline_mae"]
+    assert first.gate.check("vs_constant").low > 0 and "no current champion" in first.promotion_reason
     assert first.truth_spearman is not None and first.truth_spearman > 0.5
     assert any("constant" in line for line in lines) and any("total time" in line for line in lines)
+    assert any(line.strip().startswith("pass  spearman − constant") and "95% CI [" in line for line in lines)
+    assert any(line.strip().startswith("→ promoted") for line in lines)
 
     client = MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri)
     run = client.get_run(first.run_id)
     assert run.data.params["model.backbone"] == "tiny" and run.data.params["train.label"] == cfg.train.label
     assert run.data.tags["pe.training_clips_version"] == str(first.training_clips_version)
     assert {"test_spearman", "test_baseline_spearman", "test_r2", "test_baseline_r2", "test_mae",
-            "test_baseline_mae", "test_truth_spearman", "val_loss", "train_loss"} <= set(run.data.metrics)
+            "test_baseline_mae", "test_truth_spearman", "val_loss", "train_loss", "gate_passed",
+            "gate_vs_constant_low", "gate_vs_constant_high", "gate_r2_value"} <= set(run.data.metrics)
+    assert run.data.params["train.gate.min_test_videos"] == "12"
 
     loaded = load_engagement_model(tracking_uri=cfg.tracking_uri, device="cpu")
     # saved with the clip settings it trained on (train.max_seconds caps the seconds), which scoring uses
@@ -95,14 +97,15 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 
     # retrain with worse settings: an (almost) untrained head. Features are reused, the new version is
     # registered, compared with the champion on the same test videos, and @champion stays at v1.
-    worse_cfg = _cfg(tmp_path, epochs=1, learning_rate=1e-7)
+    worse_cfg = _cfg(tmp_path, label="log1p_shares", epochs=1, learning_rate=1e-7)
     lines.clear()
     second = run_training(worse_cfg, lake, echo=lines.append)
-    assert any("1 videos to compute, 30 reused" in line for line in lines)  # the broken file is retried
+    assert any("1 videos to compute, 45 reused" in line for line in lines)  # the broken file is retried
     assert second.model_version == "2" and not second.promoted
+    # the same split: v1 trained on none of these test videos, so it is compared on all of them
     assert second.test["champion_test_n"] == second.test["test_n"]
     assert second.test["champion_test_spearman"] == pytest.approx(first.test["test_spearman"], abs=1e-6)
-    assert "v1" in second.promotion_reason or "constant baseline" in second.promotion_reason
+    assert second.promotion_status in ("kept", "rejected") and "CI" in second.promotion_reason
     clear_model_cache()
     assert load_engagement_model(tracking_uri=cfg.tracking_uri, device="cpu").version == "1"
     versions = {v.version: v for v in list_models(tracking_uri=cfg.tracking_uri)}
@@ -123,7 +126,7 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 
     # --no-promote (the retrain DAG's train stage): evaluated and registered, @champion untouched, pending;
     # `pe models promote` then decides from the logged metrics exactly as `pe train` would have
-    from models.registry import decide_promotion, evaluation_of, promote_evaluated
+    from models.promotion import evaluation_of, promote_evaluated
 
     lines.clear()
     third = run_training(worse_cfg, lake, echo=lines.append, promote=False)
@@ -137,12 +140,31 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
     assert ev.version == "3" and ev.champion_version == "1" and not ev.stale
     assert ev.candidate.model.spearman == pytest.approx(third.test["test_spearman"])
     assert ev.champion.model.spearman == pytest.approx(first.test["test_spearman"], abs=1e-6)
-    expected = decide_promotion(ev.candidate, ev.champion, metric=cfg.train.selection_metric,
-                                min_improvement=cfg.train.min_improvement, champion_version="1")
-    _, decision = promote_evaluated(tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
-                                    metric=cfg.train.selection_metric, min_improvement=cfg.train.min_improvement)
-    assert decision == expected and not decision.promoted  # the (almost) untrained head stays out
+    assert ev.gate == third.gate and ev.gate.champion_version == "1"
+    _, decision = promote_evaluated(tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name)
+    assert decision.status == third.gate.status and not decision.promoted  # the (almost) untrained head stays out
     assert client.get_model_version(cfg.mlflow.model_name, "3").tags["pe.promotion"] == decision.status
+
+
+def test_a_model_trained_on_permuted_labels_is_never_promoted(spark, tmp_path):
+    """Negative control: the same campaign with its share counts shuffled across videos (the videos stay, the
+    label no longer belongs to them). The training runs as usual and the gate refuses the result."""
+    from jobs.contracts import contract
+    from jobs.lake import Lake
+    from jobs.train import run_training
+    from models.registry import champion_version
+
+    cfg = _cfg(tmp_path)
+    lake = Lake(cfg.lake_path, spark)
+    write_campaign(lake, cfg.media_root + "/videos", n=45, influencers=15)
+    labels = lake.read_pandas("engagement_labels")
+    labels["shares"] = np.random.default_rng(7).permutation(labels["shares"].to_numpy())
+    lake.write_arrow("engagement_labels", labels[contract("engagement_labels").columns], mode="overwrite")
+    lines: list[str] = []
+    result = run_training(cfg, lake, echo=lines.append)
+    assert not result.promoted and result.promotion_status == "rejected"
+    assert any(line.strip().startswith("→ rejected") for line in lines)
+    assert champion_version(cfg.tracking_uri, cfg.mlflow.model_name) is None
 
 
 def test_train_job_refuses_a_lake_without_labels(spark, tmp_path):

@@ -87,7 +87,9 @@ def test_scores_with_the_registered_champion(media, tmp_path):
     mlflow.set_registry_uri(cfg.tracking_uri)  # process-wide in MLflow: another test may have set its own
     mlflow.set_experiment("score-video-test")
     with mlflow.start_run():
-        _, version = log_engagement_model(build_engagement_net(ModelSettings(backbone="tiny")), clip=cfg.clip,
+        # trained on 2-s clips: scoring still covers clip.max_seconds (all 3 s of the video)
+        _, version = log_engagement_model(build_engagement_net(ModelSettings(backbone="tiny")),
+                                          clip=cfg.clip.model_copy(update={"max_seconds": 2}),
                                           registered_model_name=cfg.mlflow.model_name)
     MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
     video, image = media
@@ -99,6 +101,12 @@ def test_scores_with_the_registered_champion(media, tmp_path):
     assert 0 < report["scores"]["pe_share"] < 1 and report["scores"]["pe_share_6s"] == report["scores"]["pe_share"]
     assert all(PER_SECOND_FIELDS <= set(s) for s in report["seconds"])
     assert report["seconds"][2]["pe_mass"] == 0 and report["seconds"][0]["pe_mass"] > 0
+    assert report["n_seconds"] == 3 and report["window_seconds"] == 60
+    # --product-only samples the same window: the same product score
+    code, out, err = run("--lake", cfg.lake_path, "score-video", video, "--product", image, "--product-only", "--json")
+    assert code == 0, err
+    product_only = json.loads(out)
+    assert product_only["window_seconds"] == 60 and product_only["scores"]["p_score"] == report["scores"]["p_score"]
     code, out, _ = run("--lake", cfg.lake_path, "score-video", video, "--product", image, "--model",
                        f"models:/{cfg.mlflow.model_name}/{version}")
     assert code == 0 and "pe_share" in out and "predicted engagement" in out
