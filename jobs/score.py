@@ -163,8 +163,18 @@ def _reject_invalid_inputs(candidates, cfg: PEConfig):
 
     if not len(candidates):
         return pd.DataFrame(columns=["video_id", "expectation", "message"]), candidates
-    rejected = rejected_inputs(candidates, cfg)
-    accepted = candidates[~candidates["video_id"].isin(set(rejected["video_id"]))]
+    # A row without a usable id can never be matched to its score: it is rejected here, never scored, and
+    # recorded under a label that names its file (the error table's key cannot be NULL).
+    ids = candidates["video_id"]
+    no_id = ids.isna() | ids.astype(str).str.strip().eq("")
+    id_rows = pd.DataFrame({
+        "video_id": [f"<{'null' if pd.isna(v) else 'blank'} video_id: {u}>"
+                     for v, u in zip(ids[no_id], candidates.loc[no_id, "video_uri"])],
+        "expectation": "video_id_present", "message": "video_id is missing or blank; the row is not scored"})
+    with_id = candidates[~no_id]
+    rejected = rejected_inputs(with_id, cfg) if len(with_id) else id_rows.iloc[:0]
+    accepted = with_id[~with_id["video_id"].isin(set(rejected["video_id"]))]
+    rejected = pd.concat([id_rows, rejected], ignore_index=True).drop_duplicates("video_id")
     return rejected, accepted.reset_index(drop=True)
 
 
