@@ -52,3 +52,9 @@ class SaliencySettings(StrictSettings):
     smoothgrad_stdev: float = Field(0.1, gt=0)
     first_seconds: int = Field(6, ge=1)  # the paper's peak-attention window
     grid: int = Field(14, ge=1)  # coarse per-second engagement grid stored in pe_seconds
+    # frames per backbone pass of the gradient (peak memory grows with it, not with the clip); 0 = auto: on
+    # CUDA as many as fit in half the GPU's free memory, on the CPU 8
+    frame_chunk: int = Field(0, ge=0)
+    # backbone arithmetic of the gradient passes: float32 (exact), or bfloat16 autocast (GPU, or CPUs with
+    # native bf16 kernels; heatmaps within the tolerance tests/pe_udfs/test_saliency.py states)
+    precision: Literal["float32", "bfloat16"] = "float32"
