@@ -156,6 +156,7 @@ def score(
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Default: score-<UTC date>-v<model version>."),
 ) -> None:
     """Nightly job: score every campaign video the @champion model has not scored yet (Spark)."""
+    from jobs.executor_memory import ExecutorMemoryError
     from jobs.lake import LakeError
     from jobs.score import run_score
     from jobs.validate import QualityError
@@ -163,7 +164,7 @@ def score(
 
     try:
         summary = run_score(state(ctx).cfg, rescore=rescore, limit=limit, run_id=run_id)
-    except (NoChampionError, ModelLoadError, LakeError, QualityError) as e:
+    except (NoChampionError, ModelLoadError, LakeError, QualityError, ExecutorMemoryError) as e:
         fail(str(e))
     typer.echo(summary.line())
 

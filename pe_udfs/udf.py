@@ -4,7 +4,11 @@
         │  per Python worker: model loaded once from the MLflow registry (cached), listing features once per
         │  product image (cached), torch threads = cores per task
         ▼
-    score_video(...)  ──►  one 'video' row + S 'second' rows      (or one 'error' row for a rejected input)
+    decode thread: listing + sample_video of the next ``prefetch`` rows ──┐   (overlaps the model's work: on a
+    score_video(sampled, ...) of the current row ◄────────────────────────┘    GPU, decoding and SIFT run on
+        │                                                                        the CPU meanwhile)
+        ▼
+    one 'video' row + S 'second' rows      (or one 'error' row for a rejected input)
 
 Every row carries ``kind`` ('video' | 'second' | 'error'); the job splits them into ``pe_scores``,
 ``pe_seconds`` and ``scoring_errors``. No Spark import here: the function is testable on plain pandas.
@@ -14,9 +18,11 @@ from __future__ import annotations
 import os
 import threading
 import traceback
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -53,6 +59,7 @@ class ScoringTask:
     allowed_schemes: tuple[str, ...] = ("file",)
     allowed_roots: tuple[str, ...] = field(default_factory=tuple)
     listing_cache_size: int = 256
+    prefetch: int = 1  # videos decoded ahead in a thread while the current one is scored (0 = none)
 
 
 _LISTINGS: "OrderedDict[tuple, Any]" = OrderedDict()
@@ -97,7 +104,8 @@ def _error_row(video_id: str, stage: str, error_class: str, reason: str, message
 def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[dict[str, Any]]:
     """Score campaign rows one by one; yield result dicts (see :data:`RESULT_DDL`). Never raises for a bad
     video: each rejected input becomes one 'error' row. A model that cannot load raises (the job checked it
-    on the driver before touching any table, so this means the executor's environment is broken)."""
+    on the driver before touching any table, so this means the executor's environment is broken). The next
+    ``task.prefetch`` rows are decoded in a thread while the current one is scored."""
     import time
 
     import torch
@@ -109,14 +117,13 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
     torch.set_num_threads(max(1, task.torch_threads))
     loaded = load_engagement_model(task.model_uri, tracking_uri=task.tracking_uri, device=task.device)
     product, saliency = ProductSettings(**task.product), SaliencySettings(**task.saliency)
-    for row in rows:
+    for row, decoded in prefetched(rows, partial(_decode, task=task, clip=loaded.clip), task.prefetch):
         vid = str(row["video_id"])
         t0 = time.perf_counter()
         try:
-            listing = listing_for(row.get("product_image_uri"), task)
-            vs = score_video(row["video_uri"], listing, model=loaded.module, clip=loaded.clip, product=product,
-                             saliency=saliency, device=loaded.device, allowed_schemes=task.allowed_schemes,
-                             allowed_roots=task.allowed_roots or None)
+            listing, sampled = decoded.result()
+            vs = score_video(sampled, listing, model=loaded.module, clip=loaded.clip, product=product,
+                             saliency=saliency, device=loaded.device)
         except PEInputError as e:
             yield _error_row(vid, e.stage, type(e).__name__, e.reason, str(e))
             continue
@@ -133,6 +140,29 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
             yield {"kind": "second", "video_id": vid, "second": int(s["second"]), "e_mass": s["e_mass"],
                    "pe_mass": s["pe_mass"], "p_mass": s["p_mass"], "product_found": s["product_found"],
                    "inliers": s["inliers"], "quad_224": s["quad_224"], "e_grid": s["e_grid"]}
+
+
+def _decode(row: dict[str, Any], task: ScoringTask, clip):
+    """(listing features, SampledVideo) of one campaign row; raises the row's PEInputError."""
+    from pe_udfs.video import sample_video
+
+    listing = listing_for(row.get("product_image_uri"), task)
+    sampled = sample_video(row["video_uri"], clip, allowed_schemes=task.allowed_schemes,
+                           allowed_roots=task.allowed_roots or None, with_match_frames=True)
+    return listing, sampled
+
+
+def prefetched(items: Iterable[Any], fn: Callable[[Any], Any], depth: int) -> Iterator[tuple[Any, Future]]:
+    """(item, future of ``fn(item)``) in order, with up to ``depth`` items after the one yielded already running
+    in one worker thread (depth 0: each starts when the previous one is yielded). A future holds fn's error."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pe-decode") as pool:
+        queue: deque[tuple[Any, Future]] = deque()
+        for item in items:
+            queue.append((item, pool.submit(fn, item)))
+            if len(queue) > depth:
+                yield queue.popleft()
+        while queue:
+            yield queue.popleft()
 
 
 def score_partition(batches: Iterator[pd.DataFrame], task: ScoringTask, columns: list[str]) -> Iterator[pd.DataFrame]:

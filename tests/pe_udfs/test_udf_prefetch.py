@@ -1,0 +1,42 @@
+"""pe_udfs.udf.prefetched: decoding runs ahead of scoring in one thread, in order, errors stay with their row."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from pe_udfs.udf import prefetched
+
+
+def test_items_come_back_in_order_with_their_results_and_errors():
+    def fn(x):
+        if x == 2:
+            raise ValueError("bad row 2")
+        return x * 10
+
+    out = list(prefetched(range(5), fn, depth=1))
+    assert [item for item, _ in out] == [0, 1, 2, 3, 4]
+    assert [f.result() for item, f in out if item != 2] == [0, 10, 30, 40]
+    with pytest.raises(ValueError, match="bad row 2"):
+        out[2][1].result()
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2])
+def test_the_next_items_decode_while_the_current_one_is_processed(depth):
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def fn(x):
+        with lock:
+            started.append(x)
+        return x
+
+    seen = []
+    for item, fut in prefetched(range(6), fn, depth=depth):
+        fut.result()
+        time.sleep(0.05)  # "scoring" the current item: the worker thread has time to start the next ones
+        with lock:
+            seen.append(max(started))
+    # while item i is processed, items up to i + depth have been submitted (and, given the time, started)
+    assert seen == [min(i + depth, 5) for i in range(6)]
