@@ -183,6 +183,7 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
         product={**cfg.product.model_dump(), "match_workers": cfg.product.match_workers or threads},
         saliency=cfg.saliency.model_dump(), device=cfg.device,
         torch_threads=threads, allowed_schemes=tuple(cfg.io.allowed_schemes), allowed_roots=tuple(cfg.allowed_roots),
+        gpu_share=float(spark.conf.get("spark.task.resource.gpu.amount", "1")),
     )
     # Same product together (listing features are cached per worker), many small tasks for balance/progress.
     rows = candidates.sort_values(["product_id", "video_id"]).reset_index(drop=True)

@@ -195,9 +195,10 @@ def _has_backbone_and_head(model: torch.nn.Module) -> bool:
 
 
 def frame_chunk_for(model: torch.nn.Module, seconds: int, settings: SaliencySettings, device: torch.device, *,
-                    size: tuple[int, int] = (224, 224)) -> int:
+                    size: tuple[int, int] = (224, 224), memory_share: float = 1.0) -> int:
     """Frames per backbone pass: ``settings.frame_chunk`` when set; else on CUDA the largest chunk whose
-    estimated memory (pe_udfs.memory) fits :data:`GPU_MEMORY_SHARE` of the GPU's free memory, on the CPU
+    estimated memory (pe_udfs.memory) fits :data:`GPU_MEMORY_SHARE` of the GPU memory this process may use
+    (the free memory, at most ``memory_share`` of the total: a Spark task's GPU amount), on the CPU
     :data:`CPU_FRAME_CHUNK`."""
     if settings.frame_chunk:
         return settings.frame_chunk
@@ -205,10 +206,11 @@ def frame_chunk_for(model: torch.nn.Module, seconds: int, settings: SaliencySett
         return CPU_FRAME_CHUNK
     from pe_udfs.memory import chunk_for_budget, frame_footprint
 
-    free, _total = torch.cuda.mem_get_info(device)
+    free, total = torch.cuda.mem_get_info(device)
+    budget = GPU_MEMORY_SHARE * min(free, total * memory_share)
     # measured in float32: under bf16 autocast activations take fewer bytes, so the chunk errs on the safe side
     footprint = frame_footprint(model.backbone, size, device=device)
-    return chunk_for_budget(footprint, int(free * GPU_MEMORY_SHARE), seconds=seconds, match_size=(0, 0))
+    return chunk_for_budget(footprint, int(budget), seconds=seconds, match_size=(0, 0))
 
 
 def _chunked_gradients(model: torch.nn.Module, chunk: int, precision: str, device: torch.device,

@@ -60,6 +60,7 @@ class ScoringTask:
     allowed_roots: tuple[str, ...] = field(default_factory=tuple)
     listing_cache_size: int = 256
     prefetch: int = 1  # videos decoded ahead in a thread while the current one is scored (0 = none)
+    gpu_share: float = 1.0  # share of a GPU one task may use (spark.task.resource.gpu.amount)
 
 
 _LISTINGS: "OrderedDict[tuple, Any]" = OrderedDict()
@@ -115,8 +116,9 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
     from pe_udfs.settings import ProductSettings, SaliencySettings
 
     torch.set_num_threads(max(1, task.torch_threads))
-    loaded = load_engagement_model(task.model_uri, tracking_uri=task.tracking_uri, device=task.device)
+    loaded = load_engagement_model(task.model_uri, tracking_uri=task.tracking_uri, device=task_device(task.device))
     product, saliency = ProductSettings(**task.product), SaliencySettings(**task.saliency)
+    saliency = _fixed_chunk(saliency, loaded, task.gpu_share)
     for row, decoded in prefetched(rows, partial(_decode, task=task, clip=loaded.clip), task.prefetch):
         vid = str(row["video_id"])
         t0 = time.perf_counter()
@@ -140,6 +142,41 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
             yield {"kind": "second", "video_id": vid, "second": int(s["second"]), "e_mass": s["e_mass"],
                    "pe_mass": s["pe_mass"], "p_mass": s["p_mass"], "product_found": s["product_found"],
                    "inliers": s["inliers"], "quad_224": s["quad_224"], "e_grid": s["e_grid"]}
+
+
+def task_device(device: str) -> str:
+    """'auto' / 'cuda' → the GPU Spark assigned to this task (``cuda:<address>``) when it assigned one and CUDA
+    is available; otherwise ``device`` unchanged ('auto' then resolves to cuda:0 or the CPU)."""
+    if device not in ("auto", "cuda"):
+        return device
+    try:
+        import torch
+        from pyspark import TaskContext  # only inside a Spark task; plain pandas callers have no context
+    except ImportError:
+        return device
+    ctx = TaskContext.get()
+    gpus = ctx.resources().get("gpu") if ctx is not None else None
+    if gpus is not None and gpus.addresses and torch.cuda.is_available():
+        return f"cuda:{gpus.addresses[0]}"
+    return device
+
+
+def _fixed_chunk(saliency, loaded, gpu_share: float):
+    """On CUDA with an automatic frame chunk: fix the chunk once per worker to what fits this task's share of
+    the GPU for the model's longest clip, so tasks sharing a GPU never size themselves on the same free memory."""
+    import math
+
+    import torch
+
+    from pe_udfs.saliency import frame_chunk_for
+
+    device = torch.device(loaded.device)
+    if saliency.frame_chunk or device.type != "cuda":
+        return saliency
+    frames = max(1, math.ceil(loaded.clip.max_seconds * loaded.clip.fps))
+    chunk = frame_chunk_for(loaded.module, frames, saliency, device, size=(loaded.clip.size, loaded.clip.size),
+                            memory_share=gpu_share)
+    return saliency.model_copy(update={"frame_chunk": chunk})
 
 
 def _decode(row: dict[str, Any], task: ScoringTask, clip):
