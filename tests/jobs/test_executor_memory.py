@@ -56,3 +56,13 @@ def test_the_chunk_and_the_clip_window_change_the_need(cfg):
     assert plan_scoring_memory(cfg, champion, roomy).per_task > base
     assert plan_scoring_memory(cfg, _champion("mobilenet_v2", seconds=10), roomy).per_task < \
         plan_scoring_memory(cfg, champion, roomy).per_task
+
+
+def test_the_cluster_example_fits_the_papers_backbone_on_60_second_clips():
+    from jobs.config import REPO_ROOT, load_config
+
+    cfg = load_config(str(REPO_ROOT / "conf" / "cluster.example.yaml"))
+    budget = executor_budget(cfg.spark.conf, local=False, parallelism=0, machine_bytes=0)
+    assert budget.tasks == 4 and budget.source == "spark.executor.pyspark.memory"
+    plan = plan_scoring_memory(cfg, _champion("xception", seconds=60), budget)
+    assert plan.needed <= budget.bytes
