@@ -125,3 +125,15 @@ def test_missing_model_fails_before_any_table_is_touched(cfg, lake, spark):
     with pytest.raises(NoChampionError, match="pe train"):
         run_score(cfg, spark=spark)
     assert lake.table_names() == []
+
+
+def test_executors_too_small_fail_in_one_line_before_any_table_is_touched(cfg, lake, spark, campaign, monkeypatch):
+    import jobs.executor_memory
+    from jobs.executor_memory import ExecutorMemoryError
+    from jobs.score import run_score
+
+    monkeypatch.setattr(jobs.executor_memory, "machine_memory", lambda: 5 * 2**30)  # 1 GB beside a 4g driver
+    with pytest.raises(ExecutorMemoryError) as e:
+        run_score(cfg, spark=spark)
+    assert "\n" not in str(e.value) and "scoring tasks per executor" in str(e.value)
+    assert lake.table_names() == ["campaign_videos"]
