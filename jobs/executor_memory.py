@@ -94,8 +94,9 @@ def plan_scoring_memory(cfg: PEConfig, champion, budget: ExecutorBudget) -> Memo
     if plan.needed > budget.bytes:
         fix = (f"give Python workers at least {math.ceil(plan.needed / 2**30)}g (spark.executor.pyspark.memory)"
                if not budget.source.startswith("this machine") else "lower spark.master's core count")
+        per_frame = format_size(footprint.graph_per_frame)
         raise ExecutorMemoryError(f"scoring cannot fit: {plan.line()}; {fix}, run fewer tasks per executor, or lower "
-                                  f"saliency.frame_chunk (each frame of it ≈ {format_size(footprint.graph_per_frame)})")
+                                  f"saliency.frame_chunk (each frame of it ≈ {per_frame})")
     return plan
 
 

@@ -52,7 +52,8 @@ def test_chunk_for_budget_is_the_largest_chunk_that_fits():
 
 def test_worker_memory_adds_base_weights_and_a_waiting_video():
     one = video_memory(FP, seconds=10, chunk=4, match_size=(360, 640)).total
-    assert worker_memory(FP, seconds=10, chunk=4, prefetch=0, match_size=(360, 640)) == WORKER_BASE_BYTES + FP.weights + one
+    alone = worker_memory(FP, seconds=10, chunk=4, prefetch=0, match_size=(360, 640))
+    assert alone == WORKER_BASE_BYTES + FP.weights + one
     waiting = 10 * (224 * 224 * 3 + 360 * 640 * 3)  # a decoded video's uint8 model and match frames
     assert worker_memory(FP, seconds=10, chunk=4, prefetch=1, match_size=(360, 640)) == \
         WORKER_BASE_BYTES + FP.weights + one + waiting
