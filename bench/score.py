@@ -1,6 +1,6 @@
-"""Scoring throughput: the Spark job vs a plain Python loop over score_video, and its scaling with N.
+"""Scoring throughput: the Spark job vs a plain Python loop over score_video, its scaling with N, and the floor.
 
-    python bench/score.py [--small 50] [--large 200] [--min-seconds 6 --max-seconds 8]
+    python bench/score.py [--small 50] [--large 200] [--min-seconds 6 --max-seconds 8] [--floor-videos 5]
 
 In one run, on one sample campaign of ``--large`` videos scored by the default model (MobileNetV2 ImageNet
 backbone + an untrained head, registered as @champion in a temp MLflow store — timing does not depend on
@@ -9,8 +9,13 @@ training):
 * loop  — the first ``--small`` videos scored by ``score_video`` in a plain Python loop (torch on all cores)
 * spark — the same videos scored by the Spark job (``run_score --limit``), end to end including its writes
 * spark at N = large — the rest, so cost per video at N = small and N = large can be compared
+* floor — bench/per_video.py's baseline (decode-only + one forward/backward of the model) on ``--floor-videos``
+  of the campaign's videos with one torch and one OpenCV thread: the single-core floor per video. The machine
+  floor of N videos is N × that / cores; ``efficiency`` = machine floor / the Spark job's wall time (1.0: the job
+  uses every core on nothing but the unavoidable work; it also matches products, which the floor leaves out).
 
-Last line: ``score spark_over_loop=<spark/loop at N=small> scaling=<cost per video at large / at small>``.
+Last line: ``score spark_over_loop=<spark/loop at N=small> scaling=<cost per video at large / at small>
+floor_s=<machine floor at N=large> efficiency=<floor / Spark wall at N=large>``.
 """
 from __future__ import annotations
 
@@ -24,44 +29,75 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--small", type=int, default=50)
-    ap.add_argument("--large", type=int, default=200)
-    ap.add_argument("--min-seconds", type=float, default=6.0)
-    ap.add_argument("--max-seconds", type=float, default=8.0)
-    ap.add_argument("--keep", action="store_true", help="keep the temp lake")
-    args = ap.parse_args()
-
+def sample_campaign_with_champion(root: str, n_videos: int, min_seconds: float, max_seconds: float,
+                                  overrides: dict | None = None):
+    """A sample campaign of ``n_videos`` in ``root``/lake and the default network (ImageNet backbone, untrained
+    head) registered as @champion in its MLflow store → (cfg, spark, lake)."""
     import mlflow
     import torch
 
     from jobs.config import load_config
     from jobs.lake import Lake
     from jobs.sample import run_sample
-    from jobs.score import run_score
     from jobs.spark import get_spark
     from models.network import build_engagement_net
-    from models.registry import ensure_experiment, load_engagement_model, log_engagement_model
-    from pe_udfs.udf import ScoringTask, listing_for
-    from pe_udfs.score import score_video
+    from models.registry import ensure_experiment, log_engagement_model
 
-    root = tempfile.mkdtemp(prefix="pe-bench-score-")
-    cfg = load_config(lake=f"{root}/lake", overrides={"spark": {"show_progress": False}})
+    cfg = load_config(lake=f"{root}/lake", overrides={"spark": {"show_progress": False}, **(overrides or {})})
     t = time.perf_counter()
-    run_sample(cfg, lambda: Lake.from_config(cfg, get_spark(cfg)), n_videos=args.large, seed=11,
-               min_seconds=args.min_seconds, max_seconds=args.max_seconds)
-    print(f"sample campaign: {args.large} videos in {time.perf_counter() - t:.0f}s", flush=True)
+    run_sample(cfg, lambda: Lake.from_config(cfg, get_spark(cfg)), n_videos=n_videos, seed=11,
+               min_seconds=min_seconds, max_seconds=max_seconds)
+    print(f"sample campaign: {n_videos} videos in {time.perf_counter() - t:.0f}s", flush=True)
     spark = get_spark(cfg)
-    lake = Lake.from_config(cfg, spark)
-
     torch.manual_seed(0)
     net = build_engagement_net(cfg.model)
     mlflow.set_tracking_uri(cfg.tracking_uri)
     mlflow.set_registry_uri(cfg.tracking_uri)
     with mlflow.start_run(experiment_id=ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)):
         _, version = log_engagement_model(net, clip=cfg.clip, registered_model_name=cfg.mlflow.model_name)
-    mlflow.MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
+    mlflow.MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri).set_registered_model_alias(
+        cfg.mlflow.model_name, cfg.mlflow.alias, version)
+    return cfg, spark, Lake.from_config(cfg, spark)
+
+
+def single_core_floor(uris: list[str], model, clip) -> float:
+    """Mean seconds per video of decode-only + one forward/backward (bench/per_video.py's baseline) with one
+    torch thread and one OpenCV thread; restores both thread counts."""
+    import cv2
+    import torch
+
+    from bench.per_video import baseline
+
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    try:
+        baseline(uris[0], model, clip, torch.device("cpu"))  # warm-up
+        return sum(sum(baseline(u, model, clip, torch.device("cpu"))) for u in uris) / len(uris)
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--small", type=int, default=50)
+    ap.add_argument("--large", type=int, default=200)
+    ap.add_argument("--min-seconds", type=float, default=6.0)
+    ap.add_argument("--max-seconds", type=float, default=8.0)
+    ap.add_argument("--floor-videos", type=int, default=5, help="videos the single-core floor is measured on")
+    ap.add_argument("--keep", action="store_true", help="keep the temp lake")
+    args = ap.parse_args()
+
+    import torch
+
+    from jobs.score import run_score
+    from models.registry import load_engagement_model
+    from pe_udfs.udf import ScoringTask, default_cores, listing_for
+    from pe_udfs.score import score_video
+
+    root = tempfile.mkdtemp(prefix="pe-bench-score-")
+    cfg, spark, lake = sample_campaign_with_champion(root, args.large, args.min_seconds, args.max_seconds)
 
     videos = lake.read_pandas("campaign_videos").sort_values("video_id")
     small = videos.head(args.small)
@@ -89,10 +125,18 @@ def main() -> None:
           f"errors={s_all.errors}", flush=True)
     cost_small = spark_small / max(s.scored, 1)
     cost_large = spark_large / max(s_all.scored, 1)
+
+    cores = default_cores()
+    floor = single_core_floor(list(videos["video_uri"].head(args.floor_videos)), loaded.module, loaded.clip)
+    floor_small, floor_large = s.scored * floor / cores, s_all.scored * floor / cores
+    print(f"floor: {floor:.2f} s/video on one core (decode-only + forward/backward, {args.floor_videos} videos); "
+          f"{cores} cores: N={s.scored} {floor_small:.1f}s (efficiency {floor_small / spark_small:.3f}), "
+          f"N={s_all.scored} {floor_large:.1f}s (efficiency {floor_large / spark_large:.3f})", flush=True)
     spark.stop()
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
-    print(f"score spark_over_loop={spark_small / loop_s:.3f} scaling={cost_large / cost_small:.3f}")
+    print(f"score spark_over_loop={spark_small / loop_s:.3f} scaling={cost_large / cost_small:.3f} "
+          f"floor_s={floor_large:.1f} efficiency={floor_large / spark_large:.3f}")
 
 
 if __name__ == "__main__":

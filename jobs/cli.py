@@ -197,6 +197,7 @@ def score(
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Default: score-<UTC date>-v<model version>."),
 ) -> None:
     """Nightly job: score every campaign video the @champion model has not scored yet (Spark)."""
+    from jobs.executor_memory import ExecutorMemoryError
     from jobs.lake import LakeError
     from jobs.score import run_score
     from jobs.validate import QualityError
@@ -208,7 +209,7 @@ def score(
         summary = run_score(cfg, rescore=rescore, limit=limit, run_id=run_id)
     except NoChampionError:
         fail(explain_no_champion(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias))
-    except (ModelLoadError, LakeError, QualityError) as e:
+    except (ModelLoadError, LakeError, QualityError, ExecutorMemoryError) as e:
         fail(str(e))
     typer.echo(summary.line())
 

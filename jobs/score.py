@@ -9,7 +9,8 @@
     load      pe_seconds, pe_scores (merge by key: re-runs and concurrent runs never duplicate a key),
               scoring_errors (merge by video_id + run_id) — one Delta commit per table
 
-A missing or broken model fails the job before any table is touched; a bad video never fails it.
+A missing or broken model, or executors too small for the model's memory per task (jobs/executor_memory.py),
+fail the job before any table is touched; a bad video never fails it.
 Runnable as ``pe score`` or ``spark-submit jobs/score.py --config conf/cluster.yaml``.
 """
 from __future__ import annotations
@@ -78,6 +79,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     from jobs.spark import get_spark
 
     spark = spark or get_spark(cfg)
+    _check_executor_memory(spark, cfg, champion)
     lake = Lake.from_config(cfg, spark)
     if not lake.exists("campaign_videos"):
         raise LakeError(f"no campaign_videos table in {lake.root}: ingest videos first, or run `pe sample`")
@@ -131,6 +133,16 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
         _validate_outputs(lake, cfg)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _check_executor_memory(spark, cfg: PEConfig, champion) -> None:
+    """Raise ExecutorMemoryError (one line) when the executors cannot hold their concurrent scoring tasks."""
+    from jobs.executor_memory import executor_budget, machine_memory, plan_scoring_memory
+
+    sc = spark.sparkContext
+    budget = executor_budget(dict(sc.getConf().getAll()), local=sc.master.startswith("local"),
+                             parallelism=sc.defaultParallelism, machine_bytes=machine_memory())
+    log.info("memory: %s", plan_scoring_memory(cfg, champion, budget).line())
 
 
 # ------------------------------------------------------------------------------------------------ extract
@@ -193,6 +205,7 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
         product={**cfg.product.model_dump(), "match_workers": cfg.product.match_workers or threads},
         saliency=cfg.saliency.model_dump(), max_seconds=cfg.clip.max_seconds, device=cfg.device,
         torch_threads=threads, allowed_schemes=tuple(cfg.io.allowed_schemes), allowed_roots=tuple(cfg.allowed_roots),
+        gpu_share=float(spark.conf.get("spark.task.resource.gpu.amount", "1")),
     )
     # Same product together (listing features are cached per worker), many small tasks for balance/progress.
     rows = candidates.sort_values(["product_id", "video_id"]).reset_index(drop=True)
@@ -255,7 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-id", default=None)
     args = ap.parse_args(argv)
     cfg = load_config(args.config, lake=args.lake)
-    summary = run_score(cfg, rescore=args.rescore, limit=args.limit, run_id=args.run_id)
+    from jobs.executor_memory import ExecutorMemoryError
+
+    try:
+        summary = run_score(cfg, rescore=args.rescore, limit=args.limit, run_id=args.run_id)
+    except ExecutorMemoryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(summary.line())
     return 0
 

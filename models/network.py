@@ -149,7 +149,9 @@ def create_engagement_head(
 class EngagementNet(nn.Module):
     """Frozen backbone per frame + trainable 3-D head: clips ``(B, S, 3, H, W)`` float RGB in [0, 1] → ``(B,)``.
 
-    ``frame_chunk`` frames go through the backbone at a time (memory bound; gradients still flow).
+    ``frame_chunk`` frames go through the backbone at a time (bounds inference memory; a backward through
+    ``forward`` still holds every chunk's graph — saliency bounds it with ``backbone`` and ``head`` separately,
+    see pe_udfs.saliency).
     ``settings`` is the :class:`ModelSettings` it was built from (saved with the model).
     """
 

@@ -10,10 +10,23 @@
 
 THE MODEL CONTRACT: a ``torch.nn.Module`` whose forward takes clips (B, S, 3, H, W) float32 RGB in [0, 1]
 (it normalises internally) and returns (B,) predicted engagement (a (B, 1) output is accepted).
+
+A model that also has ``backbone`` (frames (N, 3, H, W) → features (N, C, h, w), each frame on its own: eval
+mode) and ``head`` (features (B, S, C, h, w) → (B,)), with ``model(x) == head(backbone(frames of x))`` — the
+engagement network — gets the same gradient with memory bounded by a chunk of frames, not the clip. Captum's
+Saliency runs as before; only its gradient function is replaced (Captum's own extension point), so SmoothGrad's
+NoiseTunnel wraps it unchanged::
+
+    features without a graph ─► f (B, S, C, h, w) ─► head with grad on f ─► ŷ, ∂ŷ/∂f
+    for each chunk of k frames: backbone again with grad ─► backward of ∂ŷ/∂f[chunk] ─► ∂ŷ/∂x[chunk]
+
+(the last chunk keeps its graph from the first pass, so a clip of ≤ k frames runs the backbone once).
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -22,7 +35,13 @@ import torch
 from pe_udfs.errors import ModelError
 from pe_udfs.settings import SaliencySettings
 
-__all__ = ["HeatmapResult", "engagement_heatmap", "resolve_device", "minmax_scale"]
+__all__ = ["HeatmapResult", "engagement_heatmap", "resolve_device", "minmax_scale", "frame_chunk_for",
+           "CPU_FRAME_CHUNK"]
+
+#: Frames per backbone pass on the CPU when ``frame_chunk`` is 0 (auto): MobileNetV2 ~0.4 GB, Xception ~0.9 GB.
+CPU_FRAME_CHUNK = 8
+#: Share of the GPU's free memory the chunk's graph may take when sized automatically.
+GPU_MEMORY_SHARE = 0.5
 
 
 @dataclass
@@ -62,8 +81,9 @@ def engagement_heatmap(model: torch.nn.Module | None, clip: torch.Tensor, settin
     """Engagement heatmap of one clip (S, 3, H, W) float32 in [0, 1] → :class:`HeatmapResult`.
 
     ``device`` ('cpu', 'cuda', 'auto') is where model and clip run; the model is put in eval mode for the
-    call and its previous mode restored. Raises :class:`ModelError` ('bad_clip', 'model_failed',
-    'bad_output', 'non_finite')."""
+    call and its previous mode restored. ``settings.frame_chunk`` / ``settings.precision`` choose the frames
+    per backbone pass (:func:`frame_chunk_for`) and float32 or bfloat16 autocast. Raises :class:`ModelError`
+    ('bad_clip', 'model_failed', 'bad_output', 'non_finite')."""
     if clip.ndim != 4 or clip.shape[1] != 3 or clip.shape[0] < 1:
         raise ModelError("bad_clip", f"clip must be (S, 3, H, W) with S ≥ 1, got {tuple(clip.shape)}")
     if settings.method == "spectral_residual":
@@ -76,10 +96,13 @@ def engagement_heatmap(model: torch.nn.Module | None, clip: torch.Tensor, settin
     try:
         model.to(dev)
         x = clip.to(dev, dtype=torch.float32).unsqueeze(0).detach().requires_grad_(True)  # (1, S, 3, H, W)
+        saliency, prediction_of = _saliency(model, x, settings, dev)
         if settings.method == "vanilla":
-            grads, prediction = _vanilla(model, x)
+            grads = saliency.attribute(x, abs=True)
+            prediction = _check_prediction(prediction_of(None))
         else:
-            grads, prediction = _smoothgrad(model, x, settings)
+            grads = _smoothgrad(saliency, x, settings)
+            prediction = _check_prediction(prediction_of(x))  # on the clean clip, not a noisy copy
     except ModelError:
         raise
     except (RuntimeError, ValueError, TypeError) as e:
@@ -104,47 +127,128 @@ def _check_prediction(out: torch.Tensor) -> float:
     return value
 
 
-def _scalar_forward(model: torch.nn.Module):
-    """Forward returning (B,) whatever the model's (B,) or (B, 1) output, for Captum."""
+def _scalar_output(out, b: int) -> torch.Tensor:
+    """A model's (B,) or (B, 1) output as (B,); anything else is a 'bad_output' ModelError."""
+    if isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[1] == 1:
+        out = out[:, 0]
+    if not isinstance(out, torch.Tensor) or out.ndim != 1 or out.shape[0] != b:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelError("bad_output", f"the engagement model must return (B,) for input (B, S, 3, H, W) "
+                                       f"with B = {b}; got {shape}")
+    return out.float()
+
+
+def _scalar_forward(model: torch.nn.Module, precision: str = "float32", device: torch.device | None = None):
+    """Forward returning (B,) float32 whatever the model's (B,) or (B, 1) output, for Captum."""
     def forward(x: torch.Tensor) -> torch.Tensor:
-        out = model(x)
-        if isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[1] == 1:
-            out = out[:, 0]
-        if not isinstance(out, torch.Tensor) or out.ndim != 1 or out.shape[0] != x.shape[0]:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ModelError("bad_output", f"the engagement model must return (B,) for input (B, S, 3, H, W) "
-                                           f"with B = {x.shape[0]}; got {shape}")
-        return out
+        with _autocast(device or x.device, precision):
+            out = model(x)
+        return _scalar_output(out, x.shape[0])
     return forward
 
 
-def _vanilla(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+def _autocast(device: torch.device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if precision == "bfloat16" else nullcontext()
+
+
+def _saliency(model: torch.nn.Module, x: torch.Tensor, settings: SaliencySettings, device: torch.device):
+    """Captum Saliency for ``model`` → (saliency, prediction_of): ``prediction_of(None)`` is the prediction from
+    the pass Captum differentiated (vanilla), ``prediction_of(x)`` a fresh no-grad forward of ``x``."""
     from captum.attr import Saliency
 
+    forward = _scalar_forward(model, settings.precision, device)
     captured: list[torch.Tensor] = []
-    forward = _scalar_forward(model)
+    if _has_backbone_and_head(model):
+        saliency = Saliency(forward)
+        chunk = frame_chunk_for(model, x.shape[1], settings, device, size=tuple(x.shape[-2:]))
+        saliency.gradient_func = _chunked_gradients(model, chunk, settings.precision, device, captured)
+    else:
+        def forward_and_keep(inp: torch.Tensor) -> torch.Tensor:
+            out = forward(inp)
+            captured.append(out.detach())  # the prediction from the very pass Captum differentiates
+            return out
 
-    def forward_and_keep(inp: torch.Tensor) -> torch.Tensor:
-        out = forward(inp)
-        captured.append(out.detach())  # the prediction from the very pass Captum differentiates
-        return out
+        saliency = Saliency(forward_and_keep)
 
-    grads = Saliency(forward_and_keep).attribute(x, abs=True)
-    return grads, _check_prediction(captured[0])
+    def prediction_of(clean: torch.Tensor | None) -> torch.Tensor:
+        if clean is None:
+            return captured[0]
+        with torch.no_grad():
+            return forward(clean)
+
+    return saliency, prediction_of
 
 
-def _smoothgrad(model: torch.nn.Module, x: torch.Tensor, settings: SaliencySettings) -> tuple[torch.Tensor, float]:
-    from captum.attr import NoiseTunnel, Saliency
+def _smoothgrad(saliency, x: torch.Tensor, settings: SaliencySettings) -> torch.Tensor:
+    from captum.attr import NoiseTunnel
 
-    forward = _scalar_forward(model)
     # Captum's stdevs is absolute; SmoothGrad's σ is a share of the input range ([0, 1] here → σ = stdev)
     sigma = settings.smoothgrad_stdev * float((x.detach().max() - x.detach().min()).item() or 1.0)
-    grads = NoiseTunnel(Saliency(forward)).attribute(
-        x, nt_type="smoothgrad", nt_samples=settings.smoothgrad_samples, nt_samples_batch_size=1,
-        stdevs=sigma, abs=True)
-    with torch.no_grad():
-        prediction = _check_prediction(forward(x))  # on the clean clip, not a noisy copy
-    return grads, prediction
+    return NoiseTunnel(saliency).attribute(x, nt_type="smoothgrad", nt_samples=settings.smoothgrad_samples,
+                                           nt_samples_batch_size=1, stdevs=sigma, abs=True)
+
+
+# ------------------------------------------------------------------------ chunked gradients (backbone + head)
+def _has_backbone_and_head(model: torch.nn.Module) -> bool:
+    return isinstance(getattr(model, "backbone", None), torch.nn.Module) and \
+        isinstance(getattr(model, "head", None), torch.nn.Module)
+
+
+def frame_chunk_for(model: torch.nn.Module, seconds: int, settings: SaliencySettings, device: torch.device, *,
+                    size: tuple[int, int] = (224, 224), memory_share: float = 1.0) -> int:
+    """Frames per backbone pass: ``settings.frame_chunk`` when set; else on CUDA the largest chunk whose
+    estimated memory (pe_udfs.memory) fits :data:`GPU_MEMORY_SHARE` of the GPU memory this process may use
+    (the free memory, at most ``memory_share`` of the total: a Spark task's GPU amount), on the CPU
+    :data:`CPU_FRAME_CHUNK`."""
+    if settings.frame_chunk:
+        return settings.frame_chunk
+    if device.type != "cuda":
+        return CPU_FRAME_CHUNK
+    from pe_udfs.memory import chunk_for_budget, frame_footprint
+
+    free, total = torch.cuda.mem_get_info(device)
+    budget = GPU_MEMORY_SHARE * min(free, total * memory_share)
+    # measured in float32: under bf16 autocast activations take fewer bytes, so the chunk errs on the safe side
+    footprint = frame_footprint(model.backbone, size, device=device)
+    return chunk_for_budget(footprint, int(budget), seconds=seconds, match_size=(0, 0))
+
+
+def _chunked_gradients(model: torch.nn.Module, chunk: int, precision: str, device: torch.device,
+                       captured: list[torch.Tensor]) -> Callable:
+    """A Captum ``gradient_func`` (forward_fn, inputs, target, args) → (∂ŷ/∂x,) computed chunk by chunk through
+    ``model.backbone`` and ``model.head``; appends each call's prediction (B,) to ``captured``."""
+    backbone, head = model.backbone, model.head
+
+    def gradient_func(_forward_fn, inputs, target_ind=None, additional_forward_args=None):
+        (x,) = inputs  # (B, S, 3, H, W)
+        b, s = x.shape[:2]
+        frames = x.detach().reshape(b * s, *x.shape[2:])
+        starts = list(range(0, b * s, chunk))
+        last = frames[starts[-1]:].detach().requires_grad_(True)
+        with torch.enable_grad(), _autocast(device, precision):
+            with torch.no_grad():
+                early = [backbone(frames[i:i + chunk]) for i in starts[:-1]]
+            last_feats = backbone(last)  # its graph stays until the first backward below
+        feats = torch.cat([*early, last_feats.detach()]).float()
+        feats = feats.reshape(b, s, *feats.shape[1:]).requires_grad_(True)
+        del early
+        with torch.enable_grad():
+            y = _scalar_output(head(feats), b)
+            (g_feats,) = torch.autograd.grad(y.sum(), feats)  # clips are independent: Σ over B = each clip's ŷ
+        captured.append(y.detach())
+        g_feats = g_feats.reshape(b * s, *g_feats.shape[2:])
+        grads = torch.empty_like(frames)
+        (grads[starts[-1]:],) = torch.autograd.grad(last_feats, last, g_feats[starts[-1]:].to(last_feats.dtype))
+        del last_feats, last
+        for i in starts[:-1]:
+            part = frames[i:i + chunk].detach().requires_grad_(True)
+            with torch.enable_grad(), _autocast(device, precision):
+                f = backbone(part)
+            (grads[i:i + chunk],) = torch.autograd.grad(f, part, g_feats[i:i + chunk].to(f.dtype))
+            del f, part
+        return (grads.reshape(x.shape),)
+
+    return gradient_func
 
 
 def _spectral_residual(clip: torch.Tensor) -> HeatmapResult:

@@ -3,7 +3,10 @@
     uri ─► sample_video ─► model frames (S, 224, 224, 3) ──► engagement_heatmap ─► e (S, 224, 224) ─┐
                         └► match frames S × (h, w, 3) ───► product_map (thread) ─► p (S, 224, 224) ┴► pe_math
 
-The product map runs in a worker thread while the CNN runs (OpenCV and PyTorch both release the GIL).
+The product map runs in a worker thread while the CNN runs (OpenCV and PyTorch both release the GIL). On the
+CPU the two split the torch threads the caller granted (half each, unless ``product.match_workers`` is set), so
+together they never run more threads than cores — an oversubscribed OpenMP team spin-waits for its missing
+core and was measured 4× slower.
 Input problems raise :class:`~pe_udfs.errors.PEInputError` subclasses with their stage and reason.
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 from pe_udfs.errors import ModelError, ProductImageError
 from pe_udfs.pe_math import coarse_grid, per_second_sums, scores_from_sums
 from pe_udfs.product import ListingFeatures, ProductMap, product_map
-from pe_udfs.saliency import HeatmapResult, engagement_heatmap
+from pe_udfs.saliency import HeatmapResult, engagement_heatmap, resolve_device
 from pe_udfs.settings import ClipSettings, ProductSettings, SaliencySettings
 from pe_udfs.video import SampledVideo, clip_tensor, sample_video
 
@@ -89,12 +92,19 @@ def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | N
     if listing is not None and len(sampled.match_frames) != sampled.n_seconds:
         raise ValueError("the sampled video has no match frames; sample it with with_match_frames=True")
 
+    threads = torch.get_num_threads()
+    cnn_threads, product = _split_cores(threads, product, needs_engagement and listing is not None
+                                        and resolve_device(device).type == "cpu")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pe-product") as pool:
         product_future = pool.submit(_timed_product_map, sampled, listing, product, size)
         heat: HeatmapResult | None = None
         if needs_engagement:
             t = time.perf_counter()
-            heat = engagement_heatmap(model, clip_tensor(sampled.model_frames), saliency, device=device)
+            torch.set_num_threads(cnn_threads)
+            try:
+                heat = engagement_heatmap(model, clip_tensor(sampled.model_frames), saliency, device=device)
+            finally:
+                torch.set_num_threads(threads)
             timings["saliency"] = time.perf_counter() - t
         pmap, timings["product"] = product_future.result()
 
@@ -104,6 +114,15 @@ def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | N
     timings["total"] = time.perf_counter() - t_start
     result.timings = timings
     return result
+
+
+def _split_cores(threads: int, product: ProductSettings, concurrent: bool) -> tuple[int, ProductSettings]:
+    """(torch threads for the CNN, product settings with their matching threads) when the CNN and product
+    matching share ``threads`` cores at once; unchanged when they do not run side by side on the CPU."""
+    if not concurrent:
+        return threads, product
+    workers = product.match_workers or max(1, threads // 2)
+    return max(1, threads - workers), product.model_copy(update={"match_workers": workers})
 
 
 def _timed_product_map(sampled: SampledVideo, listing: ListingFeatures | None, settings: ProductSettings,

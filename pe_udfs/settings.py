@@ -58,6 +58,12 @@ class SaliencySettings(StrictSettings):
     smoothgrad_stdev: float = Field(0.1, gt=0)
     first_seconds: int = Field(6, ge=1)  # the paper's peak-attention window
     grid: int = Field(14, ge=1)  # coarse per-second engagement grid stored in pe_seconds
+    # frames per backbone pass of the gradient (peak memory grows with it, not with the clip); 0 = auto: on
+    # CUDA as many as fit in half the GPU's free memory, on the CPU 8
+    frame_chunk: int = Field(0, ge=0)
+    # backbone arithmetic of the gradient passes: float32 (exact), or bfloat16 autocast (GPU, or CPUs with
+    # native bf16 kernels; heatmaps within the tolerance tests/pe_udfs/test_saliency.py states)
+    precision: Literal["float32", "bfloat16"] = "float32"
 
 
 def scoring_clip(model_clip: ClipSettings, max_seconds: int) -> ClipSettings:
@@ -70,11 +76,11 @@ def scoring_clip(model_clip: ClipSettings, max_seconds: int) -> ClipSettings:
 def scoring_config_id(saliency: SaliencySettings, product: ProductSettings, clip: ClipSettings) -> str:
     """What a stored score depends on besides the model version, as ``<saliency>/<product>/<window>s/<hash>``,
     e.g. ``vanilla/sift/60s/3f9a0c1e``: the hash covers every saliency and product setting that changes a result
-    (not ``match_workers``), the window and the matching resolution. A new id makes videos candidates again."""
+    (not ``match_workers`` nor ``frame_chunk``, which change no result), the window and the matching resolution. A new id makes videos candidates again."""
     import hashlib
     import json
 
-    payload = {"saliency": saliency.model_dump(), "product": product.model_dump(exclude={"match_workers"}),
+    payload = {"saliency": saliency.model_dump(exclude={"frame_chunk"}), "product": product.model_dump(exclude={"match_workers"}),
                "window_s": clip.max_seconds, "match_max_width": clip.match_max_width}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
     return f"{saliency.method}/{product.method}/{clip.max_seconds}s/{digest}"

@@ -5,7 +5,11 @@
         │  product image (cached), torch threads = cores per task; clips sampled with the model's fps and size
         │  over the scoring window (task.max_seconds = clip.max_seconds)
         ▼
-    score_video(...)  ──►  one 'video' row + S 'second' rows      (or one 'error' row for a rejected input)
+    decode thread: listing + sample_video of the next ``prefetch`` rows ──┐   (overlaps the model's work: on a
+    score_video(sampled, ...) of the current row ◄────────────────────────┘    GPU, decoding and SIFT run on
+        │                                                                        the CPU meanwhile)
+        ▼
+    one 'video' row + S 'second' rows      (or one 'error' row for a rejected input)
 
 Every row carries ``kind`` ('video' | 'second' | 'error'); the job splits them into ``pe_scores``,
 ``pe_seconds`` and ``scoring_errors``. No Spark import here: the function is testable on plain pandas.
@@ -15,9 +19,11 @@ from __future__ import annotations
 import os
 import threading
 import traceback
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
@@ -55,6 +61,8 @@ class ScoringTask:
     allowed_schemes: tuple[str, ...] = ("file",)
     allowed_roots: tuple[str, ...] = field(default_factory=tuple)
     listing_cache_size: int = 256
+    prefetch: int = 1  # videos decoded ahead in a thread while the current one is scored (0 = none)
+    gpu_share: float = 1.0  # share of a GPU one task may use (spark.task.resource.gpu.amount)
 
 
 _LISTINGS: "OrderedDict[tuple, Any]" = OrderedDict()
@@ -99,7 +107,8 @@ def _error_row(video_id: str, stage: str, error_class: str, reason: str, message
 def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[dict[str, Any]]:
     """Score campaign rows one by one; yield result dicts (see :data:`RESULT_DDL`). Never raises for a bad
     video: each rejected input becomes one 'error' row. A model that cannot load raises (the job checked it
-    on the driver before touching any table, so this means the executor's environment is broken)."""
+    on the driver before touching any table, so this means the executor's environment is broken). The next
+    ``task.prefetch`` rows are decoded in a thread while the current one is scored."""
     import time
 
     import torch
@@ -109,17 +118,17 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
     from pe_udfs.settings import ProductSettings, SaliencySettings, scoring_clip
 
     torch.set_num_threads(max(1, task.torch_threads))
-    loaded = load_engagement_model(task.model_uri, tracking_uri=task.tracking_uri, device=task.device)
+    loaded = load_engagement_model(task.model_uri, tracking_uri=task.tracking_uri, device=task_device(task.device))
     product, saliency = ProductSettings(**task.product), SaliencySettings(**task.saliency)
     clip = loaded.clip if task.max_seconds is None else scoring_clip(loaded.clip, task.max_seconds)
-    for row in rows:
+    saliency = _fixed_chunk(saliency, loaded, task.gpu_share)
+    for row, decoded in prefetched(rows, partial(_decode, task=task, clip=clip), task.prefetch):
         vid = str(row["video_id"])
         t0 = time.perf_counter()
         try:
-            listing = listing_for(row.get("product_image_uri"), task)
-            vs = score_video(row["video_uri"], listing, model=loaded.module, clip=clip, product=product,
-                             saliency=saliency, device=loaded.device, allowed_schemes=task.allowed_schemes,
-                             allowed_roots=task.allowed_roots or None)
+            listing, sampled = decoded.result()
+            vs = score_video(sampled, listing, model=loaded.module, clip=clip, product=product,
+                             saliency=saliency, device=loaded.device)
         except PEInputError as e:
             yield _error_row(vid, e.stage, type(e).__name__, e.reason, str(e))
             continue
@@ -136,6 +145,64 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
             yield {"kind": "second", "video_id": vid, "second": int(s["second"]), "e_mass": s["e_mass"],
                    "pe_mass": s["pe_mass"], "p_mass": s["p_mass"], "product_found": s["product_found"],
                    "inliers": s["inliers"], "quad_224": s["quad_224"], "e_grid": s["e_grid"]}
+
+
+def task_device(device: str) -> str:
+    """'auto' / 'cuda' → the GPU Spark assigned to this task (``cuda:<address>``) when it assigned one and CUDA
+    is available; otherwise ``device`` unchanged ('auto' then resolves to cuda:0 or the CPU)."""
+    if device not in ("auto", "cuda"):
+        return device
+    try:
+        import torch
+        from pyspark import TaskContext  # only inside a Spark task; plain pandas callers have no context
+    except ImportError:
+        return device
+    ctx = TaskContext.get()
+    gpus = ctx.resources().get("gpu") if ctx is not None else None
+    if gpus is not None and gpus.addresses and torch.cuda.is_available():
+        return f"cuda:{gpus.addresses[0]}"
+    return device
+
+
+def _fixed_chunk(saliency, loaded, gpu_share: float):
+    """On CUDA with an automatic frame chunk: fix the chunk once per worker to what fits this task's share of
+    the GPU for the model's longest clip, so tasks sharing a GPU never size themselves on the same free memory."""
+    import math
+
+    import torch
+
+    from pe_udfs.saliency import frame_chunk_for
+
+    device = torch.device(loaded.device)
+    if saliency.frame_chunk or device.type != "cuda":
+        return saliency
+    frames = max(1, math.ceil(loaded.clip.max_seconds * loaded.clip.fps))
+    chunk = frame_chunk_for(loaded.module, frames, saliency, device, size=(loaded.clip.size, loaded.clip.size),
+                            memory_share=gpu_share)
+    return saliency.model_copy(update={"frame_chunk": chunk})
+
+
+def _decode(row: dict[str, Any], task: ScoringTask, clip):
+    """(listing features, SampledVideo) of one campaign row; raises the row's PEInputError."""
+    from pe_udfs.video import sample_video
+
+    listing = listing_for(row.get("product_image_uri"), task)
+    sampled = sample_video(row["video_uri"], clip, allowed_schemes=task.allowed_schemes,
+                           allowed_roots=task.allowed_roots or None, with_match_frames=True)
+    return listing, sampled
+
+
+def prefetched(items: Iterable[Any], fn: Callable[[Any], Any], depth: int) -> Iterator[tuple[Any, Future]]:
+    """(item, future of ``fn(item)``) in order, with up to ``depth`` items after the one yielded already running
+    in one worker thread (depth 0: each starts when the previous one is yielded). A future holds fn's error."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pe-decode") as pool:
+        queue: deque[tuple[Any, Future]] = deque()
+        for item in items:
+            queue.append((item, pool.submit(fn, item)))
+            if len(queue) > depth:
+                yield queue.popleft()
+        while queue:
+            yield queue.popleft()
 
 
 def score_partition(batches: Iterator[pd.DataFrame], task: ScoringTask, columns: list[str]) -> Iterator[pd.DataFrame]:

@@ -231,3 +231,15 @@ def test_scoring_uses_the_full_window_and_records_the_scoring_config(cfg, lake, 
     assert (seconds["scoring_config"] == current_scoring_config(short)).sum() == 12 and len(seconds) == 30
     smoothgrad = short.saliency.model_copy(update={"method": "smoothgrad", "smoothgrad_samples": 2})
     assert run_score(short.model_copy(update={"saliency": smoothgrad}), spark=spark).scored == 1
+
+
+def test_executors_too_small_fail_in_one_line_before_any_table_is_touched(cfg, lake, spark, campaign, monkeypatch):
+    import jobs.executor_memory
+    from jobs.executor_memory import ExecutorMemoryError
+    from jobs.score import run_score
+
+    monkeypatch.setattr(jobs.executor_memory, "machine_memory", lambda: 5 * 2**30)  # 1 GB beside a 4g driver
+    with pytest.raises(ExecutorMemoryError) as e:
+        run_score(cfg, spark=spark)
+    assert "\n" not in str(e.value) and "scoring tasks per executor" in str(e.value)
+    assert lake.table_names() == ["campaign_videos"]

@@ -107,3 +107,16 @@ def test_the_engagement_network_of_the_models_package_fits_the_contract(clip_pat
     r = score_video(clip_path, listing, model=net, **SETTINGS)
     assert r.n_seconds == 4 and np.isfinite(r.predicted_engagement)
     assert 0 <= r.scores["pe_share"] <= 1 and r.scores["e_score"] > 0
+
+
+def test_cnn_and_product_matching_split_the_cores_when_they_run_side_by_side():
+    from pe_udfs.score import _split_cores
+    from pe_udfs.settings import ProductSettings
+
+    assert _split_cores(2, ProductSettings(), True)[0] == 1
+    assert _split_cores(2, ProductSettings(), True)[1].match_workers == 1
+    assert _split_cores(8, ProductSettings(), True)[0] == 4
+    assert _split_cores(8, ProductSettings(match_workers=2), True)[0] == 6  # an explicit setting is kept
+    assert _split_cores(1, ProductSettings(), True)[0] == 1
+    threads, product = _split_cores(8, ProductSettings(), False)  # not side by side: nothing changes
+    assert threads == 8 and product.match_workers == 0
