@@ -36,6 +36,9 @@ class SparkSettings(StrictSettings):
     conf: dict[str, str] = Field(default_factory=dict)
     show_progress: bool = True
     log_level: str = "ERROR"
+    # a failed task (e.g. a Python worker killed by the OOM killer) is tried again this often, in local mode
+    # too; a video that kills its worker twice becomes one scoring_errors row (stage worker)
+    task_retries: int = Field(3, ge=0, le=20)
 
 
 class MlflowSettings(StrictSettings):

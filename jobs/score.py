@@ -19,6 +19,7 @@ import argparse
 import datetime as dt
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -206,6 +207,7 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
         saliency=cfg.saliency.model_dump(), max_seconds=cfg.clip.max_seconds, device=cfg.device,
         torch_threads=threads, allowed_schemes=tuple(cfg.io.allowed_schemes), allowed_roots=tuple(cfg.allowed_roots),
         gpu_share=float(spark.conf.get("spark.task.resource.gpu.amount", "1")),
+        crash_journal=_crash_journal_folder(cfg),
     )
     # Same product together (listing features are cached per worker), many small tasks for balance/progress.
     rows = candidates.sort_values(["product_id", "video_id"]).reset_index(drop=True)
@@ -220,8 +222,22 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
     columns = parse_ddl(RESULT_DDL).fieldNames()
     results = df.mapInPandas(partial(score_partition, task=task, columns=columns), schema=RESULT_DDL)
     results = results.persist(StorageLevel.MEMORY_AND_DISK)
-    results.count()  # score now, once; the three writes below read the persisted rows
+    try:
+        results.count()  # score now, once; the three writes below read the persisted rows
+    finally:
+        shutil.rmtree(task.crash_journal, ignore_errors=True)
     return results
+
+
+def _crash_journal_folder(cfg: PEConfig) -> str:
+    """Where this run's workers mark the videos in flight (pe_udfs.crash_journal), so a video that kills its
+    worker is given up after ``max_crashes`` attempts instead of failing the night: inside a local lake (every
+    executor sees it), else the driver host's temp folder (retries on the same host only)."""
+    import tempfile
+    import uuid
+
+    base = os.path.join(cfg.lake_path, "_scoring") if "://" not in cfg.lake_path else tempfile.gettempdir()
+    return os.path.join(base, f"crash-journal-{uuid.uuid4().hex}")
 
 
 def _score_columns() -> list[str]:

@@ -37,8 +37,9 @@ def get_spark(cfg: PEConfig, app_name: str | None = None):
 
     builder = SparkSession.builder.appName(app_name or cfg.spark.app_name)
     if "spark.master" not in _submit_conf():
-        builder = builder.master(cfg.spark.master)
+        builder = builder.master(with_task_retries(cfg.spark.master, cfg.spark.task_retries))
     settings = {
+        "spark.task.maxFailures": str(cfg.spark.task_retries + 1),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
         "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
@@ -61,6 +62,17 @@ def get_spark(cfg: PEConfig, app_name: str | None = None):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
     return spark
+
+
+def with_task_retries(master: str, retries: int) -> str:
+    """Local mode ignores spark.task.maxFailures; its own form ``local[N,F]`` sets the attempts per task:
+    ``local[*]`` → ``local[*,F]`` with F = retries + 1 (a master that already says F is kept)."""
+    import re
+
+    m = re.fullmatch(r"local(?:\[(\*|\d+)\])?", master.strip())
+    if not m:
+        return master
+    return f"local[{m.group(1) or 1},{retries + 1}]"
 
 
 DELTA_SQL_SETTINGS = {

@@ -9,6 +9,7 @@ scoring job stores ``stage``, ``reason`` (as the error class) and the message in
     decode   empty_file, unreadable, no_video_stream, zero_frames, too_long, too_large
     product  not_found, product_image_unreadable, product_no_features
     model    model_failed, bad_clip
+    worker   worker_crashed (the video killed its worker process on repeated attempts)
 """
 from __future__ import annotations
 
@@ -61,3 +62,9 @@ class ModelError(PEInputError):
     """The engagement model failed on a clip (wrong output shape, non-finite values, runtime error)."""
 
     stage = "model"
+
+
+class WorkerCrashed(PEInputError):
+    """The video's worker process died (killed, out of memory, a native crash) on every recent attempt."""
+
+    stage = "worker"

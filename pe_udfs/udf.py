@@ -27,7 +27,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import pandas as pd
 
-from pe_udfs.errors import PEInputError, ProductImageError
+from pe_udfs.crash_journal import CrashJournal
+from pe_udfs.errors import PEInputError, ProductImageError, WorkerCrashed
 
 #: Schema of the rows :func:`score_partition` yields (Spark DDL); one flat schema for the three kinds.
 RESULT_DDL = (
@@ -63,6 +64,8 @@ class ScoringTask:
     listing_cache_size: int = 256
     prefetch: int = 1  # videos decoded ahead in a thread while the current one is scored (0 = none)
     gpu_share: float = 1.0  # share of a GPU one task may use (spark.task.resource.gpu.amount)
+    crash_journal: str | None = None  # folder every attempt of the run sees (pe_udfs.crash_journal); None = off
+    max_crashes: int = 2  # a video whose worker died this often becomes one 'worker_crashed' error row
 
 
 _LISTINGS: "OrderedDict[tuple, Any]" = OrderedDict()
@@ -122,20 +125,27 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
     product, saliency = ProductSettings(**task.product), SaliencySettings(**task.saliency)
     clip = loaded.clip if task.max_seconds is None else scoring_clip(loaded.clip, task.max_seconds)
     saliency = _fixed_chunk(saliency, loaded, task.gpu_share)
-    for row, decoded in prefetched(rows, partial(_decode, task=task, clip=clip), task.prefetch):
+    journal = CrashJournal(task.crash_journal, task.max_crashes) if task.crash_journal else None
+    # A retried task decodes one video at a time, so a crash is blamed on exactly the video being worked on.
+    prefetch = task.prefetch if _attempt_number() == 0 else 0
+    for row, decoded in prefetched(rows, partial(_decode, task=task, clip=clip, journal=journal), prefetch):
         vid = str(row["video_id"])
         t0 = time.perf_counter()
+        mark = None
         try:
-            listing, sampled = decoded.result()
+            listing, sampled, mark = decoded.result()
             vs = score_video(sampled, listing, model=loaded.module, clip=clip, product=product,
                              saliency=saliency, device=loaded.device)
         except PEInputError as e:
+            _forget(journal, mark or getattr(e, "mark", None))
             yield _error_row(vid, e.stage, type(e).__name__, e.reason, str(e))
             continue
         except Exception as e:  # a bug or resource problem with this one video: record it, keep going
+            _forget(journal, mark)
             tb = traceback.format_exc(limit=3)
             yield _error_row(vid, "score", type(e).__name__, "unexpected_error", f"{e}\n{tb}")
             continue
+        _forget(journal, mark)
         out = {"kind": "video", "video_id": vid, "predicted_engagement": vs.predicted_engagement,
                "n_seconds": vs.n_seconds, "product_found_seconds": vs.product_found_seconds,
                "seconds_taken": time.perf_counter() - t0}
@@ -182,14 +192,45 @@ def _fixed_chunk(saliency, loaded, gpu_share: float):
     return saliency.model_copy(update={"frame_chunk": chunk})
 
 
-def _decode(row: dict[str, Any], task: ScoringTask, clip):
-    """(listing features, SampledVideo) of one campaign row; raises the row's PEInputError."""
+def _decode(row: dict[str, Any], task: ScoringTask, clip, journal: CrashJournal | None = None):
+    """(listing features, SampledVideo, crash-journal mark) of one campaign row; raises the row's PEInputError.
+
+    With a journal, a video whose worker already died ``max_crashes`` times is given up (WorkerCrashed), and
+    every other video is marked before any work on it starts (the mark is removed once its rows are out)."""
     from pe_udfs.video import sample_video
 
-    listing = listing_for(row.get("product_image_uri"), task)
-    sampled = sample_video(row["video_uri"], clip, allowed_schemes=task.allowed_schemes,
-                           allowed_roots=task.allowed_roots or None, with_match_frames=True)
-    return listing, sampled
+    vid = str(row["video_id"])
+    mark = None
+    if journal is not None:
+        crashes = journal.crashes(vid)
+        if crashes >= journal.max_crashes:
+            raise WorkerCrashed("worker_crashed", f"video {vid}: its worker process died on {crashes} attempts "
+                                f"(killed, out of memory or a native crash); not tried again this run",
+                                uri=row.get("video_uri"))
+        mark = journal.begin(vid)
+    try:
+        listing = listing_for(row.get("product_image_uri"), task)
+        sampled = sample_video(row["video_uri"], clip, allowed_schemes=task.allowed_schemes,
+                               allowed_roots=task.allowed_roots or None, with_match_frames=True)
+    except PEInputError as e:
+        e.mark = mark  # the caller forgets it once the error row is out
+        raise
+    return listing, sampled, mark
+
+
+def _forget(journal: CrashJournal | None, mark) -> None:
+    if journal is not None and mark is not None:
+        journal.end(mark)
+
+
+def _attempt_number() -> int:
+    """This Spark task's attempt (0 the first time; 0 outside Spark)."""
+    try:
+        from pyspark import TaskContext
+    except ImportError:
+        return 0
+    ctx = TaskContext.get()
+    return ctx.attemptNumber() if ctx is not None else 0
 
 
 def prefetched(items: Iterable[Any], fn: Callable[[Any], Any], depth: int) -> Iterator[tuple[Any, Future]]:

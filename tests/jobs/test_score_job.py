@@ -243,3 +243,43 @@ def test_executors_too_small_fail_in_one_line_before_any_table_is_touched(cfg, l
         run_score(cfg, spark=spark)
     assert "\n" not in str(e.value) and "scoring tasks per executor" in str(e.value)
     assert lake.table_names() == ["campaign_videos"]
+
+
+def test_a_python_worker_killed_mid_video_costs_nothing(cfg, lake, spark, campaign):
+    """kill -9 of a busy Python worker (what the OOM killer does): the task is retried, the job completes and
+    every good video is scored."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    from jobs.score import run_score
+
+    out: dict = {}
+    job = threading.Thread(target=lambda: out.update(summary=run_score(cfg, spark=spark, validate_outputs=False)))
+    job.start()
+    killed = None
+    journal_root = Path(cfg.lake_path) / "_scoring"
+    deadline = time.monotonic() + 600
+    while killed is None and job.is_alive() and time.monotonic() < deadline:
+        marks = list(journal_root.glob("crash-journal-*/*")) if journal_root.exists() else []
+        if marks:  # a worker is mid-video: kill one forked Python worker (child of pyspark.daemon)
+            for p in psutil.Process(os.getpid()).children(recursive=True):
+                try:
+                    parent = p.parent()
+                    if "pyspark.daemon" in " ".join(p.cmdline()) and parent and \
+                            "pyspark.daemon" in " ".join(parent.cmdline()):
+                        os.kill(p.pid, signal.SIGKILL)
+                        killed = p.pid
+                        break
+                except psutil.Error:
+                    continue
+        time.sleep(0.05)
+    job.join(timeout=900)
+    assert killed is not None, "no busy Python worker was found to kill"
+    summary = out["summary"]
+    assert (summary.scored, summary.errors) == (4, 2)
+    assert sorted(lake.read_pandas("pe_scores")["video_id"]) == ["v0", "v1", "v2", "v3"]
+    assert not list(journal_root.glob("crash-journal-*")), "the run removes its crash journal"
