@@ -42,7 +42,7 @@ def score_one(cfg: PEConfig, video: str, product_image: str, *, model_uri: str |
         model_info = {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id, "uri": loaded.uri}
     schemes = cfg.io.allowed_schemes
     try:
-        listing = listing_features(load_image(product_image, allowed_schemes=schemes), cfg.product,
+        listing = listing_features(load_image(product_image, allowed_schemes=schemes, max_pixels=cfg.product.max_image_pixels), cfg.product,
                                    name=product_image)
         result = score_video(video, listing, model=module, clip=clip, product=cfg.product, saliency=cfg.saliency,
                              device=device, product_only=product_only, allowed_schemes=schemes)

@@ -116,12 +116,13 @@ class ProductMap:
 # ------------------------------------------------------------------------------------------ listing image
 
 def load_image(uri: str, *, allowed_schemes: Sequence[str] | None = None,
-               allowed_roots: Sequence[str] | None = None) -> np.ndarray:
+               allowed_roots: Sequence[str] | None = None, max_pixels: int = 25_000_000) -> np.ndarray:
     """Read an image file (JPEG, PNG, WebP, ...) from a path or URI → (h, w, 3) uint8 RGB.
 
-    Transparent pixels are composited over white (listing images are often cut-outs). Raises
+    Transparent pixels are composited over white (listing images are often cut-outs). The size in the file's
+    header is checked before decoding, and a truncated or corrupt file is refused, not half-read. Raises
     :class:`ProductImageError` with reason 'not_found', 'scheme_not_allowed', 'outside_allowed_roots',
-    'fetch_failed' or 'product_image_unreadable'."""
+    'fetch_failed', 'too_large' or 'product_image_unreadable'."""
     with open_binary(uri, allowed_schemes=allowed_schemes, allowed_roots=allowed_roots,
                      error_cls=ProductImageError) as (source, _size):
         try:
@@ -132,10 +133,40 @@ def load_image(uri: str, *, allowed_schemes: Sequence[str] | None = None,
                 data = source.read()
         except OSError as e:
             raise ProductImageError("fetch_failed", f"{uri}: {e}", uri=uri) from e
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if not data:
+        raise ProductImageError("product_image_unreadable", f"{uri} is an empty file", uri=uri)
+    _check_image(data, uri, max_pixels)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ProductImageError("product_image_unreadable", f"{uri} is not a readable image file", uri=uri)
     return to_rgb(image)
+
+
+def _check_image(data: bytes, uri: str, max_pixels: int) -> None:
+    """Refuse an image too large by its header (before any pixel is decoded), or whose data is truncated or
+    corrupt (Pillow decodes it strictly; OpenCV would return the readable part and grey for the rest)."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # our own, lower cap decides; Pillow's bomb warning is noise here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise ProductImageError("too_large", f"{uri}: {w}x{h} pixels is over the limit of {max_pixels:,} "
+                                        f"(product.max_image_pixels); use a smaller listing image", uri=uri)
+            im.load()
+    except ProductImageError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise ProductImageError("too_large", f"{uri}: {e}", uri=uri) from None
+    except (OSError, SyntaxError, ValueError) as e:  # not an image, truncated, or corrupt data
+        raise ProductImageError("product_image_unreadable", f"{uri} is not a complete, readable image: {e}",
+                                uri=uri) from None
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:

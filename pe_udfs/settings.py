@@ -50,6 +50,9 @@ class ProductSettings(StrictSettings):
     max_frame_features: int = Field(0, ge=0)  # SIFT keypoints kept per frame (strongest first); 0 = all
     orb_features: int = Field(500, ge=10)  # orb_hull (paper) mode: ORB keypoints per image (OpenCV default)
     match_workers: int = Field(0, ge=0)  # threads matching frames of one video; 0 = one per CPU core
+    # listing images over this many pixels are rejected (reason too_large) from their header, before decoding:
+    # a 10000x10000 PNG of 7 MB decodes to 400 MB and its features to gigabytes
+    max_image_pixels: int = Field(25_000_000, ge=1)
 
 
 class SaliencySettings(StrictSettings):
@@ -73,14 +76,18 @@ def scoring_clip(model_clip: ClipSettings, max_seconds: int) -> ClipSettings:
     return model_clip.model_copy(update={"max_seconds": int(max_seconds)})
 
 
+#: Product settings that change no stored result (threads, input limits): outside the scoring_config id.
+RESULT_NEUTRAL_PRODUCT_SETTINGS = {"match_workers", "max_image_pixels"}
+
+
 def scoring_config_id(saliency: SaliencySettings, product: ProductSettings, clip: ClipSettings) -> str:
     """What a stored score depends on besides the model version, as ``<saliency>/<product>/<window>s/<hash>``,
     e.g. ``vanilla/sift/60s/3f9a0c1e``: the hash covers every saliency and product setting that changes a result
-    (not ``match_workers`` nor ``frame_chunk``, which change no result), the window and the matching resolution. A new id makes videos candidates again."""
+    (not ``match_workers``, ``max_image_pixels`` nor ``frame_chunk``, which change no result), the window and the matching resolution. A new id makes videos candidates again."""
     import hashlib
     import json
 
-    payload = {"saliency": saliency.model_dump(exclude={"frame_chunk"}), "product": product.model_dump(exclude={"match_workers"}),
+    payload = {"saliency": saliency.model_dump(exclude={"frame_chunk"}), "product": product.model_dump(exclude=RESULT_NEUTRAL_PRODUCT_SETTINGS),
                "window_s": clip.max_seconds, "match_max_width": clip.match_max_width}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
     return f"{saliency.method}/{product.method}/{clip.max_seconds}s/{digest}"

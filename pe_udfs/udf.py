@@ -89,7 +89,8 @@ def listing_for(uri: str | None, task: ScoringTask):
                 raise hit
             return hit
     try:
-        image = load_image(uri, allowed_schemes=task.allowed_schemes, allowed_roots=task.allowed_roots or None)
+        image = load_image(uri, allowed_schemes=task.allowed_schemes, allowed_roots=task.allowed_roots or None,
+                           max_pixels=int(task.product.get("max_image_pixels", 25_000_000)))
         value: Any = listing_features(image, ProductSettings(**task.product), name=uri)
     except PEInputError as e:
         value = e

@@ -188,3 +188,38 @@ def test_product_region_is_the_projected_silhouette_or_the_listing_rectangle():
     assert iou(masks["listing_rect"], rect) > 0.95
     assert iou(masks["silhouette"], true_sil) > 0.85 and iou(masks["listing_rect"], true_sil) < 0.75
     assert masks["silhouette"].sum() < 0.8 * masks["listing_rect"].sum()
+
+
+def test_huge_truncated_and_fake_listing_images_fail_at_the_product_stage(tmp_path):
+    """A 10000x10000 PNG is refused from its header (no 400 MB decode); a truncated JPEG and a text file renamed
+    .jpg are refused instead of being half-read."""
+    import time
+
+    import cv2
+    import numpy as np
+    import psutil
+    from skimage import data
+
+    from pe_udfs.errors import ProductImageError
+    from pe_udfs.product import load_image
+
+    huge = tmp_path / "huge.png"
+    cv2.imwrite(str(huge), np.full((10_000, 10_000), 255, np.uint8))  # compresses to a few hundred KB
+    rss = psutil.Process().memory_info().rss
+    t0 = time.perf_counter()
+    with pytest.raises(ProductImageError) as e:
+        load_image(str(huge))
+    assert e.value.reason == "too_large" and "10000x10000" in str(e.value)
+    assert time.perf_counter() - t0 < 2 and psutil.Process().memory_info().rss - rss < 200 * 2**20
+
+    good = tmp_path / "cup.jpg"
+    cv2.imwrite(str(good), cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
+    assert load_image(str(good)).shape == (400, 600, 3)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size * 3 // 10])
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("not an image at all\n" * 50)
+    for path in (cut, fake):
+        with pytest.raises(ProductImageError) as e:
+            load_image(str(path))
+        assert e.value.stage == "product" and e.value.reason == "product_image_unreadable", str(path)
