@@ -170,7 +170,8 @@ SAMPLE_CONFIG = """\
 device: cpu
 spark: {master: "local[2]", show_progress: false, shuffle_partitions: 2}
 model: {backbone: tiny}
-train: {epochs: 5, batch_size: 8, val_fraction: 0.25, test_fraction: 0.3, min_videos: 10}
+# a scheduling test on 16 videos: the validation-size floor for early stopping is lowered on purpose
+train: {epochs: 5, batch_size: 8, val_fraction: 0.25, test_fraction: 0.3, min_videos: 10, min_val_videos: 2}
 sample: {fps: 8, audio: false, workers: 1}
 """
 
