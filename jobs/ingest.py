@@ -27,6 +27,8 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from jobs import contracts
 from jobs.config import PEConfig
 from jobs.lake import Lake, LakeError
@@ -424,7 +426,6 @@ def _product_images(lake: Lake) -> "DataFrame":
 def _uri_udf(allowed_schemes: tuple[str, ...], allowed_roots: tuple[str, ...]):
     """pandas UDF (uri, base folder) → struct<uri, reason, message>: a relative path joined to the base and
     normalised, then checked by :func:`pe_udfs.video.resolve_uri` (scheme, roots, local file exists)."""
-    import pandas as pd
     from pyspark.sql.functions import pandas_udf
 
     @pandas_udf("uri STRING, reason STRING, message STRING")
