@@ -44,6 +44,7 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp")
 #: The paper's public panel layout (jobs/analysis/panel.py) → taobao_sales; its other columns are ignored.
 PANEL_COLUMNS = {"taobao_id": "product_id", "updated_time": "date", "rev": "rolling_sales_30d", "price": "price",
                  "discount": "discount", "search": "search_index", "treated": "advertised"}
+PANEL_REQUIRED = ("product_id", "date", "rolling_sales_30d", "advertised")
 
 
 class IngestError(LakeError):
@@ -234,7 +235,7 @@ def _mapped(df: "DataFrame", spec: Kind, path: str, fmt: str, required: tuple[st
 def _manifest_rows(spark, spec: Kind, path: str, fmt: str, defaults: dict[str, str]) -> "DataFrame":
     from pyspark.sql import functions as F
 
-    df = _mapped(_read(spark, path), spec, path, fmt, spec.required)
+    df = _mapped(_read(spark, path), spec, path, fmt, PANEL_REQUIRED if fmt == "panel" else spec.required)
     header = 1 if path.lower().endswith(".csv") else 0
     base = posixpath.dirname(path) if "://" in path else os.path.dirname(path)
     return _with_defaults(df, spec, defaults).select(

@@ -34,6 +34,19 @@ def test_inbox_lists_manifests_products_first(tmp_path):
     assert inbox_manifests(str(tmp_path / "missing")) == []
 
 
+def test_cli_empty_inbox_is_a_noop_and_argument_mistakes_are_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+
+    lake = str(tmp_path / "lake")
+    out = CliRunner().invoke(app, ["--lake", lake, "ingest", "inbox"])
+    assert out.exit_code == 0 and f"nothing to ingest in {lake}/inbox" in out.output
+    for args in (["videos"], ["videos", "m.csv", "--folder", str(tmp_path)], ["sales", "s.csv", "--format", "wide"]):
+        out = CliRunner().invoke(app, ["--lake", lake, "ingest", *args])
+        assert out.exit_code == 2 and out.output.startswith("error: ") and out.output.count("\n") == 1, out.output
+
+
 # ---------------------------------------------------------------------- Spark (slow)
 VIDEOS_CSV = """\
 Video_ID,video_uri,PRODUCT_ID,influencer_id,campaign_id,own_product,published_at
