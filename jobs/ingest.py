@@ -213,7 +213,7 @@ def _mapped(df: "DataFrame", spec: Kind, path: str, fmt: str, required: tuple[st
     names: dict[str, str] = {}
     unknown = []
     for c in (c for c in df.columns if c != "_seq"):
-        key = c.strip().lower()
+        key = c.strip().lstrip("\ufeff").lower()  # a spreadsheet export may start with a byte-order mark
         key = PANEL_COLUMNS.get(key) if fmt == "panel" else key
         if fmt == "panel" and key is None:
             continue  # the panel's video, influencer and score columns belong to other tables
