@@ -225,10 +225,12 @@ def _mapped(df: "DataFrame", spec: Kind, path: str, fmt: str, required: tuple[st
             names[c] = key
     missing = [c for c in required if c not in names.values()]
     if missing or unknown:
-        wanted = [next(k for k, v in PANEL_COLUMNS.items() if v == c) for c in missing] if fmt == "panel" else missing
-        raise IngestError(f"{path}: " + "; ".join(
-            [f"missing columns {wanted}"] * bool(missing) + [f"unknown columns {unknown}"] * bool(unknown))
-            + f" (required: {', '.join(required)}; optional: {', '.join(c for c in spec.columns if c not in required)})")
+        shown = {v: k for k, v in PANEL_COLUMNS.items()} if fmt == "panel" else {c: c for c in spec.columns}
+        parts = ([f"missing columns {[shown[c] for c in missing]}"] if missing else []) + \
+            ([f"unknown columns {unknown}"] if unknown else [])
+        optional = [shown[c] for c in spec.columns if c not in required and c in shown]
+        raise IngestError(f"{path}: {'; '.join(parts)} (required: {', '.join(shown[c] for c in required)}; "
+                          f"optional: {', '.join(optional)})")
     return df.select("_seq", *[df[f"`{c}`"].alias(k) for c, k in names.items()])
 
 
@@ -320,14 +322,16 @@ def _checked(raw: "DataFrame", spec: Kind, cfg: PEConfig, lake: Lake, now: dt.da
             checks.append(_reject(value.isNotNull() & _typed(value, types[c]).isNull(), c, f"bad_{what[0]}",
                                   F.concat(F.lit(f"{c} '"), value, F.lit(f"' is not {what[1]}"))))
         if c in spec.non_negative:
-            checks.append(_reject(typed < 0, c, "negative_value", F.concat(F.lit(f"{c} is negative ("), value, F.lit(")"))))
+            checks.append(_reject(typed < 0, c, "negative_value",
+                                  F.concat(F.lit(f"{c} is negative ("), value, F.lit(")"))))
     if spec.name == "products":  # defaults before the key check: view 'main', rank = order within the product
         df = df.withColumn("view", F.coalesce("view", F.lit("main"))).withColumn("view_rank", F.coalesce(
             "view_rank", F.row_number().over(Window.partitionBy("product_id").orderBy("_seq"))))
     for c in spec.uris:
         check = _uri_udf(tuple(cfg.io.allowed_schemes), tuple(cfg.allowed_roots))
         df = df.withColumn(f"_u_{c}", check(F.col(c), F.col("_base"))).withColumn(c, F.col(f"_u_{c}.uri"))
-        checks.append(_reject(F.col(f"_u_{c}.reason").isNotNull(), c, F.col(f"_u_{c}.reason"), F.col(f"_u_{c}.message")))
+        result = F.col(f"_u_{c}")
+        checks.append(_reject(result["reason"].isNotNull(), c, result["reason"], result["message"]))
     keys = list(contracts.contract(spec.table).keys)
     first = Window.partitionBy(*keys).orderBy("_seq")
     df = df.withColumn("_first", F.first(F.coalesce(F.concat(F.lit("line "), F.col("_line").cast("string")),
@@ -350,9 +354,10 @@ def _checked(raw: "DataFrame", spec: Kind, cfg: PEConfig, lake: Lake, now: dt.da
                      rejects.alias("_rejects"))
 
 
-_TYPE_WORDS = {"timestamp": ("timestamp", "a timestamp"), "date": ("timestamp", "a date"), "boolean":
-               ("boolean", "true or false"), "long": ("number", "a whole number"), "integer": ("number", "a whole number"),
-               "double": ("number", "a number")}
+#: Spark type name → (reason suffix: bad_<suffix>, what the value should be).
+_TYPE_WORDS = {"timestamp": ("timestamp", "a timestamp"), "date": ("timestamp", "a date"),
+               "boolean": ("boolean", "true or false"), "long": ("number", "a whole number"),
+               "integer": ("number", "a whole number"), "double": ("number", "a number")}
 
 
 def _typed(raw: "Column", t) -> "Column":
@@ -365,7 +370,8 @@ def _typed(raw: "Column", t) -> "Column":
         return F.when(d == F.floor(d), d.cast(t))
     if name == "boolean":
         low = F.lower(raw)
-        return (F.when(low.isin("true", "t", "yes", "y"), F.lit(True)).when(low.isin("false", "f", "no", "n"), F.lit(False))
+        return (F.when(low.isin("true", "t", "yes", "y"), F.lit(True))
+                .when(low.isin("false", "f", "no", "n"), F.lit(False))
                 .otherwise(raw.try_cast("double") != 0))
     return raw if name == "string" else raw.try_cast(t)
 
@@ -388,7 +394,8 @@ def _references(df: "DataFrame", spec: Kind, lake: Lake):
         images = _product_images(lake)
         df = df.join(F.broadcast(images), "product_id", "left").withColumn(
             "product_image_uri", F.coalesce("product_image_uri", "_main_image"))
-        cond = F.col("product_id").isNotNull() & F.col("_main_image").isNull() & F.col("_raw_product_image_uri").isNull()
+        cond = (F.col("product_id").isNotNull() & F.col("_main_image").isNull()
+                & F.col("_raw_product_image_uri").isNull())
         return df, _reject(cond, "product_id", "unknown_product", F.concat(
             F.lit("product '"), F.col("product_id"), F.lit("' has no listing image: ingest products first, or give "
                                                            "product_image_uri")))

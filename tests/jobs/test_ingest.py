@@ -2,6 +2,7 @@
 then `pe score` and `pe report --campaign` on what was ingested."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -160,7 +161,9 @@ def test_ingest_folder_of_clips_rejects_bad_rows_reingest_is_a_noop_then_score_a
     assert found["v0"] >= 1 and found["v1"] == 0
     page = Path(write_campaign_report(cfg, lake, "c-own", str(tmp_path / "report")))
     html = page.read_text()
-    assert all(f">{v}<" in html or f"{v}" in html for v in ("v0", "v1", "v2")) and "v3" not in html
+    ranked = re.findall(r"<tr><td>(\d+)</td><td>(v\d)</td>", html)
+    assert sorted(v for _, v in ranked) == ["v0", "v1", "v2"] and [r for r, _ in ranked] == ["1", "2", "3"]
+    assert html.count('class="thumb"') == 3  # a frame of each ingested clip decoded for its thumbnail
 
 
 @pytest.mark.slow
