@@ -1,7 +1,8 @@
-"""Nightly PE scoring: validate inputs → score → validate outputs → maintain tables → refresh analyst views.
+"""Nightly PE scoring: ingest → validate inputs → score → validate outputs → maintain → refresh analyst views.
 
 Every task runs one ``pe`` command of the project in its own virtual environment (see pe_common). Tasks are
-idempotent: scoring skips videos the champion already scored (upsert by key), validation only reads.
+idempotent: ingest upserts the inbox's manifests by key (a file ingested before writes nothing), scoring skips
+videos the champion already scored (upsert by key), validation only reads.
 """
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from pe_common import dag_arguments, pe_task_command
 
 @dag(**dag_arguments("pe_nightly", "@daily", __doc__))
 def pe_nightly():
+    @task.bash
+    def ingest(params=None) -> str:
+        """Manifests dropped in the inbox (ingest.inbox, else <lake>/inbox) into the input tables; none: no-op."""
+        return pe_task_command(params, "ingest", "inbox")
+
     @task.bash
     def validate_inputs(params=None) -> str:
         """campaign_videos suite; failing rows do not fail the run (pe score rejects and records them)."""
@@ -37,7 +43,7 @@ def pe_nightly():
         """Register every lake table and analyst view (a view that no longer resolves fails here)."""
         return pe_task_command(params, "sql", "SHOW VIEWS", "--format", "csv")
 
-    validate_inputs() >> score() >> validate_outputs() >> maintain() >> refresh_views()
+    ingest() >> validate_inputs() >> score() >> validate_outputs() >> maintain() >> refresh_views()
 
 
 pe_nightly()

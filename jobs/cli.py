@@ -298,6 +298,104 @@ def train(
         fail(str(e))
 
 
+ingest_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                         help="Bring your own campaign: manifests or folders into the lake's input tables.")
+app.add_typer(ingest_app, name="ingest")
+
+MANIFEST_HELP = "CSV, Parquet or JSON Lines file; relative paths in it are resolved against its folder."
+DRY_RUN_HELP = "Check every row and print the summary; write nothing."
+
+
+def _ingest(ctx: typer.Context, kind: str, manifest: Optional[Path], **kw) -> None:
+    from jobs.ingest import IngestError, run_ingest
+    from jobs.lake import LakeError
+
+    try:
+        summary = run_ingest(state(ctx).cfg, kind, str(manifest) if manifest else None, **kw)
+    except IngestError as e:
+        fail(str(e), code=2)
+    except LakeError as e:
+        fail(str(e))
+    typer.echo(summary.line())
+
+
+@ingest_app.command("videos")
+def ingest_videos(
+    ctx: typer.Context,
+    manifest: Optional[Path] = typer.Argument(None, help=MANIFEST_HELP + " Columns: video_id, video_uri, product_id; "
+                                              "optional influencer_id, campaign_id, own_product, published_at, "
+                                              "product_image_uri."),
+    folder: Optional[Path] = typer.Option(None, "--folder", help="Every video file under DIR; video_id = file name "
+                                          "without extension."),
+    sidecar: Optional[Path] = typer.Option(None, "--sidecar", help="With --folder: a manifest with video_id and any "
+                                           "other columns (default DIR/videos.csv when present)."),
+    product_id: Optional[str] = typer.Option(None, "--product-id", help="product_id of rows that have none."),
+    campaign_id: Optional[str] = typer.Option(None, "--campaign-id", help="campaign_id of rows that have none."),
+    influencer_id: Optional[str] = typer.Option(None, "--influencer-id", help="influencer_id of rows that have none."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+) -> None:
+    """Influencer videos into campaign_videos (upsert by video_id); failed rows into ingest_rejects."""
+    defaults = {"product_id": product_id, "campaign_id": campaign_id, "influencer_id": influencer_id}
+    _ingest(ctx, "videos", manifest, folder=str(folder) if folder else None, sidecar=str(sidecar) if sidecar else None,
+            defaults={k: v for k, v in defaults.items() if v is not None}, dry_run=dry_run)
+
+
+@ingest_app.command("products")
+def ingest_products(
+    ctx: typer.Context,
+    manifest: Optional[Path] = typer.Argument(None, help=MANIFEST_HELP + " Columns: product_id, image_uri; "
+                                              "optional view, view_rank (1 = the main image)."),
+    folder: Optional[Path] = typer.Option(None, "--folder", help="DIR/<product_id>.jpg (one view) or "
+                                          "DIR/<product_id>/<view>.jpg (several; the first by name is the main one)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+) -> None:
+    """Product listing images (one or more views per product) into product_images (upsert by product_id, view)."""
+    _ingest(ctx, "products", manifest, folder=str(folder) if folder else None, dry_run=dry_run)
+
+
+@ingest_app.command("labels")
+def ingest_labels(
+    ctx: typer.Context,
+    manifest: Path = typer.Argument(..., metavar="FILE", help=MANIFEST_HELP + " Columns: video_id, views, likes, "
+                                    "comments, shares; optional collected_at, video_uri, influencer_id, product_id."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+) -> None:
+    """Engagement counts exported from the platform into engagement_labels (upsert by video_id)."""
+    _ingest(ctx, "labels", manifest, dry_run=dry_run)
+
+
+@ingest_app.command("sales")
+def ingest_sales(
+    ctx: typer.Context,
+    manifest: Path = typer.Argument(..., metavar="FILE", help=MANIFEST_HELP + " Columns: product_id, date; optional "
+                                    "rolling_sales_30d, daily_sales, price, discount, search_index, advertised."),
+    format: str = typer.Option("table", "--format", help="table (taobao_sales' columns) | panel (the paper's public "
+                               "panel: taobao_id, updated_time, rev, treated, price, discount, search)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+) -> None:
+    """The daily sales panel into taobao_sales (upsert by product_id, date)."""
+    _ingest(ctx, "sales", manifest, fmt=format, dry_run=dry_run)
+
+
+@ingest_app.command("inbox")
+def ingest_inbox(
+    ctx: typer.Context,
+    folder: Optional[Path] = typer.Argument(None, help="Default: ingest.inbox, else <lake>/inbox."),
+    dry_run: bool = typer.Option(False, "--dry-run", help=DRY_RUN_HELP),
+) -> None:
+    """Every manifest named products|videos|labels|sales.<csv|parquet|jsonl> in the inbox, in that order
+    (the nightly DAG's first task; files left there are re-ingested as no-ops)."""
+    from jobs.ingest import inbox_manifests
+
+    inbox = str(folder) if folder else state(ctx).cfg.inbox
+    found = inbox_manifests(inbox)
+    if not found:
+        typer.echo(f"pe ingest inbox: nothing to ingest in {inbox}")
+        return
+    for kind, path in found:
+        _ingest(ctx, kind, Path(path), dry_run=dry_run)
+
+
 models_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(models_app, name="models")
 

@@ -86,6 +86,12 @@ class IoSettings(StrictSettings):
     allowed_roots: list[str] = Field(default_factory=list)  # empty → the lake root only
 
 
+class IngestSettings(StrictSettings):
+    """`pe ingest inbox` (the nightly DAG's ingest task): manifests named products|videos|labels|sales.<ext>."""
+
+    inbox: str | None = None  # local folder; None → <lake>/inbox
+
+
 class QualitySettings(StrictSettings):
     """Data quality gates (jobs/validate.py, Great Expectations)."""
 
@@ -111,6 +117,7 @@ class PEConfig(StrictSettings):
     maintain: MaintainSettings = Field(default_factory=MaintainSettings)
     sample: SampleSettings = Field(default_factory=SampleSettings)
     io: IoSettings = Field(default_factory=IoSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     source: str | None = Field(None, exclude=True)  # the file this came from, for messages
 
@@ -152,6 +159,11 @@ class PEConfig(StrictSettings):
     @property
     def media_root(self) -> str:
         return f"{self.lake_path}/media"
+
+    @property
+    def inbox(self) -> str:
+        """The folder `pe ingest inbox` reads (``ingest.inbox``, else ``<lake>/inbox``)."""
+        return os.path.abspath(os.path.expanduser(self.ingest.inbox)) if self.ingest.inbox else f"{self.lake_path}/inbox"
 
     @property
     def allowed_roots(self) -> list[str]:

@@ -55,6 +55,26 @@ _CONTRACTS = [
         "advertised is true from the day an influencer video for the product is published.",
     ),
     TableContract(
+        "product_images",
+        "product_id STRING NOT NULL, view STRING NOT NULL, image_uri STRING, view_rank INT, ingested_at TIMESTAMP",
+        keys=("product_id", "view"),
+        description="The seller's listing images of a product, one row per view (front, side, packaging...); "
+        "view_rank 1 is the main image, which fills campaign_videos.product_image_uri when a video has none.",
+        volatile=("ingested_at",),
+    ),
+    TableContract(
+        "ingest_rejects",
+        "source_file STRING NOT NULL, line BIGINT, column STRING, reason STRING NOT NULL, message STRING, "
+        "value STRING, kind STRING, target_table STRING, ingest_run STRING, at TIMESTAMP",
+        keys=("source_file", "line", "column", "reason"),
+        description="One row per failed check of a `pe ingest` input row: the source file, its line (CSV and "
+        "JSON Lines: the line in the file; Parquet: the row number, 1-based; null for a file found by --folder), "
+        "the column, a reason code (missing_value, bad_timestamp, bad_number, bad_boolean, negative_count, "
+        "duplicate_key, unknown_product, unknown_video, scheme_not_allowed, outside_allowed_roots, not_found) "
+        "and a message. ingest_run and at are those of the first ingest that found it.",
+        volatile=("ingest_run", "at"),
+    ),
+    TableContract(
         "sample_truth",
         "video_id STRING NOT NULL, second INT NOT NULL, product_visible BOOLEAN, quad_224 ARRAY<DOUBLE>, "
         "product_area_share DOUBLE, driver STRING, driver_x DOUBLE, driver_y DOUBLE, driver_weight DOUBLE, "

@@ -66,7 +66,7 @@ def _chain(dag: dict) -> list[str]:
 
 @needs_airflow
 @pytest.mark.parametrize("dag_id, schedule, tasks", [
-    ("pe_nightly", "@daily", ["validate_inputs", "score", "validate_outputs", "maintain", "refresh_views"]),
+    ("pe_nightly", "@daily", ["ingest", "validate_inputs", "score", "validate_outputs", "maintain", "refresh_views"]),
     ("pe_retrain", "@weekly", ["build_training_set", "train", "evaluate", "promote"]),
 ])
 def test_dag_tasks_order_schedule_and_retries(structure, dag_id, schedule, tasks):
@@ -235,7 +235,8 @@ def test_airflow_dags_test_pe_nightly_scores_the_lake(trained_lake, tmp_path, sp
         runs = db.execute("SELECT state FROM dag_run WHERE dag_id = 'pe_nightly'").fetchall()
         tasks = dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = 'pe_nightly'").fetchall())
     assert runs == [("success",)], log
-    assert tasks == {t: "success" for t in ("validate_inputs", "score", "validate_outputs", "maintain", "refresh_views")}, log
+    assert tasks == {t: "success" for t in ("ingest", "validate_inputs", "score", "validate_outputs", "maintain",
+                                            "refresh_views")}, log
 
     lake_ = Lake(str(lake), spark)  # merged tables need Spark to read (lake.read_arrow)
     scores = lake_.read_pandas("pe_scores")
