@@ -7,6 +7,9 @@
 * :func:`spearman` — rank correlations of the lift with each score (scipy).
 * :func:`out_of_fold_r2` — predictive R² of a specification, only ever out of fold (repeated K-fold,
   scikit-learn splits): 1 − Σ(y − ŷ_oof)² / Σ(y − ȳ)².
+* :func:`measurement_error` — the lift is itself an estimate: how much of its spread is first-stage
+  sampling noise under each first-stage standard error, and the focus coefficient refitted with the
+  weights of Lewis & Linzer (2005) for an estimated dependent variable.
 """
 from __future__ import annotations
 
@@ -17,7 +20,12 @@ import pandas as pd
 
 from jobs.analysis.second_stage import SpecFit, fit_spec
 
-__all__ = ["influence", "robustness", "spearman", "out_of_fold_r2", "INFLUENCE_COLUMNS"]
+__all__ = ["influence", "robustness", "spearman", "out_of_fold_r2", "measurement_error", "INFLUENCE_COLUMNS",
+           "FIRST_STAGE_SE"]
+
+#: The first-stage standard errors stored with every lift (sales_lift), column → what they assume.
+FIRST_STAGE_SE = {"se": "conventional", "se_robust": "heteroskedasticity-robust",
+                  "se_cluster2": "two-way cluster (product, day)"}
 
 INFLUENCE_COLUMNS = ["cooks_d", "leverage", "dfbetas", "flagged"]
 
@@ -121,3 +129,35 @@ def out_of_fold_r2(frame: pd.DataFrame, fit: SpecFit, *, n_splits: int = 5, n_re
             scores.append(1.0 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
     return {"mean": float(np.mean(scores)), "sd": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
             "n": fit.n}
+
+
+def measurement_error(frame: pd.DataFrame, fit: SpecFit) -> pd.DataFrame:
+    """One row per first-stage SE kind of :data:`FIRST_STAGE_SE` present in ``frame``: se_kind, n,
+    median_se, noise_share = mean(se²) / var(lift) (the share of the lifts' variance that is first-stage
+    sampling noise), significant = share of lifts with |lift / se| > 1.96, and ``fit``'s focus coefficient
+    refitted by WLS with weights 1 / (σ̂² + se²), σ̂² the variance of the lift left once the noise is taken
+    out (Lewis & Linzer 2005, eq. 8): coef, se (HC1), p. Empty when the fit was skipped."""
+    import statsmodels.api as sm
+
+    if fit.results is None:
+        return pd.DataFrame(columns=["se_kind", "n", "median_se", "noise_share", "significant", "coef", "se", "p"])
+    used = frame.loc[fit.product_ids]
+    y, X = fit.results.model.endog, fit.results.model.exog
+    names = list(fit.results.params.index)
+    col = names.index(fit.spec.focus) if fit.spec.focus in names else 0
+    resid2 = float(np.sum(fit.results.resid ** 2))
+    xtx_inv = np.linalg.pinv(X.T @ X)
+    rows = []
+    for column, kind in FIRST_STAGE_SE.items():
+        if column not in used or not np.isfinite(used[column]).all():
+            continue
+        omega2 = used[column].to_numpy(np.float64) ** 2
+        n, k = X.shape
+        sigma2 = max(0.0, (resid2 - omega2.sum() + np.trace(xtx_inv @ (X.T * omega2) @ X)) / (n - k))
+        wls = sm.WLS(y, X, weights=1.0 / (sigma2 + omega2)).fit(cov_type="HC1")
+        lift = used["lift"].to_numpy(np.float64)
+        rows.append({"se_kind": kind, "n": n, "median_se": float(np.median(np.sqrt(omega2))),
+                     "noise_share": float(omega2.mean() / lift.var(ddof=1)),
+                     "significant": float(np.mean(np.abs(lift) > 1.96 * np.sqrt(omega2))),
+                     "coef": float(wls.params[col]), "se": float(wls.bse[col]), "p": float(wls.pvalues[col])})
+    return pd.DataFrame(rows)
