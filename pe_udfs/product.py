@@ -66,7 +66,7 @@ class ListingFeatures:
 class FrameMatch:
     """Result of matching the listing against one frame (coordinates in that frame's pixels).
 
-    found: a confident match passed every gate; inliers: RANSAC inliers (sift) or ratio-test matches
+    found: a confident match passed every gate; inliers: RANSAC inliers (sift) or distinct matched pixels
     (orb_hull); matches: ratio-test matches; quad: (4, 2) float32 projected listing outline (sift, found
     only); polygon: (K, 2) float32 region outline (the quad, or the convex hull for orb_hull); reason:
     why it was not found ('' when found); size: (w, h) of the image the coordinates are in when it is not
