@@ -132,32 +132,35 @@ def out_of_fold_r2(frame: pd.DataFrame, fit: SpecFit, *, n_splits: int = 5, n_re
 
 
 def measurement_error(frame: pd.DataFrame, fit: SpecFit) -> pd.DataFrame:
-    """One row per first-stage SE kind of :data:`FIRST_STAGE_SE` present in ``frame``: se_kind, n,
-    median_se, noise_share = mean(se²) / var(lift) (the share of the lifts' variance that is first-stage
-    sampling noise), significant = share of lifts with |lift / se| > 1.96, and ``fit``'s focus coefficient
-    refitted by WLS with weights 1 / (σ̂² + se²), σ̂² the variance of the lift left once the noise is taken
-    out (Lewis & Linzer 2005, eq. 8): coef, se (HC1), p. Empty when the fit was skipped."""
+    """One row per first-stage SE kind of :data:`FIRST_STAGE_SE` present in ``frame``: se_kind, n (lifts with
+    a finite SE of that kind), undefined (lifts without: a two-way variance V_product + V_day − V_het can come
+    out negative), median_se, noise_share = mean(se²) / var(lift) (the share of the lifts' variance that is
+    first-stage sampling noise), significant = share of lifts with |lift / se| > 1.96, and ``fit``'s focus
+    coefficient refitted on those n lifts by WLS with weights 1 / (σ̂² + se²), σ̂² the variance of the lift left
+    once the noise is taken out (Lewis & Linzer 2005, eq. 8): coef, se (HC1), p. Empty when the fit was skipped."""
     import statsmodels.api as sm
 
+    columns = ["se_kind", "n", "undefined", "median_se", "noise_share", "significant", "coef", "se", "p"]
     if fit.results is None:
-        return pd.DataFrame(columns=["se_kind", "n", "median_se", "noise_share", "significant", "coef", "se", "p"])
+        return pd.DataFrame(columns=columns)
     used = frame.loc[fit.product_ids]
-    y, X = fit.results.model.endog, fit.results.model.exog
     names = list(fit.results.params.index)
     col = names.index(fit.spec.focus) if fit.spec.focus in names else 0
-    resid2 = float(np.sum(fit.results.resid ** 2))
-    xtx_inv = np.linalg.pinv(X.T @ X)
     rows = []
     for column, kind in FIRST_STAGE_SE.items():
-        if column not in used or not np.isfinite(used[column]).all():
+        if column not in used:
             continue
-        omega2 = used[column].to_numpy(np.float64) ** 2
+        se = used[column].to_numpy(np.float64)
+        ok = np.isfinite(se)
+        X, y, omega2 = fit.results.model.exog[ok], fit.results.model.endog[ok], se[ok] ** 2
         n, k = X.shape
-        sigma2 = max(0.0, (resid2 - omega2.sum() + np.trace(xtx_inv @ (X.T * omega2) @ X)) / (n - k))
+        if n <= k:
+            continue
+        resid2 = float(np.sum(sm.OLS(y, X).fit().resid ** 2))
+        sigma2 = max(0.0, (resid2 - omega2.sum() + np.trace(np.linalg.pinv(X.T @ X) @ (X.T * omega2) @ X)) / (n - k))
         wls = sm.WLS(y, X, weights=1.0 / (sigma2 + omega2)).fit(cov_type="HC1")
-        lift = used["lift"].to_numpy(np.float64)
-        rows.append({"se_kind": kind, "n": n, "median_se": float(np.median(np.sqrt(omega2))),
-                     "noise_share": float(omega2.mean() / lift.var(ddof=1)),
-                     "significant": float(np.mean(np.abs(lift) > 1.96 * np.sqrt(omega2))),
+        rows.append({"se_kind": kind, "n": n, "undefined": int((~ok).sum()), "median_se": float(np.median(se[ok])),
+                     "noise_share": float(omega2.mean() / np.var(y, ddof=1)),
+                     "significant": float(np.mean(np.abs(y) > 1.96 * se[ok])),
                      "coef": float(wls.params[col]), "se": float(wls.bse[col]), "p": float(wls.pvalues[col])})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)

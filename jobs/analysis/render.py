@@ -120,14 +120,20 @@ def measurement_error_text(result: AnalysisResult) -> str:
     if me is None or two_way not in me.index:
         return ""
     f, row = result.fit(HEADLINE_SPEC), me.loc[two_way]
-    conv = f" (conventional errors: {me.loc[conventional, 'noise_share']:.0%})" if conventional in me.index else ""
-    return (f"Measurement error: each lift is an estimate. With first-stage errors clustered two-way by product "
-            f"and day, sampling noise is {row['noise_share']:.0%} of the lifts' variance{conv}, and "
+    others = [f"{kind} errors: {me.loc[kind, 'noise_share']:.0%}"
+              for kind in (conventional, FIRST_STAGE_SE["se_robust"]) if kind in me.index]
+    conv = f" ({'; '.join(others)})" if others else ""
+    n, undefined = int(row["n"]), int(row["undefined"])
+    undefined = (f" The two-way variance is negative, so the error undefined, for {undefined} of {n + undefined} "
+                 f"lifts (each regression has one treated product, so the product dimension has a single treated "
+                 f"cluster); the figures here use the other {n}." if undefined else "")
+    return (f"Measurement error: each lift is an estimate.{undefined} With first-stage errors clustered two-way by "
+            f"product and day, sampling noise is {row['noise_share']:.0%} of the lifts' variance{conv}, and "
             f"{row['significant']:.0%} of the lifts differ from 0 at the 5 % level. Noise in the dependent "
             f"variable does not bias OLS but makes its errors heteroskedastic: weighting {HEADLINE_SPEC} by "
             f"1/(σ² + SE²) (Lewis & Linzer 2005) gives {f.spec.focus} {row['coef']:.2f} (HC1 SE {row['se']:.2f}, "
             f"p {row['p']:.3f}) against {f.focus('coef'):.2f} (HC1 SE {f.focus('se_hc1'):.2f}, "
-            f"p {f.focus('p_hc1'):.3f}) unweighted.")
+            f"p {f.focus('p_hc1'):.3f}) unweighted on all {f.n}.")
 
 
 _ME_DIGITS = {"noise / var(lift)": 3, "|lift/SE| > 1.96": 3, "WLS p": 3}

@@ -288,6 +288,11 @@ def test_measurement_error_weights_noisy_lifts_down():
     assert me["noise_share"] == pytest.approx(np.mean(se ** 2) / f["lift"].var(ddof=1))
     assert me["se"] < 0.5 * fit.focus("se_hc1")
     assert abs(me["coef"] - 50.0) < 3 * me["se"]
+    assert (me["n"], me["undefined"]) == (200, 0)
+    f.iloc[:10, f.columns.get_loc("se_cluster2")] = np.nan  # a negative two-way variance: no SE
+    part = measurement_error(f, fit).set_index("se_kind").loc[FIRST_STAGE_SE["se_cluster2"]]
+    assert (part["n"], part["undefined"]) == (190, 10)
+    assert part["noise_share"] == pytest.approx(np.mean(se[10:] ** 2) / f["lift"].iloc[10:].var(ddof=1))
 
 
 def test_out_of_fold_r2_is_high_for_a_real_relation_and_not_positive_for_noise():
