@@ -157,10 +157,11 @@ _CONTRACTS = [
         "e_score DOUBLE, p_score DOUBLE, analyzed_at TIMESTAMP, se_robust DOUBLE, n_treated_days BIGINT, "
         "n_post_days BIGINT, n_controls BIGINT, status STRING, reason STRING, campaign_id STRING, "
         "influencer_id STRING, pe_norm DOUBLE, e_norm DOUBLE, p_norm DOUBLE, cooks_d DOUBLE, leverage DOUBLE, "
-        "influential BOOLEAN",
+        "influential BOOLEAN, se_cluster2 DOUBLE",
         keys=("product_id", "analysis_run"),
         description="First-stage sales lift per advertised product (lift = extra sales per day after the video; "
-        "se conventional, se_robust heteroskedasticity-robust; n observations; status ok/skipped with a reason), "
+        "se conventional, se_robust heteroskedasticity-robust, se_cluster2 clustered two-way by product and day (the "
+        "paper's); n observations; status ok/skipped with a reason), "
         "with the video's scores (raw and min-max normalised across the videos: *_norm) joined for the second "
         "stage and the headline specification's influence (Cook's distance, leverage, influential = D > 4/n).",
         volatile=("analyzed_at",),

@@ -67,7 +67,8 @@ SELECT v.campaign_id, s.video_id, v.product_id, v.influencer_id, v.own_product, 
        s.model_version, s.is_champion, s.pe_raw, s.pe_share, s.pe_lift, s.e_score, s.p_score,
        s.pe_raw_6s, s.pe_share_6s, s.pe_lift_6s, s.predicted_engagement, s.n_seconds, s.product_found_seconds,
        s.scored_at,
-       l.analysis_run, l.lift, l.se AS lift_se, l.se_robust AS lift_se_robust, l.n AS lift_n,
+       l.analysis_run, l.lift, l.se AS lift_se, l.se_robust AS lift_se_robust,
+       l.se_cluster2 AS lift_se_cluster2, l.n AS lift_n,
        l.status AS lift_status, l.reason AS lift_reason, l.video_id AS lift_video_id, l.influential,
        l.cooks_d, l.analyzed_at
 FROM pe_latest s

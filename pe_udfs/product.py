@@ -13,9 +13,13 @@ The product region (``region``): ``silhouette`` (default) — the listing photo'
 composited over white when loaded, so its alpha becomes that background) warped by H onto the grid, so the
 photo's white margins are not counted as product; ``listing_rect`` — the whole projected listing rectangle.
 
-Paper-faithful (``method='orb_hull'``, for replication): ORB keypoints, Hamming-norm 2-NN matching, ratio
-0.75, mask = the filled convex hull of all matched frame keypoints; no RANSAC. The paper's code dropped
-frames with fewer than 3 matches (misaligning time); here they get an empty mask instead.
+Paper-faithful (``method='orb_hull'``, the authors' code setting by setting, for replication)::
+
+    listing image, frame ─► grayscale, squashed to orb_size×orb_size (224) ─► ORB (1000 features, FAST score)
+        ─► 2-NN match (norm: 'l2' theirs | 'hamming' the fix), ratio 0.75 ─► matched frame keypoints, rounded
+        to whole pixels ─► mask = their convex hull, boundary included (no RANSAC, no minimum)
+    fewer than 3 distinct points, or all on a line ─► no hull: the second is dropped (drop_unmatched_seconds,
+        theirs; see :func:`drop_unmatched_seconds`) or kept with an empty mask (the fix)
 
 The model frame is the full frame squashed to out×out, so a point (x, y) of a w×h match frame lands at
 (x·out/w, y·out/h) on the grid: x and y are scaled separately.
@@ -35,7 +39,8 @@ from pe_udfs.settings import ProductSettings
 from pe_udfs.video import open_binary
 
 __all__ = ["ListingFeatures", "ProductMap", "FrameMatch", "load_image", "listing_features", "listing_silhouette",
-           "product_map", "match_frame", "quad_mask", "silhouette_mask"]
+           "product_map", "match_frame", "quad_mask", "silhouette_mask", "drop_unmatched_seconds", "orb_detector",
+           "orb_norm", "orb_input"]
 
 
 @dataclass
@@ -69,10 +74,11 @@ class ListingFeatures:
 class FrameMatch:
     """Result of matching the listing against one frame (coordinates in that frame's pixels).
 
-    found: a confident match passed every gate; inliers: RANSAC inliers (sift) or ratio-test matches
+    found: a confident match passed every gate; inliers: RANSAC inliers (sift) or distinct matched pixels
     (orb_hull); matches: ratio-test matches; quad: (4, 2) float32 projected listing outline (sift, found
     only); polygon: (K, 2) float32 region outline (the quad, or the convex hull for orb_hull); reason:
-    why it was not found ('' when found); homography: H (sift, found only)."""
+    why it was not found ('' when found); homography: H (sift, found only); size: (w, h) of the image the
+    coordinates are in when it is not the frame itself (orb_hull: the orb_size×orb_size squash), else None."""
 
     found: bool
     inliers: int
@@ -81,6 +87,7 @@ class FrameMatch:
     polygon: np.ndarray | None = None
     reason: str = ""
     homography: np.ndarray | None = None  # (3, 3) listing pixels → frame pixels (sift, found only)
+    size: tuple[int, int] | None = None
 
 
 @dataclass
@@ -185,8 +192,6 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _detector(settings: ProductSettings, *, listing: bool):
-    if settings.method == "orb_hull":
-        return cv2.ORB_create(nfeatures=settings.orb_features)
     return cv2.SIFT_create(nfeatures=0 if listing else settings.max_frame_features)
 
 
@@ -228,6 +233,8 @@ def listing_features(image_rgb: np.ndarray, settings: ProductSettings, *, name: 
     has fewer keypoints than ``settings.min_inliers`` (a blank or tiny image cannot be matched)."""
     if image_rgb is None or image_rgb.ndim not in (2, 3) or image_rgb.size == 0:
         raise ProductImageError("product_image_unreadable", f"{name} is empty or not an image array")
+    if settings.method == "orb_hull":
+        return _orb_listing(image_rgb, settings, name)
     h, w = image_rgb.shape[:2]
     scale = min(1.0, settings.listing_max_side / max(h, w))
     if scale < 1.0:
@@ -252,12 +259,11 @@ def listing_features(image_rgb: np.ndarray, settings: ProductSettings, *, name: 
 
 # ------------------------------------------------------------------------------------------ frame matching
 
-def _ratio_matches(listing: ListingFeatures, frame_descriptors: np.ndarray, ratio: float
+def _ratio_matches(listing: ListingFeatures, frame_descriptors: np.ndarray, ratio: float, norm: int = cv2.NORM_L2
                    ) -> list[tuple[int, int]]:
-    """(listing index, frame index) pairs passing Lowe's ratio test on 2-NN matches."""
+    """(listing index, frame index) pairs passing Lowe's ratio test on 2-NN matches under ``norm``."""
     if frame_descriptors is None or len(frame_descriptors) < 2:
         return []
-    norm = cv2.NORM_HAMMING if listing.method == "orb_hull" else cv2.NORM_L2
     matcher = cv2.BFMatcher(norm, crossCheck=False)
     knn = matcher.knnMatch(listing.descriptors, frame_descriptors, k=2)
     return [(m[0].queryIdx, m[0].trainIdx) for m in knn
@@ -269,6 +275,8 @@ def match_frame(frame_rgb: np.ndarray, listing: ListingFeatures, settings: Produ
     if listing.method != settings.method:
         raise ValueError(f"listing features were computed with '{listing.method}', settings ask for "
                          f"'{settings.method}'")
+    if settings.method == "orb_hull":
+        return _hull_match(frame_rgb, listing, settings)
     keypoints, descriptors = _detector(settings, listing=False).detectAndCompute(_gray(frame_rgb), None)
     pairs = _ratio_matches(listing, descriptors, settings.ratio)
     n_matches = len(pairs)
@@ -277,8 +285,6 @@ def match_frame(frame_rgb: np.ndarray, listing: ListingFeatures, settings: Produ
     src = listing.keypoints[[i for i, _ in pairs]]
     dst = np.array([keypoints[j].pt for _, j in pairs], dtype=np.float32).reshape(-1, 2)
     h, w = frame_rgb.shape[:2]
-    if settings.method == "orb_hull":
-        return _hull_match(dst, n_matches)
     if n_matches < settings.min_inliers:
         return FrameMatch(False, 0, n_matches, reason="too_few_matches")
     H, inlier_mask = cv2.findHomography(src, dst, cv2.RANSAC, settings.ransac_reproj_px,
@@ -292,15 +298,6 @@ def match_frame(frame_rgb: np.ndarray, listing: ListingFeatures, settings: Produ
         return FrameMatch(False, inliers, n_matches, reason=reason)
     return FrameMatch(True, inliers, n_matches, quad=quad.astype(np.float32), polygon=quad.astype(np.float32),
                       homography=H)
-
-
-def _hull_match(dst: np.ndarray, n_matches: int) -> FrameMatch:
-    if n_matches < 3:
-        return FrameMatch(False, n_matches, n_matches, reason="too_few_matches")
-    hull = cv2.convexHull(dst.reshape(-1, 1, 2)).reshape(-1, 2)
-    if len(hull) < 3 or cv2.contourArea(hull) <= 0:
-        return FrameMatch(False, n_matches, n_matches, reason="degenerate_hull")
-    return FrameMatch(True, n_matches, n_matches, polygon=hull.astype(np.float32))
 
 
 def _quad_gate(quad: np.ndarray, w: int, h: int, settings: ProductSettings) -> str:
@@ -387,7 +384,7 @@ def product_map(match_frames: Sequence[np.ndarray], listing: ListingFeatures | N
         result.inliers[i], result.matches[i], result.reasons[i] = m.inliers, m.matches, m.reason
         if not m.found:
             continue
-        h, w = frame.shape[:2]
+        w, h = m.size or (frame.shape[1], frame.shape[0])
         if listing.silhouette is not None and m.homography is not None:
             mask = silhouette_mask(listing.silhouette, m.homography, w, h, out_size)
         else:
@@ -400,3 +397,65 @@ def product_map(match_frames: Sequence[np.ndarray], listing: ListingFeatures | N
         result.area_share[i] = float(mask.mean())
         result.quads[i] = scale_to_grid(m.quad, w, h, out_size) if m.quad is not None else None
     return result
+
+
+# ------------------------------------------------------------------------------------------ orb_hull (paper)
+
+def orb_detector(settings: ProductSettings) -> cv2.ORB:
+    """The authors' detector: ORB with ``settings.orb_features`` (1000) keypoints, ranked by the FAST score."""
+    return cv2.ORB_create(nfeatures=settings.orb_features, scoreType=cv2.ORB_FAST_SCORE)
+
+
+def orb_norm(settings: ProductSettings) -> int:
+    """The matcher's distance: their cv2.BFMatcher() default L2, or Hamming (right for binary descriptors)."""
+    return cv2.NORM_HAMMING if settings.norm == "hamming" else cv2.NORM_L2
+
+
+def orb_input(image_rgb: np.ndarray, settings: ProductSettings) -> np.ndarray:
+    """(h, w, 3) RGB or (h, w) gray → (orb_size, orb_size) uint8 gray, squashed (aspect not kept) with
+    OpenCV's default bilinear resize, as the authors' code did to both the listing and every frame."""
+    size = settings.orb_size
+    return cv2.resize(_gray(image_rgb), (size, size))
+
+
+def _orb_listing(image_rgb: np.ndarray, settings: ProductSettings, name: str) -> ListingFeatures:
+    image = orb_input(image_rgb, settings)
+    keypoints, descriptors = orb_detector(settings).detectAndCompute(image, None)
+    n = 0 if descriptors is None else len(keypoints)
+    if n < 3:  # no hull can be drawn from fewer points; the authors set no other minimum
+        raise ProductImageError("product_no_features",
+                                f"{name} has {n} orb_hull keypoints; at least 3 are needed to match it (is it "
+                                "blank, tiny or a flat colour?)")
+    coords = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
+    return ListingFeatures(keypoints=coords, descriptors=descriptors, width=image.shape[1], height=image.shape[0],
+                           method="orb_hull")
+
+
+def _hull_match(frame_rgb: np.ndarray, listing: ListingFeatures, settings: ProductSettings) -> FrameMatch:
+    """The authors' product region in one frame: the convex hull (boundary included) of the matched frame
+    keypoints rounded to whole pixels of the squashed frame. ``inliers`` = distinct matched pixels; the
+    polygon is in orb_size×orb_size coordinates (``size``), shifted by half a pixel so that the grid's cell
+    centres (i + 0.5) test exactly the pixels they tested."""
+    image = orb_input(frame_rgb, settings)
+    keypoints, descriptors = orb_detector(settings).detectAndCompute(image, None)
+    pairs = _ratio_matches(listing, descriptors, settings.ratio, orb_norm(settings))
+    size = (image.shape[1], image.shape[0])
+    if not pairs:
+        return FrameMatch(False, 0, 0, reason="no_matches", size=size)
+    points = np.unique(np.rint([keypoints[j].pt for _, j in pairs]).astype(np.int32), axis=0)
+    if len(points) < 3:
+        return FrameMatch(False, len(points), len(pairs), reason="too_few_matches", size=size)
+    hull = cv2.convexHull(points.reshape(-1, 1, 2)).reshape(-1, 2)
+    if len(hull) < 3 or cv2.contourArea(hull) <= 0:  # all on one line: no hull (their Delaunay fails)
+        return FrameMatch(False, len(points), len(pairs), reason="degenerate_hull", size=size)
+    return FrameMatch(True, len(points), len(pairs), polygon=hull.astype(np.float32) + 0.5, size=size)
+
+
+def drop_unmatched_seconds(pmap: ProductMap) -> tuple[ProductMap, np.ndarray]:
+    """The authors' time axis: only the seconds where the product was found, in order → (the K-second
+    :class:`ProductMap`, (K,) int32 video second each of its masks came from). Their PE code then paired
+    mask k with engagement second k, truncating both to K: masks drift earlier by the dropped seconds."""
+    kept = np.flatnonzero(pmap.found).astype(np.int32)
+    return ProductMap(masks=pmap.masks[kept], found=pmap.found[kept], inliers=pmap.inliers[kept],
+                      matches=pmap.matches[kept], quads=[pmap.quads[i] for i in kept],
+                      area_share=pmap.area_share[kept], reasons=[pmap.reasons[i] for i in kept]), kept

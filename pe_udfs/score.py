@@ -7,6 +7,11 @@ The product map runs in a worker thread while the CNN runs (OpenCV and PyTorch b
 CPU the two split the torch threads the caller granted (half each, unless ``product.match_workers`` is set), so
 together they never run more threads than cores — an oversubscribed OpenMP team spin-waits for its missing
 core and was measured 4× slower.
+
+Time axis: row ``second`` = s pairs engagement second s with product mask s, for s < S. Only in the paper's
+``orb_hull`` mode with ``drop_unmatched_seconds`` does it follow the authors' code instead: the seconds
+without a product region are dropped, mask k (from video second ``product_second``) pairs with engagement
+second k, and both maps are cut to the K seconds kept, so n_seconds = K and every score sums those K rows.
 Input problems raise :class:`~pe_udfs.errors.PEInputError` subclasses with their stage and reason.
 """
 from __future__ import annotations
@@ -22,7 +27,7 @@ import torch
 
 from pe_udfs.errors import ModelError, ProductImageError
 from pe_udfs.pe_math import coarse_grid, per_second_sums, scores_from_sums
-from pe_udfs.product import ListingFeatures, ProductMap, product_map
+from pe_udfs.product import ListingFeatures, ProductMap, drop_unmatched_seconds, product_map
 from pe_udfs.saliency import HeatmapResult, engagement_heatmap, resolve_device
 from pe_udfs.settings import ClipSettings, ProductSettings, SaliencySettings
 from pe_udfs.video import SampledVideo, clip_tensor, sample_video
@@ -41,7 +46,8 @@ class VideoScore:
     product-only mode), product_found, inliers, matches, area_share, quad_224 (x0, y0, …, x3, y3 on the
     grid, TL/TR/BR/BL of the listing image, or None), e_grid (grid·grid floats, row-major, or None);
     timings: seconds per stage (decode, product, saliency, pe, total); video: decode metadata;
-    product_only: no engagement model was run. ``heatmap`` (S, H, W) and ``product_masks`` (S, H, W) are kept
+    product_second (the video second its product mask came from: = second, except in orb_hull's
+    drop_unmatched_seconds mode); product_only: no engagement model was run. ``heatmap`` (S, H, W) and ``product_masks`` (S, H, W) are kept
     only with ``keep_maps=True``."""
 
     scores: dict[str, float]
@@ -106,10 +112,10 @@ def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | N
             finally:
                 torch.set_num_threads(threads)
             timings["saliency"] = time.perf_counter() - t
-        pmap, timings["product"] = product_future.result()
+        pmap, product_seconds, timings["product"] = product_future.result()
 
     t = time.perf_counter()
-    result = _assemble(sampled, pmap, heat, saliency, keep_maps)
+    result = _assemble(sampled, pmap, product_seconds, heat, saliency, keep_maps)
     timings["pe"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
     result.timings = timings
@@ -126,40 +132,49 @@ def _split_cores(threads: int, product: ProductSettings, concurrent: bool) -> tu
 
 
 def _timed_product_map(sampled: SampledVideo, listing: ListingFeatures | None, settings: ProductSettings,
-                       size: int) -> tuple[ProductMap, float]:
+                       size: int) -> tuple[ProductMap, np.ndarray, float]:
+    """(product map, (K,) video second of each of its masks, seconds taken); K = S unless the paper's
+    orb_hull mode drops the seconds without a product region."""
     t = time.perf_counter()
     if listing is None:
-        return ProductMap.empty(sampled.n_seconds, size), time.perf_counter() - t
-    try:
-        pmap = product_map(sampled.match_frames, listing, settings, out_size=size)
-    except cv2.error as e:
-        raise ProductImageError("product_match_failed", f"{sampled.uri}: product matching failed: {e}",
-                                uri=sampled.uri) from e
-    return pmap, time.perf_counter() - t
+        pmap = ProductMap.empty(sampled.n_seconds, size)
+    else:
+        try:
+            pmap = product_map(sampled.match_frames, listing, settings, out_size=size)
+        except cv2.error as e:
+            raise ProductImageError("product_match_failed", f"{sampled.uri}: product matching failed: {e}",
+                                    uri=sampled.uri) from e
+    if settings.method == "orb_hull" and settings.drop_unmatched_seconds:
+        pmap, seconds = drop_unmatched_seconds(pmap)
+    else:
+        seconds = np.arange(pmap.n_seconds, dtype=np.int32)
+    return pmap, seconds, time.perf_counter() - t
 
 
-def _assemble(sampled: SampledVideo, pmap: ProductMap, heat: HeatmapResult | None, saliency: SaliencySettings,
-              keep_maps: bool) -> VideoScore:
-    s = sampled.n_seconds
+def _assemble(sampled: SampledVideo, pmap: ProductMap, product_seconds: np.ndarray, heat: HeatmapResult | None,
+              saliency: SaliencySettings, keep_maps: bool) -> VideoScore:
+    s = pmap.n_seconds  # = sampled.n_seconds unless seconds were dropped (then both maps are cut to it)
     masks = pmap.masks
     if heat is not None:
-        if heat.heatmap.shape != masks.shape:
+        if heat.heatmap.shape != (sampled.n_seconds, *masks.shape[1:]):
             raise ModelError("bad_output", f"engagement heatmap {heat.heatmap.shape} does not match the product "
                                            f"map {masks.shape}")
-        sums = per_second_sums(heat.heatmap, masks)
+        heatmap = heat.heatmap[:s]
+        sums = per_second_sums(heatmap, masks)
         scores = scores_from_sums(sums, saliency.first_seconds)
-        grid = coarse_grid(heat.heatmap, saliency.grid).reshape(s, -1)
+        grid = coarse_grid(heatmap, saliency.grid).reshape(s, -1)
         e_mass, pe_mass, p_mass = sums.e_mass, sums.pe_mass, sums.p_mass
     else:
         p_mass = masks.reshape(s, -1).sum(axis=1, dtype=np.float64)
         k = min(saliency.first_seconds, s)
         scores = {"p_score": float(p_mass.sum()), "p_score_6s": float(p_mass[:k].sum())}
-        grid, e_mass, pe_mass = None, None, None
+        grid, e_mass, pe_mass, heatmap = None, None, None, None
     seconds = []
     for i in range(s):
         quad = pmap.quads[i]
         seconds.append({
             "second": i,
+            "product_second": int(product_seconds[i]),
             "timestamp_s": float(sampled.timestamps[i]),
             "e_mass": float(e_mass[i]) if e_mass is not None else None,
             "pe_mass": float(pe_mass[i]) if pe_mass is not None else None,
@@ -178,5 +193,5 @@ def _assemble(sampled: SampledVideo, pmap: ProductMap, heat: HeatmapResult | Non
                       n_seconds=s, product_found_seconds=int(pmap.found.sum()), seconds=seconds, timings={},
                       video=video, product_only=heat is None,
                       saliency_method=heat.method if heat is not None else None,
-                      heatmap=heat.heatmap if keep_maps and heat is not None else None,
+                      heatmap=heatmap if keep_maps else None,
                       product_masks=masks if keep_maps else None)

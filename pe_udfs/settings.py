@@ -48,7 +48,17 @@ class ProductSettings(StrictSettings):
     # against the packaging's text) give wildly foreshortened quads
     max_opposite_side_ratio: float = Field(2.0, gt=1)
     max_frame_features: int = Field(0, ge=0)  # SIFT keypoints kept per frame (strongest first); 0 = all
-    orb_features: int = Field(500, ge=10)  # orb_hull (paper) mode: ORB keypoints per image (OpenCV default)
+    # orb_hull (the paper's code, for replication): ORB keeps this many keypoints per image, scored with
+    # ORB_FAST_SCORE, on the listing and every frame squashed to orb_size×orb_size grayscale (theirs: 1000, 224)
+    orb_features: int = Field(1000, ge=10)
+    orb_size: int = Field(224, ge=32)
+    # orb_hull only: their two bugs, switchable for an exact replication. norm: the matcher's distance
+    # ('l2' = theirs, cv2.BFMatcher's default, wrong for binary descriptors; 'hamming' = the fix).
+    # drop_unmatched_seconds: a second whose matches give no hull (< 3 distinct points, or collinear) is
+    # dropped, so later product masks pair with earlier engagement seconds (theirs); false = the fix: it is
+    # kept with an empty mask. The sift method always uses L2 and never drops a second.
+    norm: Literal["l2", "hamming"] = "l2"
+    drop_unmatched_seconds: bool = True
     match_workers: int = Field(0, ge=0)  # threads matching frames of one video; 0 = one per CPU core
     # listing images over this many pixels are rejected (reason too_large) from their header, before decoding:
     # a 10000x10000 PNG of 7 MB decodes to 400 MB and its features to gigabytes

@@ -7,6 +7,9 @@
 * :func:`spearman` — rank correlations of the lift with each score (scipy).
 * :func:`out_of_fold_r2` — predictive R² of a specification, only ever out of fold (repeated K-fold,
   scikit-learn splits): 1 − Σ(y − ŷ_oof)² / Σ(y − ȳ)².
+* :func:`measurement_error` — the lift is itself an estimate: how much of its spread is first-stage
+  sampling noise under each first-stage standard error, and the focus coefficient refitted with the
+  weights of Lewis & Linzer (2005) for an estimated dependent variable.
 """
 from __future__ import annotations
 
@@ -17,7 +20,12 @@ import pandas as pd
 
 from jobs.analysis.second_stage import SpecFit, fit_spec
 
-__all__ = ["influence", "robustness", "spearman", "out_of_fold_r2", "INFLUENCE_COLUMNS"]
+__all__ = ["influence", "robustness", "spearman", "out_of_fold_r2", "measurement_error", "INFLUENCE_COLUMNS",
+           "FIRST_STAGE_SE"]
+
+#: The first-stage standard errors stored with every lift (sales_lift), column → what they assume.
+FIRST_STAGE_SE = {"se": "conventional", "se_robust": "heteroskedasticity-robust",
+                  "se_cluster2": "two-way cluster (product, day)"}
 
 INFLUENCE_COLUMNS = ["cooks_d", "leverage", "dfbetas", "flagged"]
 
@@ -121,3 +129,38 @@ def out_of_fold_r2(frame: pd.DataFrame, fit: SpecFit, *, n_splits: int = 5, n_re
             scores.append(1.0 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
     return {"mean": float(np.mean(scores)), "sd": float(np.std(scores, ddof=1)) if len(scores) > 1 else 0.0,
             "n": fit.n}
+
+
+def measurement_error(frame: pd.DataFrame, fit: SpecFit) -> pd.DataFrame:
+    """One row per first-stage SE kind of :data:`FIRST_STAGE_SE` present in ``frame``: se_kind, n (lifts with
+    a finite SE of that kind), undefined (lifts without: a two-way variance V_product + V_day − V_het can come
+    out negative), median_se, noise_share = mean(se²) / var(lift) (the share of the lifts' variance that is
+    first-stage sampling noise), significant = share of lifts with |lift / se| > 1.96, and ``fit``'s focus
+    coefficient refitted on those n lifts by WLS with weights 1 / (σ̂² + se²), σ̂² the variance of the lift left
+    once the noise is taken out (Lewis & Linzer 2005, eq. 8): coef, se (HC1), p. Empty when the fit was skipped."""
+    import statsmodels.api as sm
+
+    columns = ["se_kind", "n", "undefined", "median_se", "noise_share", "significant", "coef", "se", "p"]
+    if fit.results is None:
+        return pd.DataFrame(columns=columns)
+    used = frame.loc[fit.product_ids]
+    names = list(fit.results.params.index)
+    col = names.index(fit.spec.focus) if fit.spec.focus in names else 0
+    rows = []
+    for column, kind in FIRST_STAGE_SE.items():
+        if column not in used:
+            continue
+        se = used[column].to_numpy(np.float64)
+        ok = np.isfinite(se)
+        X, y, omega2 = fit.results.model.exog[ok], fit.results.model.endog[ok], se[ok] ** 2
+        n, k = X.shape
+        if n <= k:
+            continue
+        resid2 = float(np.sum(sm.OLS(y, X).fit().resid ** 2))
+        sigma2 = max(0.0, (resid2 - omega2.sum() + np.trace(np.linalg.pinv(X.T @ X) @ (X.T * omega2) @ X)) / (n - k))
+        wls = sm.WLS(y, X, weights=1.0 / (sigma2 + omega2)).fit(cov_type="HC1")
+        rows.append({"se_kind": kind, "n": n, "undefined": int((~ok).sum()), "median_se": float(np.median(se[ok])),
+                     "noise_share": float(omega2.mean() / np.var(y, ddof=1)),
+                     "significant": float(np.mean(np.abs(y) > 1.96 * se[ok])),
+                     "coef": float(wls.params[col]), "se": float(wls.bse[col]), "p": float(wls.pvalues[col])})
+    return pd.DataFrame(rows, columns=columns)

@@ -6,8 +6,11 @@ For one treated product k (the paper's design, DESIGN §9)::
     over i ∈ {k} ∪ controls, observed days t;  post = k's treatment flag (0 for every control)
 
 α_i (product) and γ_t (calendar day) are absorbed with linearmodels' ``AbsorbingLS`` (alternating
-projections, pyhdfe); the lift is β̂ (sales per day, in the panel's sales unit). Standard errors: conventional
-and heteroskedasticity-robust, both with the degrees of freedom of the absorbed effects (as R's lfe::felm).
+projections, pyhdfe); the lift is β̂ (sales per day, in the panel's sales unit). Standard errors, each with the
+degrees of freedom of the absorbed effects (as R's lfe::felm): ``se`` conventional, ``se_robust``
+heteroskedasticity-robust (White), ``se_cluster2`` clustered two-way by product and calendar day (Cameron,
+Gelbach & Miller: V_product + V_day − V_product×day; the paper's choice). With a single treated product the
+product dimension has one treated cluster, so the two-way error leans on the day clusters.
 
 Each product's regression is independent: :func:`estimate_lifts` takes any subset of products, so a caller
 can run the subsets in parallel (``jobs/analyze.py`` does it with Spark) and concatenate the frames.
@@ -26,10 +29,10 @@ __all__ = ["LIFT_COLUMNS", "LIFT_SCHEMA", "estimate_lift", "estimate_lifts", "li
 
 #: Columns of :func:`estimate_lifts`' frame: one row per treated product. status 'ok' or 'skipped' (with a
 #: reason code: no_pre_period, no_post_period, no_observed_days, estimation_failed: <error>).
-LIFT_COLUMNS = ["product_id", "lift", "se", "se_robust", "n", "n_treated_days", "n_post_days", "n_controls",
+LIFT_COLUMNS = ["product_id", "lift", "se", "se_robust", "se_cluster2", "n", "n_treated_days", "n_post_days", "n_controls",
                 "status", "reason"]
 #: The same as a Spark DDL schema (for mapInPandas).
-LIFT_SCHEMA = ("product_id string, lift double, se double, se_robust double, n long, n_treated_days long, "
+LIFT_SCHEMA = ("product_id string, lift double, se double, se_robust double, se_cluster2 double, n long, n_treated_days long, "
                "n_post_days long, n_controls long, status string, reason string")
 
 
@@ -40,7 +43,7 @@ def estimate_lift(product_rows: pd.DataFrame, control_rows: pd.DataFrame) -> dic
 
     pid = str(product_rows["product_id"].iloc[0])
     post = int(product_rows["treated"].sum())
-    rec = {"product_id": pid, "lift": np.nan, "se": np.nan, "se_robust": np.nan, "n": 0,
+    rec = {"product_id": pid, "lift": np.nan, "se": np.nan, "se_robust": np.nan, "se_cluster2": np.nan, "n": 0,
            "n_treated_days": int(len(product_rows)), "n_post_days": post,
            "n_controls": int(control_rows["product_id"].nunique()), "status": "skipped", "reason": None}
     if post == 0:
@@ -58,14 +61,19 @@ def estimate_lift(product_rows: pd.DataFrame, control_rows: pd.DataFrame) -> dic
             model = AbsorbingLS(data["daily_sales"], data[exog_cols], absorb=absorb, drop_absorbed=True)
             conventional = model.fit(cov_type="unadjusted", debiased=True)
             robust = model.fit(cov_type="robust", debiased=True)
+            two_way = pd.DataFrame({"product": absorb["product"].cat.codes, "day": absorb["day"].cat.codes})
+            clustered = model.fit(cov_type="clustered", debiased=True, clusters=two_way)
     except Exception as e:  # singular design, numerical failure: a reasoned skip, not a crash of the batch
         rec["reason"] = f"estimation_failed: {type(e).__name__}: {e}"[:300]
         return rec
     if "treated" not in conventional.params.index:
         rec["reason"] = "estimation_failed: the post-video flag is absorbed by the fixed effects"
         return rec
-    rec.update(lift=float(conventional.params["treated"]), se=float(conventional.std_errors["treated"]),
-               se_robust=float(robust.std_errors["treated"]), n=int(conventional.nobs), status="ok")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a two-way variance of the search term can come out negative (NaN SE)
+        ses = {col: float(fit.std_errors["treated"]) for col, fit in (("se", conventional), ("se_robust", robust),
+                                                                     ("se_cluster2", clustered))}
+    rec.update(lift=float(conventional.params["treated"]), **ses, n=int(conventional.nobs), status="ok")
     return rec
 
 
@@ -96,7 +104,7 @@ def estimate_lifts(panel: SalesPanel, product_ids: Iterable[str] | None = None) 
             continue
         records.append(estimate_lift(rows, controls))
     return pd.DataFrame.from_records(records, columns=LIFT_COLUMNS).astype(
-        {"lift": float, "se": float, "se_robust": float, "n": "int64", "n_treated_days": "int64",
+        {"lift": float, "se": float, "se_robust": float, "se_cluster2": float, "n": "int64", "n_treated_days": "int64",
          "n_post_days": "int64", "n_controls": "int64"})
 
 

@@ -5,6 +5,7 @@
                                                      ├─► influence (Cook's D, leverage, DFBETAS; > 4/n)
                                                      ├─► robustness (drop flagged, winsorise, median)
                                                      ├─► Spearman correlations
+                                                     ├─► first-stage noise: per first-stage SE, WLS 1/(σ²+se²)
                                                      └─► out-of-fold R²
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from jobs.analysis.diagnostics import influence, out_of_fold_r2, robustness, spearman
+from jobs.analysis.diagnostics import influence, measurement_error, out_of_fold_r2, robustness, spearman
 from jobs.analysis.first_stage import estimate_lifts, lift_summary
 from jobs.analysis.panel import SalesPanel
 from jobs.analysis.second_stage import SpecFit, fit_specs, second_stage_frame
@@ -30,7 +31,8 @@ HEADLINE_SPEC = "(1)"
 class AnalysisResult:
     """Everything the report shows. ``lifts``: one row per treated product (status ok/skipped);
     ``summary``: Table 4; ``frame``: the second-stage data (one row per product); ``fits``: the
-    specifications; ``influence`` / ``robustness`` / ``oof_r2``: per specification name."""
+    specifications; ``influence`` / ``robustness`` / ``oof_r2``: per specification name;
+    ``measurement_error``: :func:`~jobs.analysis.diagnostics.measurement_error` of the headline specification."""
 
     panel: SalesPanel
     lifts: pd.DataFrame
@@ -41,6 +43,7 @@ class AnalysisResult:
     robustness: dict[str, pd.DataFrame] = field(default_factory=dict)
     spearman: pd.DataFrame = field(default_factory=pd.DataFrame)
     oof_r2: dict[str, dict[str, float]] = field(default_factory=dict)
+    measurement_error: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def fit(self, name: str) -> SpecFit:
         for f in self.fits:
@@ -64,6 +67,7 @@ def second_stage(panel: SalesPanel, lifts: pd.DataFrame, *, oof_repeats: int = 2
         result.robustness[f.spec.name] = robustness(frame, f, infl["flagged"] if len(infl) else None,
                                                     cluster=panel.cluster)
         result.oof_r2[f.spec.name] = out_of_fold_r2(frame, f, n_repeats=oof_repeats)
+    result.measurement_error = measurement_error(frame, result.fit(HEADLINE_SPEC))
     return result
 
 
@@ -91,6 +95,7 @@ def sales_lift_rows(result: AnalysisResult, *, analysis_run: str, analyzed_at, m
         "lift": lifts["lift"].to_numpy(np.float64),
         "se": lifts["se"].to_numpy(np.float64),
         "se_robust": lifts["se_robust"].to_numpy(np.float64),
+        "se_cluster2": lifts["se_cluster2"].to_numpy(np.float64),
         "n": lifts["n"].to_numpy(np.int64),
         "n_treated_days": lifts["n_treated_days"].to_numpy(np.int64),
         "n_post_days": lifts["n_post_days"].to_numpy(np.int64),

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jobs.analysis.diagnostics import FIRST_STAGE_SE
 from jobs.analysis.panel import PAPER_PUBLISHED
 from jobs.analysis.pipeline import HEADLINE_SPEC, AnalysisResult
 
 __all__ = ["table4_frame", "table5_frame", "coefficient_frame", "robustness_frame", "influence_frame",
-           "format_text", "write_report", "ReportFiles"]
+           "measurement_error_frame", "measurement_error_text", "format_text", "write_report", "ReportFiles"]
 
 _TERM_LABELS = {"pe": "PE score", "e": "engagement score", "p": "product score", "e:p": "engagement × product"}
 
@@ -99,6 +100,45 @@ def influence_frame(result: AnalysisResult, spec: str = HEADLINE_SPEC, top: int 
     return best.join(result.frame[cols]).reset_index()
 
 
+def measurement_error_frame(result: AnalysisResult) -> pd.DataFrame:
+    """The first-stage standard errors side by side (one row per kind: median SE, share of lifts whose noise
+    it is, share significant at 5 %) with the headline coefficient reweighted for that noise."""
+    me = result.measurement_error
+    if me.empty:
+        return pd.DataFrame()
+    spec = result.fit(HEADLINE_SPEC).spec
+    return me.rename(columns={"se_kind": "first-stage SE", "median_se": "median SE", "noise_share":
+                              "noise / var(lift)", "significant": "|lift/SE| > 1.96", "coef": f"WLS {spec.focus}",
+                              "se": "WLS SE HC1", "p": "WLS p"})
+
+
+def measurement_error_text(result: AnalysisResult) -> str:
+    """The measurement-error paragraph of the second stage, from the two-way clustered first-stage errors
+    (the paper's clustering) beside the conventional ones; '' when there is nothing to say."""
+    me = result.measurement_error.set_index("se_kind") if len(result.measurement_error) else None
+    two_way, conventional = FIRST_STAGE_SE["se_cluster2"], FIRST_STAGE_SE["se"]
+    if me is None or two_way not in me.index:
+        return ""
+    f, row = result.fit(HEADLINE_SPEC), me.loc[two_way]
+    others = [f"{kind} errors: {me.loc[kind, 'noise_share']:.0%}"
+              for kind in (conventional, FIRST_STAGE_SE["se_robust"]) if kind in me.index]
+    conv = f" ({'; '.join(others)})" if others else ""
+    n, undefined = int(row["n"]), int(row["undefined"])
+    undefined = (f" The two-way variance is negative, so the error undefined, for {undefined} of {n + undefined} "
+                 f"lifts (each regression has one treated product, so the product dimension has a single treated "
+                 f"cluster); the figures here use the other {n}." if undefined else "")
+    return (f"Measurement error: each lift is an estimate.{undefined} With first-stage errors clustered two-way by "
+            f"product and day, sampling noise is {row['noise_share']:.0%} of the lifts' variance{conv}, and "
+            f"{row['significant']:.0%} of the lifts differ from 0 at the 5 % level. Noise in the dependent "
+            f"variable does not bias OLS but makes its errors heteroskedastic: weighting {HEADLINE_SPEC} by "
+            f"1/(σ² + SE²) (Lewis & Linzer 2005) gives {f.spec.focus} {row['coef']:.2f} (HC1 SE {row['se']:.2f}, "
+            f"p {row['p']:.3f}) against {f.focus('coef'):.2f} (HC1 SE {f.focus('se_hc1'):.2f}, "
+            f"p {f.focus('p_hc1'):.3f}) unweighted on all {f.n}.")
+
+
+_ME_DIGITS = {"noise / var(lift)": 3, "|lift/SE| > 1.96": 3, "WLS p": 3}
+
+
 def _is_paper(result: AnalysisResult) -> bool:
     return result.panel.source.startswith("paper panel")
 
@@ -158,6 +198,11 @@ def format_text(result: AnalysisResult) -> str:
         out.append("paper (conventional SE): " + "; ".join(f"{k} {c:.2f} ({s:.2f})" for k, (c, s) in pub.items()))
     for _, r in t5[t5["note"] != ""].iterrows():
         out.append(f"{r['spec']} not estimated: {r['note']}")
+    me = measurement_error_frame(result)
+    if len(me):
+        out += ["", "First-stage standard errors (conventional, robust, two-way clustered by product and day) and "
+                f"the lift's measurement error in {HEADLINE_SPEC}", _text_table(me, _ME_DIGITS),
+                measurement_error_text(result)]
     rob = robustness_frame(result)
     if len(rob):
         out += ["", "Robustness of the PE coefficient (HC1 SE unless noted)", _text_table(rob, {"p": 3})]
@@ -271,6 +316,12 @@ def _blocks(result: AnalysisResult, meta: dict[str, Any], images: list[tuple[str
                                                                         for k, (c, s) in pub.items()) + "."))
     blocks += [("h3", "All coefficients: coef (conventional SE) [HC1 SE]"),
                ("table", coefficient_frame(result).reset_index(names="term"), {})]
+    me = measurement_error_frame(result)
+    if len(me):
+        blocks += [("h3", "First-stage standard errors and measurement error"),
+                   ("p", "Each lift's standard error three ways: conventional, heteroskedasticity-robust, and "
+                         "clustered two-way by product and calendar day (the paper's clustering)."),
+                   ("table", me, _ME_DIGITS), ("p", measurement_error_text(result))]
     blocks += [("img", *im) for im in images[1:]]
     rob = robustness_frame(result)
     if len(rob):

@@ -90,7 +90,7 @@ def paper_specs(controls: Sequence[str] = (), fixed_effects: Sequence[str] = ())
 def second_stage_frame(lifts: pd.DataFrame, panel: SalesPanel) -> pd.DataFrame:
     """One row per product with an estimated lift and all three scores: lift, pe, e, p, e_p and the panel's
     product columns (controls, fixed effects, cluster). Index: product_id."""
-    est = ok_lifts(lifts)[["lift", "se", "se_robust", "n"]]
+    est = ok_lifts(lifts)[["lift", "se", "se_robust", "se_cluster2", "n"]]
     missing = [c for c in SCORE_TERMS if c not in panel.products]
     if missing:
         raise AnalysisError("no_scores", f"the panel has no {missing} scores for the second stage")

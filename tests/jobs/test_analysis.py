@@ -12,7 +12,7 @@ from jobs.analysis import (AnalysisError, build_panel, complete_days, estimate_l
                            impute_daily_sales,
                            lift_summary, load_paper_panel, minmax, panel_from_lake_frames, sales_lift_rows,
                            second_stage)
-from jobs.analysis.diagnostics import influence, out_of_fold_r2, robustness
+from jobs.analysis.diagnostics import FIRST_STAGE_SE, influence, measurement_error, out_of_fold_r2, robustness
 from jobs.analysis.second_stage import fit_spec, paper_specs, second_stage_frame
 from jobs.contracts import spark_schema
 
@@ -183,6 +183,26 @@ def test_first_stage_with_noise_is_unbiased_and_reports_both_standard_errors():
     assert lift_summary(out)["n"] == 6
 
 
+def test_first_stage_clusters_two_way_by_product_and_day():
+    from linearmodels.iv.absorbing import AbsorbingLS
+
+    panel = build_panel(synthetic_sales(lifts={"T1": 10.0}, n_controls=15, noise=2.0, seed=5), source="test")
+    out = estimate_lifts(panel).iloc[0]
+    d = panel.days[panel.days["observed"]].copy()
+    d.loc[d["product_id"] != "T1", "treated"] = 0.0
+    fe = pd.DataFrame({"product": pd.Categorical(d["product_id"]), "day": pd.Categorical(d["date"])})
+    model = AbsorbingLS(d["daily_sales"], d[["treated", "search"]], absorb=fe, drop_absorbed=True)
+
+    def se(**kw):
+        return float(model.fit(debiased=True, **kw).std_errors["treated"])
+
+    codes = fe.apply(lambda c: c.cat.codes)
+    assert out["se_cluster2"] == pytest.approx(se(cov_type="clustered", clusters=codes), rel=1e-9)
+    one_way = [se(cov_type="clustered", clusters=codes[[c]]) for c in ("product", "day")]
+    assert all(abs(out["se_cluster2"] - v) > 1e-3 * v for v in one_way)  # both dimensions, not one
+    assert len({round(out[c], 9) for c in FIRST_STAGE_SE}) == 3
+
+
 def test_a_product_whose_observed_days_are_all_post_video_is_a_control_like_the_papers():
     s = synthetic_sales(lifts={"T1": 5.0, "T2": 5.0}, n_controls=4)
     s = s[~((s["product_id"] == "T2") & (s["treated"] == 0))]
@@ -252,6 +272,27 @@ def test_influence_flags_a_planted_outlier_and_robustness_removes_its_pull():
     dropped = rob.loc[[c for c in rob.index if c.startswith("drop")][0]]
     assert abs(dropped["coef"] - 50) < abs(fit.focus("coef") - 50)
     assert abs(rob.loc["median regression", "coef"] - 50) < 5
+
+
+def test_measurement_error_weights_noisy_lifts_down():
+    """Lifts with known, very unequal first-stage noise: the noise share is mean(se²)/var(lift), and weighting
+    by 1/(σ² + se²) estimates the slope with a smaller (HC1) error than unweighted OLS."""
+    rng = np.random.default_rng(4)
+    f = _frame(n=200, slope=50.0, seed=4)
+    se = np.where(np.arange(200) % 4 == 0, 60.0, 1.0)  # a quarter of the lifts are 60x noisier
+    f["lift"] = 3.0 + 50.0 * f["pe"] + rng.normal(0, 1.0, 200) + rng.normal(0, se)
+    for col in FIRST_STAGE_SE:
+        f[col] = se
+    fit = fit_spec(f, paper_specs()[0])
+    me = measurement_error(f, fit).set_index("se_kind").loc[FIRST_STAGE_SE["se_cluster2"]]
+    assert me["noise_share"] == pytest.approx(np.mean(se ** 2) / f["lift"].var(ddof=1))
+    assert me["se"] < 0.5 * fit.focus("se_hc1")
+    assert abs(me["coef"] - 50.0) < 3 * me["se"]
+    assert (me["n"], me["undefined"]) == (200, 0)
+    f.iloc[:10, f.columns.get_loc("se_cluster2")] = np.nan  # a negative two-way variance: no SE
+    part = measurement_error(f, fit).set_index("se_kind").loc[FIRST_STAGE_SE["se_cluster2"]]
+    assert (part["n"], part["undefined"]) == (190, 10)
+    assert part["noise_share"] == pytest.approx(np.mean(se[10:] ** 2) / f["lift"].iloc[10:].var(ddof=1))
 
 
 def test_out_of_fold_r2_is_high_for_a_real_relation_and_not_positive_for_noise():

@@ -59,7 +59,8 @@ def test_cli_analyze_panel_prints_both_tables_with_robust_errors(tmp_path):
     res = CliRunner().invoke(app, ["--lake", str(tmp_path / "lake"), "analyze", "--panel", str(tmp_path),
                                    "--engine", "local", "--out", str(tmp_path / "R"), "--run-id", "t1"])
     assert res.exit_code == 0, res.output
-    for text in ("Table 4", "Table 5", "SE HC1", "p HC1", "max Cook's D", "Robustness", "not written"):
+    for text in ("Table 4", "Table 5", "SE HC1", "p HC1", "max Cook's D", "Robustness", "not written",
+                 "two-way cluster (product, day)", "Measurement error:"):
         assert text in res.output, text
     assert (tmp_path / "R" / "report.html").is_file() and (tmp_path / "R" / "report.md").is_file()
     assert not (tmp_path / "lake" / "sales_lift").exists()  # panel input is not stored by default
@@ -89,6 +90,7 @@ def test_analyze_on_the_lake_writes_sales_lift_once_and_a_report(lake, cfg):
     for pid, lift in lifts.items():
         assert table.loc[pid, "lift"] == pytest.approx(lift, abs=1.0)
     assert (table["status"] == "ok").all() and table["model_version"].eq("3").all()
+    assert (table["se_cluster2"] > 0).all() and (table["se_cluster2"] != table["se"]).all()
     assert table["video_id"].tolist() == [f"v-{p}" for p in table.index]
     history = lake.history("sales_lift")
     assert sum(1 for h in history if h.get("operation") not in ("CREATE TABLE",)) == 1  # one data commit

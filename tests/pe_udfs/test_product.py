@@ -10,8 +10,9 @@ from skimage import data
 
 from pe_media import paste
 from pe_udfs.errors import ProductImageError
-from pe_udfs.product import (ListingFeatures, _quad_gate, listing_features, load_image, match_frame, product_map,
-                             quad_mask)
+from pe_udfs import product as product_module
+from pe_udfs.product import (ListingFeatures, _quad_gate, _ratio_matches, drop_unmatched_seconds, listing_features,
+                             load_image, match_frame, orb_detector, orb_norm, product_map, quad_mask)
 from pe_udfs.settings import ProductSettings
 
 SIFT = ProductSettings()
@@ -116,6 +117,75 @@ def test_orb_hull_paper_mode_marks_the_hull_of_matches(coffee):
     assert inside > 0.9  # the hull of matched keypoints lies on the product
     with pytest.raises(ValueError, match="computed with"):
         match_frame(frame, feats, SIFT)
+
+
+PAPER = ProductSettings(method="orb_hull")
+
+
+def test_orb_hull_defaults_are_the_authors_settings():
+    orb = orb_detector(PAPER)
+    assert orb.getMaxFeatures() == 1000 and orb.getScoreType() == cv2.ORB_FAST_SCORE
+    assert (PAPER.orb_size, PAPER.ratio, PAPER.norm, PAPER.drop_unmatched_seconds) == (224, 0.75, "l2", True)
+    assert orb_norm(PAPER) == cv2.NORM_L2
+    assert orb_norm(PAPER.model_copy(update={"norm": "hamming"})) == cv2.NORM_HAMMING
+    with pytest.raises(ValueError):
+        ProductSettings(method="orb_hull", norm="l1")
+
+
+def test_orb_hull_listing_is_squashed_to_224_grayscale_first(coffee):
+    feats = listing_features(coffee, PAPER)  # (400, 600, 3) → 224×224 gray, aspect not kept
+    assert (feats.width, feats.height) == (224, 224)
+    squashed = cv2.resize(cv2.cvtColor(coffee, cv2.COLOR_RGB2GRAY), (224, 224))
+    kps, des = cv2.ORB_create(nfeatures=1000, scoreType=cv2.ORB_FAST_SCORE).detectAndCompute(squashed, None)
+    assert np.array_equal(feats.descriptors, des)
+    assert np.allclose(feats.keypoints, [kp.pt for kp in kps])
+
+
+def test_matcher_norm_picks_a_different_nearest_neighbour():
+    # query: 32 zero bytes; a: every byte 1 (L2 5.7, Hamming 32 bits); b: one byte 128 (L2 128, Hamming 1 bit)
+    listing = ListingFeatures(np.zeros((1, 2), np.float32), np.zeros((1, 32), np.uint8), 224, 224, "orb_hull")
+    frame = np.zeros((2, 32), np.uint8)
+    frame[0] = 1
+    frame[1, 0] = 128
+    assert _ratio_matches(listing, frame, 0.75, orb_norm(PAPER)) == [(0, 0)]
+    assert _ratio_matches(listing, frame, 0.75, orb_norm(PAPER.model_copy(update={"norm": "hamming"}))) == [(0, 1)]
+
+
+@pytest.mark.parametrize("norm", ["l2", "hamming"])
+def test_orb_hull_mask_is_the_authors_hull_of_rounded_matches(coffee, norm, monkeypatch):
+    """The mask equals an independent re-implementation of the authors' code: ORB on the 224² gray squash,
+    BFMatcher with the chosen norm, ratio 0.75, matched points rounded, scipy Delaunay hull over all pixels."""
+    from scipy.spatial import Delaunay
+
+    settings = PAPER.model_copy(update={"norm": norm})
+    used = []
+    monkeypatch.setattr(product_module, "_ratio_matches",
+                        lambda *a: used.append(a[3]) or _ratio_matches(*a))
+    feats = listing_features(coffee, settings)
+    frame = paste(coffee, SCENE, QUAD)
+    pm = product_map([frame], feats, settings)
+    assert used == [orb_norm(settings)]
+
+    orb = cv2.ORB_create(nfeatures=1000, scoreType=cv2.ORB_FAST_SCORE)
+    _, des1 = orb.detectAndCompute(cv2.resize(cv2.cvtColor(coffee, cv2.COLOR_RGB2GRAY), (224, 224)), None)
+    kp2, des2 = orb.detectAndCompute(cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (224, 224)), None)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING if norm == "hamming" else cv2.NORM_L2)
+    good = [m for m, n in matcher.knnMatch(des1, des2, k=2) if m.distance < 0.75 * n.distance]
+    rows_cols = np.unique(np.rint([kp2[m.trainIdx].pt for m in good]).astype(int)[:, ::-1], axis=0)
+    pixels = np.stack(np.meshgrid(np.arange(224), np.arange(224), indexing="ij"), -1).reshape(-1, 2)
+    expected = (Delaunay(rows_cols).find_simplex(pixels) >= 0).reshape(224, 224)
+    assert pm.found[0] and pm.inliers[0] == len(rows_cols) and pm.matches[0] == len(good)
+    assert np.array_equal(pm.masks[0].astype(bool), expected)
+
+
+def test_orb_hull_seconds_without_a_hull_are_dropped_or_kept_per_switch(coffee):
+    feats = listing_features(coffee, PAPER)
+    with_product, blank = paste(coffee, SCENE, QUAD), np.full_like(SCENE, 128)
+    pm = product_map([blank, with_product, blank, with_product], feats, PAPER)
+    assert pm.found.tolist() == [False, True, False, True] and pm.reasons[0] == "no_matches"
+    kept, seconds = drop_unmatched_seconds(pm)
+    assert seconds.tolist() == [1, 3] and kept.n_seconds == 2 and kept.found.all()
+    assert np.array_equal(kept.masks, pm.masks[[1, 3]])
 
 
 def test_blank_listing_image_has_no_features():

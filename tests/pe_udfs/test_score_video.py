@@ -120,3 +120,38 @@ def test_cnn_and_product_matching_split_the_cores_when_they_run_side_by_side():
     assert _split_cores(1, ProductSettings(), True)[0] == 1
     threads, product = _split_cores(8, ProductSettings(), False)  # not side by side: nothing changes
     assert threads == 8 and product.match_workers == 0
+
+
+class RampLeft(nn.Module):
+    """y = Σ_s (s + 1)·Σ left half of frame s: after min-max scaling e[s] = (s + 1)/S on the left half, 0 on
+    the right, so every second's engagement mass is different and a shifted pairing shows."""
+
+    def forward(self, x):  # (B, S, 3, H, W) → (B,)
+        w = torch.zeros(x.shape[-2:])
+        w[:, : x.shape[-1] // 2] = 1.0
+        ramp = torch.arange(1, x.shape[1] + 1, dtype=x.dtype).view(1, -1, 1, 1, 1)
+        return (x * w * ramp).sum(dim=(1, 2, 3, 4))
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_orb_hull_drop_unmatched_seconds_pairs_masks_with_earlier_engagement(tmp_path, drop):
+    blank = np.full_like(SCENE, 128)
+    with_product = paste(data.coffee(), SCENE, QUAD)
+    path = str(write_frames(tmp_path / "gaps.mp4", [blank, with_product, blank, with_product], fps=1))
+    paper = ProductSettings(method="orb_hull", drop_unmatched_seconds=drop)
+    feats = listing_features(data.coffee(), paper)
+    kw = dict(clip=ClipSettings(), saliency=SaliencySettings(), model=RampLeft(), keep_maps=True)
+    r = score_video(path, feats, product=paper, **kw)
+    aligned = score_video(path, feats, product=paper.model_copy(update={"drop_unmatched_seconds": False}), **kw)
+    assert aligned.n_seconds == 4 and [s["product_found"] for s in aligned.seconds] == [False, True, False, True]
+    e, p = aligned.heatmap, aligned.product_masks
+    sources = [1, 3] if drop else [0, 1, 2, 3]
+    assert r.n_seconds == len(sources) and [s["second"] for s in r.seconds] == list(range(len(sources)))
+    assert [s["product_second"] for s in r.seconds] == sources
+    for k, src in enumerate(sources):  # row k: engagement of second k, product mask of second src
+        assert r.seconds[k]["e_mass"] == pytest.approx(float(e[k].sum()))
+        assert r.seconds[k]["pe_mass"] == pytest.approx(float((e[k] * p[src]).sum()))
+    pe = sum(float((e[k] * p[src]).sum()) for k, src in enumerate(sources))
+    assert r.scores["pe_raw"] == pytest.approx(pe / (len(sources) * 224 * 224))
+    assert r.scores["e_score"] == pytest.approx(float(e[: len(sources)].sum()))  # their code cut e to K too
+    assert r.product_found_seconds == 2
