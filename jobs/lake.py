@@ -208,9 +208,16 @@ class Lake:
         return df.select(*(columns or df.columns)).toArrow()
 
     def read_pandas(self, name: str, version: int | None = None, columns: list[str] | None = None) -> "pd.DataFrame":
-        """A small table as pandas (collected to the driver: for small tables only)."""
+        """A small table as pandas (collected to the driver: for small tables only). Timestamps come back
+        timezone-aware in UTC (the session's time zone; Spark hands pandas naive values)."""
+        import pandas as pd
+
         df = self.read(name, version)
-        return df.select(*(columns or df.columns)).toPandas()
+        frame = df.select(*(columns or df.columns)).toPandas()
+        for col in frame.columns:
+            if pd.api.types.is_datetime64_dtype(frame[col]) and frame[col].dt.tz is None:
+                frame[col] = frame[col].dt.tz_localize("UTC")
+        return frame
 
     # ------------------------------------------------------------------ write
     def write(self, name: str, df: "DataFrame", mode: str = "append", *, app_id: str | None = None,

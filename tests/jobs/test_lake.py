@@ -256,9 +256,9 @@ def test_pe_maintain_compacts_zorders_and_vacuums(cfg, lake, spark):
 
     rows = [("v1", "1", s, 0.1) for s in range(3)]
     df = spark.createDataFrame(rows, "video_id string, model_version string, second int, e_mass double")
-    full = df.select("*", *[F.lit(None).cast(t).alias(c) for c, t in (
-        ("pe_mass", "double"), ("p_mass", "double"), ("product_found", "boolean"), ("inliers", "int"),
-        ("quad_224", "array<double>"), ("e_grid", "array<float>"), ("run_id", "string"))])
+    contract = contracts.spark_schema("pe_seconds")
+    full = df.select("*", *[F.lit(None).cast(f.dataType).alias(f.name) for f in contract.fields
+                            if f.name not in df.columns])
     lake.write("pe_seconds", full)
     lake.write("pe_seconds", full.withColumn("video_id", F.lit("v2")))
     lake.write("pe_seconds", full.withColumn("video_id", F.lit("v3")), mode="overwrite")  # v1, v2 files replaced
