@@ -37,7 +37,7 @@ def test_paper_profile_runs_end_to_end_on_a_small_sample_lake(tmp_path, spark):
         "model": {"backbone": "tiny"},  # the one deviation (see the docstring)
         # a pipeline test on 12 videos: the validation-size floor for early stopping is lowered on purpose
         "train": {"epochs": 5, "batch_size": 4, "min_videos": 10, "split_seed": 39, "test_fraction": 0.25,
-                  "val_fraction": 0.25, "min_val_videos": 1}})
+                  "val_fraction": 0.25, "min_val_videos": 2}})
     lake = Lake.from_config(cfg, spark)
     run_sample(cfg, lake, n_videos=12, seed=3, min_seconds=4, max_seconds=7, width=180, height=320, workers=2)
     trained = run_training(cfg, lake, echo=lambda _: None, promote=False)
