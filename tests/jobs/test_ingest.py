@@ -122,7 +122,7 @@ def test_ingest_folder_of_clips_rejects_bad_rows_reingest_is_a_noop_then_score_a
     assert rows.loc["v0", "influencer_id"] == "inf-1"  # the first of the duplicate rows is kept
     assert (rows["product_image_uri"] == str(root / "photos" / "p-coffee" / "1-front.png")).all()  # main view
     assert rows["own_product"].tolist() == [False, True, None]
-    assert str(rows.loc["v1", "published_at"]) == "2026-11-02 00:00:00"
+    assert str(rows.loc["v1", "published_at"]) == "2026-11-02 00:00:00+00:00"  # read back timezone-aware, in UTC
 
     labels = run_ingest(cfg, "labels", str(root / "labels.csv"), spark=spark)
     assert (labels.good, labels.reasons) == (2, {"negative_value": 1, "unknown_video": 1})
