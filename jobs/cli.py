@@ -118,8 +118,6 @@ def sql(
     write: bool = typer.Option(False, "--write", help="Allow INSERT / UPDATE / DELETE / MERGE on lake tables."),
 ) -> None:
     """Run a SQL statement over the lake's tables and print the result (read-only unless --write)."""
-    from pyspark.errors import AnalysisException, ParseException
-
     from jobs.sql_guard import SqlRefused, check, no_file_queries
     from jobs.views import champion_version, register_views
 
@@ -136,9 +134,7 @@ def sql(
             rows = df.limit(limit + 1).toPandas()
     except SqlRefused as e:
         fail(f"refused: {e}")
-    except (AnalysisException, ParseException) as e:
-        fail(f"query failed: {_first_line(e)}")
-    except Exception as e:  # a JVM error while running a statement: its message, not a traceback
+    except Exception as e:  # Spark's analysis/parse errors and JVM errors alike: their message, not a traceback
         fail(f"query failed: {_first_line(e)}")
     truncated = len(rows) > limit
     rows = rows.head(limit)

@@ -262,7 +262,8 @@ class Lake:
         if not keys:
             raise ValueError(f"merge into '{name}' needs keys")
         self.ensure(name, None if c else df.schema)
-        schema = self.read(name).schema
+        table = self.read(name)  # one snapshot of the log for the schema and the target
+        schema = table.schema
         source = conform(df, schema, name)
         dup = source.groupBy(*keys).count().where("count > 1").limit(1).collect()
         if dup:
@@ -270,7 +271,7 @@ class Lake:
         volatile = set(ignore_changes_in if ignore_changes_in is not None else (c.volatile if c else ()))
         compare = [f for f in schema.fieldNames() if f not in keys and f not in volatile]
         key_filter = _key_list_condition(source, keys[0])
-        target = self.read(name).where(key_filter) if key_filter else self.read(name)
+        target = table.where(key_filter) if key_filter else table
         # A night of new keys (the usual case) reads only the table's key columns, and the merge only inserts.
         known = source.select(*keys).join(target.select(*keys), keys, "left_semi").limit(1).collect()
         changes = self._new_or_changed(source, target, keys, compare).cache() if known else source
