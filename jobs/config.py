@@ -18,7 +18,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from models.settings import ModelSettings, TrainSettings
-from pe_udfs.settings import StrictSettings, ClipSettings, ProductSettings, SaliencySettings
+from pe_udfs.settings import StrictSettings, ClipSettings, DecodeSettings, ProductSettings, SaliencySettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = REPO_ROOT / "conf" / "local.yaml"
@@ -109,6 +109,7 @@ class PEConfig(StrictSettings):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     clip: ClipSettings = Field(default_factory=ClipSettings)
+    decode: DecodeSettings = Field(default_factory=DecodeSettings)
     product: ProductSettings = Field(default_factory=ProductSettings)
     saliency: SaliencySettings = Field(default_factory=SaliencySettings)
     model: ModelSettings = Field(default_factory=ModelSettings)

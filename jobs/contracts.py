@@ -118,13 +118,16 @@ _CONTRACTS = [
         "e_score DOUBLE, p_score DOUBLE, pe_raw_6s DOUBLE, pe_share_6s DOUBLE, pe_lift_6s DOUBLE, "
         "e_score_6s DOUBLE, p_score_6s DOUBLE, predicted_engagement DOUBLE, n_seconds INT, "
         "product_found_seconds INT, model_name STRING, saliency_method STRING, product_method STRING, "
-        "model_run_id STRING, run_id STRING, scored_at TIMESTAMP, window_seconds INT, scoring_config STRING",
+        "model_run_id STRING, run_id STRING, scored_at TIMESTAMP, window_seconds INT, scoring_config STRING, "
+        "input_truncated BOOLEAN, input_warnings STRING",
         keys=("video_id", "model_version"),
         description="PE-score and companion scores per video and model version; model_run_id is the MLflow run "
         "that trained the model, run_id the scoring run that wrote the row; window_seconds the scoring window "
         "(clip.max_seconds: at most this many seconds from the start were scored, whatever the model trained on); "
         "scoring_config the id of the saliency method, product settings and window "
-        "(<saliency>/<product>/<window>s/<hash>): a new one makes the video a candidate again and replaces the row.",
+        "(<saliency>/<product>/<window>s/<hash>): a new one makes the video a candidate again and replaces the row; "
+        "input_truncated: decoding stopped early (corrupt or cut-off file) and the video was scored from its "
+        "decodable seconds (decode.on_truncated = flag), input_warnings says why.",
         volatile=("run_id", "scored_at"),
         cluster_by=("video_id",),
     ),

@@ -219,8 +219,10 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
                  log_mlflow: bool = True) -> EvaluateSummary:
     """Evaluate one model version's scores (default: the @champion's) on the lake's sample campaign."""
     from jobs.analyze import choose_model_version
+    from pyspark.sql import functions as F
+
     from jobs.contracts import spark_schema
-    from jobs.views import champion_version
+    from jobs.views import champion_version, current_seconds
 
     t0 = time.perf_counter()
     if not lake.exists("sample_truth"):
@@ -232,8 +234,7 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
     scores = lake.read_pandas("pe_scores")
     version, _ = choose_model_version(scores, model_version, champion_version(cfg))
     scores = scores[scores["model_version"].astype(str) == version]
-    seconds = lake.read_pandas("pe_seconds")
-    seconds = seconds[seconds["model_version"].astype(str) == version]
+    seconds = current_seconds(lake).where(F.col("model_version") == version).toPandas()
     truth = lake.read_pandas("sample_truth")
     videos = lake.read_pandas("campaign_videos")
     videos = videos[videos["video_id"].isin(set(scores["video_id"]) & set(truth["video_id"]))]

@@ -343,7 +343,7 @@ def write_video_report(cfg, lake, video_id: str, out_dir: str, *, model_version:
     Returns the page (``.html`` path, images, ``frames_error`` when the video could not be decoded)."""
     from pyspark.sql import functions as F
 
-    from jobs.views import champion_version
+    from jobs.views import champion_version, current_seconds
 
     champion = champion_version(cfg) if model_version is None else None
     scores = _scores_frame(lake, champion, model_version)
@@ -357,7 +357,7 @@ def write_video_report(cfg, lake, video_id: str, out_dir: str, *, model_version:
         raise ReportError("video_not_found", f"no video {video_id} in the lake at {lake.root}")
     score = own.iloc[0]
     version = str(score["model_version"])
-    seconds = (lake.read("pe_seconds").where((F.col("video_id") == video_id) & (F.col("model_version") == version))
+    seconds = (current_seconds(lake).where((F.col("video_id") == video_id) & (F.col("model_version") == version))
                .toPandas() if lake.exists("pe_seconds") else pd.DataFrame(columns=["second"]))
     meta_row, campaign_scores = {}, own
     if lake.exists("campaign_videos"):
@@ -385,7 +385,7 @@ def write_campaign_report(cfg, lake, campaign_id: str | None, out_dir: str, *, m
     page's path. ``campaign_id`` None: the campaign with the most videos."""
     from pyspark.sql import functions as F
 
-    from jobs.views import champion_version
+    from jobs.views import champion_version, current_seconds
 
     if not lake.exists("campaign_videos"):
         raise ReportError("missing_tables", f"the lake at {lake.root} has no campaign_videos table")
@@ -410,7 +410,7 @@ def write_campaign_report(cfg, lake, campaign_id: str | None, out_dir: str, *, m
     seconds = pd.DataFrame()
     if lake.exists("pe_seconds"):
         wanted = lake.spark.createDataFrame(keys)
-        seconds = lake.read("pe_seconds").join(wanted, ["video_id", "model_version"]).toPandas()
+        seconds = current_seconds(lake).join(wanted, ["video_id", "model_version"]).toPandas()
     os.makedirs(os.path.join(out_dir, f"campaign-{_slug(campaign_id)}_files"), exist_ok=True)
     thumbs: dict[str, str | None] = {}
     notes = []

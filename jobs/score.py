@@ -44,6 +44,7 @@ class ScoreSummary:
     candidates: int = 0
     scored: int = 0
     errors: int = 0
+    truncated: int = 0  # scored from the decodable part of a corrupt or cut-off file (flagged in pe_scores)
     seconds: float = 0.0
     error_stages: dict[str, int] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
@@ -51,7 +52,8 @@ class ScoreSummary:
     def line(self) -> str:
         stages = ", ".join(f"{k}={v}" for k, v in sorted(self.error_stages.items()))
         return (f"pe score: run {self.run_id} model {self.model_name} v{self.model_version}: "
-                f"scored={self.scored} errors={self.errors}{f' ({stages})' if stages else ''} "
+                f"scored={self.scored}{f' (truncated input={self.truncated})' if self.truncated else ''} "
+                f"errors={self.errors}{f' ({stages})' if stages else ''} "
                 f"candidates={self.candidates} seconds={self.seconds:.1f}")
 
 
@@ -112,10 +114,12 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
             "video_id", *stamp[:1], *_score_columns(), "predicted_engagement", "n_seconds", "product_found_seconds",
             F.lit(champion.name).alias("model_name"), F.lit(cfg.saliency.method).alias("saliency_method"),
             F.lit(cfg.product.method).alias("product_method"), F.lit(champion.run_id).alias("model_run_id"),
-            *stamp[1:], F.lit(now).alias("scored_at"), F.lit(cfg.clip.max_seconds).alias("window_seconds"), scoring)
+            *stamp[1:], F.lit(now).alias("scored_at"), F.lit(cfg.clip.max_seconds).alias("window_seconds"), scoring,
+            "input_truncated", "input_warnings")
         lake.merge("pe_scores", scores_df, metadata=meta)
         failed = results.where("kind = 'error'").select("video_id", "stage", "error_class", "reason", "message").toPandas()
         summary.scored = results.where("kind = 'video'").count()
+        summary.truncated = results.where("kind = 'video' AND input_truncated").count()
         results.unpersist()
     else:
         import pandas as pd
@@ -204,7 +208,8 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
         model_uri=f"models:/{champion.name}/{champion.version}", tracking_uri=cfg.tracking_uri,
         # matching threads per video = cores per task, so concurrent tasks do not oversubscribe the executor
         product={**cfg.product.model_dump(), "match_workers": cfg.product.match_workers or threads},
-        saliency=cfg.saliency.model_dump(), max_seconds=cfg.clip.max_seconds, device=cfg.device,
+        saliency=cfg.saliency.model_dump(), decode=cfg.decode.model_dump(), max_seconds=cfg.clip.max_seconds,
+        device=cfg.device,
         torch_threads=threads, allowed_schemes=tuple(cfg.io.allowed_schemes), allowed_roots=tuple(cfg.allowed_roots),
         gpu_share=float(spark.conf.get("spark.task.resource.gpu.amount", "1")),
         crash_journal=_crash_journal_folder(cfg),

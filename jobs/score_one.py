@@ -45,7 +45,8 @@ def score_one(cfg: PEConfig, video: str, product_image: str, *, model_uri: str |
         listing = listing_features(load_image(product_image, allowed_schemes=schemes, max_pixels=cfg.product.max_image_pixels), cfg.product,
                                    name=product_image)
         result = score_video(video, listing, model=module, clip=clip, product=cfg.product, saliency=cfg.saliency,
-                             device=device, product_only=product_only, allowed_schemes=schemes)
+                             device=device, product_only=product_only, allowed_schemes=schemes,
+                             decode=cfg.decode)
     except PEInputError as e:
         raise ScoreVideoError(f"{e.stage} failed ({e.reason}): {e}", stage=e.stage, reason=e.reason) from e
     return {"product_image": product_image, "model": model_info, "device": device, "window_seconds": clip.max_seconds,

@@ -6,6 +6,12 @@ Analyst views (registered by ``pe sql`` and :func:`register_views`):
     one row per scored video: the ``pe_scores`` row of the champion's model version when a champion is given
     and has scored the video, else of the newest model version that scored it (highest version number, then
     latest ``scored_at``); ``is_champion`` says which.
+``pe_seconds_current``
+    the ``pe_seconds`` rows that belong to a complete scoring run: those whose (video_id, model_version,
+    scoring_config) has a ``pe_scores`` row. Each table commits atomically, but two tables do not commit
+    together: a run killed between its ``pe_seconds`` and ``pe_scores`` commits leaves per-second rows without
+    their score until the next run re-scores the video; an earlier, longer scoring leaves rows of another
+    scoring_config. Readers (reports, ``pe evaluate``, ``pe validate``) read :func:`current_seconds`.
 ``pe_sales``
     ``pe_latest`` joined to the video's campaign metadata (``campaign_videos``) and the newest sales-lift
     estimate of its product (``sales_lift``, latest analysis run; null columns when no analysis ran yet).
@@ -19,9 +25,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from jobs import contracts
 from jobs.lake import Lake
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +65,13 @@ FROM (
 WHERE s._pe_rank = 1
 """
 
+#: What ties a pe_seconds row to the pe_scores row of the same scoring (null-safe: rows from before
+#: scoring_config existed have NULL in both tables).
+RUN_KEYS = ("video_id", "model_version", "scoring_config")
+
+PE_SECONDS_CURRENT = ("SELECT s.* FROM pe_seconds s LEFT SEMI JOIN pe_scores p ON "
+                      + " AND ".join(f"s.`{k}` <=> p.`{k}`" for k in RUN_KEYS))
+
 PE_SALES = """
 WITH lift AS (
   SELECT * FROM (
@@ -80,9 +97,24 @@ LEFT JOIN lift l ON l.product_id = v.product_id
 ANALYST_VIEWS: dict[str, AnalystView] = {
     "pe_latest": AnalystView(("pe_scores",), PE_LATEST,
                              description="champion (else newest) model version's scores, one row per video"),
+    "pe_seconds_current": AnalystView(("pe_seconds", "pe_scores"), PE_SECONDS_CURRENT,
+                                      description="per-second rows of complete scoring runs only"),
     "pe_sales": AnalystView(("pe_latest", "campaign_videos"), PE_SALES, optional=("sales_lift",),
                             description="pe_latest + campaign metadata + the product's newest sales lift"),
 }
+
+
+def current_seconds(lake: Lake) -> "DataFrame":
+    """``pe_seconds`` rows of complete scoring runs (the ``pe_seconds_current`` view's rule, as a DataFrame);
+    empty when either table is missing."""
+    from pyspark.sql import functions as F
+
+    if not (lake.exists("pe_seconds") and lake.exists("pe_scores")):
+        return lake.spark.createDataFrame([], contracts.spark_schema("pe_seconds"))
+    seconds = lake.read("pe_seconds").alias("s")
+    scores = lake.read("pe_scores").select(*RUN_KEYS).alias("p")
+    on = [F.col(f"s.{k}").eqNullSafe(F.col(f"p.{k}")) for k in RUN_KEYS]
+    return seconds.join(scores, on, "left_semi")
 
 
 def _sql_literal(value: str | None) -> str:

@@ -29,7 +29,7 @@ from pe_udfs.errors import ModelError, ProductImageError
 from pe_udfs.pe_math import coarse_grid, per_second_sums, scores_from_sums
 from pe_udfs.product import ListingFeatures, ProductMap, drop_unmatched_seconds, product_map
 from pe_udfs.saliency import HeatmapResult, engagement_heatmap, resolve_device
-from pe_udfs.settings import ClipSettings, ProductSettings, SaliencySettings
+from pe_udfs.settings import ClipSettings, DecodeSettings, ProductSettings, SaliencySettings
 from pe_udfs.video import SampledVideo, clip_tensor, sample_video
 
 __all__ = ["VideoScore", "score_video"]
@@ -74,7 +74,8 @@ def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | N
                 model: torch.nn.Module | None = None, clip: ClipSettings, product: ProductSettings,
                 saliency: SaliencySettings, device: str | torch.device | None = "cpu",
                 product_only: bool = False, allowed_schemes: Sequence[str] | None = None,
-                allowed_roots: Sequence[str] | None = None, keep_maps: bool = False) -> VideoScore:
+                allowed_roots: Sequence[str] | None = None, keep_maps: bool = False,
+                decode: DecodeSettings | None = None) -> VideoScore:
     """Score one video (a path/URI, or an already :class:`SampledVideo`) against one listing.
 
     ``listing=None`` means no product image: every product mask is empty and every PE score is 0.
@@ -92,7 +93,7 @@ def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | N
         timings["decode"] = 0.0
     else:
         sampled = sample_video(uri_or_sampled, clip, allowed_schemes=allowed_schemes, allowed_roots=allowed_roots,
-                               with_match_frames=listing is not None)
+                               with_match_frames=listing is not None, decode=decode)
         timings["decode"] = time.perf_counter() - t_start
     size = int(sampled.model_frames.shape[1])
     if listing is not None and len(sampled.match_frames) != sampled.n_seconds:

@@ -25,6 +25,22 @@ class ClipSettings(StrictSettings):
     max_pixels: int = Field(4096 * 4096, ge=1)  # larger frames are rejected (reason: too_large)
 
 
+class DecodeSettings(StrictSettings):
+    """What counts as a video (checked for every decode; not saved with the model).
+
+    ``allowed_formats``: FFmpeg demuxer names a file's container must match (one of the comma-separated names
+    FFmpeg reports, e.g. 'mov,mp4,m4a,3gp,3g2,mj2'); a JPEG renamed .mp4 opens as 'jpeg_pipe' and is refused.
+    ``min_frames``: fewer decoded frames than this is not a video. ``on_truncated``: a video whose decoding
+    stops early (corrupt or cut-off data) is scored from its good seconds and flagged (``flag``: pe_scores
+    .input_truncated and .input_warnings) or rejected with reason ``truncated`` (``fail``)."""
+
+    allowed_formats: list[str] = Field(default_factory=lambda: [
+        "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "ogg"],
+        min_length=1)
+    min_frames: int = Field(2, ge=1, le=10_000)
+    on_truncated: Literal["flag", "fail"] = "flag"
+
+
 class ProductSettings(StrictSettings):
     method: Literal["sift", "orb_hull"] = "sift"
     # the product region (sift): the listing's silhouette (its non-background pixels) projected by the

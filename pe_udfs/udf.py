@@ -36,7 +36,7 @@ RESULT_DDL = (
     # video-level
     "pe_raw DOUBLE, pe_share DOUBLE, pe_lift DOUBLE, e_score DOUBLE, p_score DOUBLE, pe_raw_6s DOUBLE, "
     "pe_share_6s DOUBLE, pe_lift_6s DOUBLE, e_score_6s DOUBLE, p_score_6s DOUBLE, predicted_engagement DOUBLE, "
-    "n_seconds INT, product_found_seconds INT, seconds_taken DOUBLE, "
+    "n_seconds INT, product_found_seconds INT, seconds_taken DOUBLE, input_truncated BOOLEAN, input_warnings STRING, "
     # second-level
     "e_mass DOUBLE, pe_mass DOUBLE, p_mass DOUBLE, product_found BOOLEAN, inliers INT, quad_224 ARRAY<DOUBLE>, "
     "e_grid ARRAY<FLOAT>, "
@@ -56,6 +56,7 @@ class ScoringTask:
     tracking_uri: str
     product: dict[str, Any]  # pe_udfs.settings.ProductSettings as a dict
     saliency: dict[str, Any]  # pe_udfs.settings.SaliencySettings as a dict
+    decode: dict[str, Any] = field(default_factory=dict)  # pe_udfs.settings.DecodeSettings as a dict
     max_seconds: int | None = None  # the scoring window (clip.max_seconds); None → the model's training window
     device: str = "auto"
     torch_threads: int = 1
@@ -149,7 +150,8 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
         _forget(journal, mark)
         out = {"kind": "video", "video_id": vid, "predicted_engagement": vs.predicted_engagement,
                "n_seconds": vs.n_seconds, "product_found_seconds": vs.product_found_seconds,
-               "seconds_taken": time.perf_counter() - t0}
+               "seconds_taken": time.perf_counter() - t0, "input_truncated": bool(vs.video["truncated"]),
+               "input_warnings": "; ".join(vs.video["warnings"])[:4000] or None}
         out.update({k: float(vs.scores[k]) for k in SCORE_COLUMNS})
         yield out
         for s in vs.seconds:
@@ -198,6 +200,7 @@ def _decode(row: dict[str, Any], task: ScoringTask, clip, journal: CrashJournal 
 
     With a journal, a video whose worker already died ``max_crashes`` times is given up (WorkerCrashed), and
     every other video is marked before any work on it starts (the mark is removed once its rows are out)."""
+    from pe_udfs.settings import DecodeSettings
     from pe_udfs.video import sample_video
 
     vid = str(row["video_id"])
@@ -212,7 +215,8 @@ def _decode(row: dict[str, Any], task: ScoringTask, clip, journal: CrashJournal 
     try:
         listing = listing_for(row.get("product_image_uri"), task)
         sampled = sample_video(row["video_uri"], clip, allowed_schemes=task.allowed_schemes,
-                               allowed_roots=task.allowed_roots or None, with_match_frames=True)
+                               allowed_roots=task.allowed_roots or None, with_match_frames=True,
+                               decode=DecodeSettings(**task.decode))
     except PEInputError as e:
         e.mark = mark  # the caller forgets it once the error row is out
         raise

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from pe_udfs.errors import DecodeError, FetchError, PEInputError
-from pe_udfs.settings import ClipSettings
+from pe_udfs.settings import ClipSettings, DecodeSettings
 
 if TYPE_CHECKING:
     import torch
@@ -45,7 +45,8 @@ class SampledVideo:
     duration_s: seconds of decodable video (or of the container's stated duration when decoding stopped at
         max_seconds); native_fps: average frame rate; width/height: display size after rotation; rotation:
         degrees counterclockwise applied to make frames upright (0, 90, 180, 270).
-    truncated: decoding ended early (corrupt or cut-off data) before the container's stated duration.
+    truncated: decoding ended early (corrupt or cut-off data) before the container's stated duration;
+    warnings: why (kept with the scores); n_decoded: frames the decoder produced (seeking skips some).
     """
 
     model_frames: np.ndarray
@@ -59,6 +60,7 @@ class SampledVideo:
     truncated: bool = False
     uri: str = ""
     warnings: list[str] = field(default_factory=list)
+    n_decoded: int = 0
 
     @property
     def n_seconds(self) -> int:
@@ -193,13 +195,16 @@ def _open_remote(uri: str, error_cls: type[PEInputError]) -> IO[bytes]:
 # --------------------------------------------------------------------------------------------- decoding
 
 def sample_video(uri: str, clip: ClipSettings, *, allowed_schemes: Sequence[str] | None = None,
-                 allowed_roots: Sequence[str] | None = None, with_match_frames: bool = True) -> SampledVideo:
+                 allowed_roots: Sequence[str] | None = None, with_match_frames: bool = True,
+                 decode: DecodeSettings | None = None) -> SampledVideo:
     """Decode ``uri`` and return the frames shown at t = 0, 1/fps, ... (< min(duration, max_seconds)).
 
     Frames are made upright from the display-matrix side data (or the legacy 'rotate' tag), and squashed
     to ``clip.size``×``clip.size`` with ``cv2.INTER_AREA`` as the paper does. Audio and other streams are
     ignored. Raises :class:`FetchError` (not_found, scheme_not_allowed, outside_allowed_roots, fetch_failed)
-    or :class:`DecodeError` (empty_file, unreadable, no_video_stream, zero_frames, too_long, too_large)."""
+    or :class:`DecodeError` (empty_file, unreadable, format_not_allowed, no_video_stream, zero_frames,
+    too_few_frames, truncated, too_long, too_large); ``decode`` is the integrity policy (default
+    :class:`DecodeSettings`: a truncated video is kept and flagged)."""
     import av  # local imports (av, torch): `import pe_udfs.video` stays light for Spark drivers
 
     with open_binary(uri, allowed_schemes=allowed_schemes, allowed_roots=allowed_roots) as (source, size):
@@ -212,9 +217,33 @@ def sample_video(uri: str, clip: ClipSettings, *, allowed_schemes: Sequence[str]
         except (av.error.FFmpegError, OSError, ValueError) as e:
             raise DecodeError("unreadable", f"{uri} is not a readable video file ({_ffmpeg_msg(e)})", uri=uri) from e
         try:
-            return _sample_container(container, uri, clip, with_match_frames)
+            policy = decode or DecodeSettings()
+            _check_format(container, uri, policy)
+            sampled = _sample_container(container, uri, clip, with_match_frames)
+            _check_integrity(sampled, uri, policy)
+            return sampled
         finally:
             container.close()
+
+
+def _check_format(container, uri: str, policy: DecodeSettings) -> None:
+    names = [n.strip() for n in (container.format.name or "").split(",") if n.strip()]
+    if not set(names) & set(policy.allowed_formats):
+        raise DecodeError("format_not_allowed", f"{uri} is a '{container.format.name}' file "
+                          f"({container.format.long_name}), not one of the video containers allowed by "
+                          f"decode.allowed_formats", uri=uri)
+
+
+def _check_integrity(sampled: SampledVideo, uri: str, policy: DecodeSettings) -> None:
+    if sampled.n_decoded < policy.min_frames:
+        if sampled.truncated:
+            raise DecodeError("truncated", f"{uri}: only {sampled.n_decoded} frame(s) decoded before "
+                              f"{'; '.join(sampled.warnings)}", uri=uri)
+        raise DecodeError("too_few_frames", f"{uri}: {sampled.n_decoded} decodable frame(s), fewer than "
+                          f"decode.min_frames = {policy.min_frames}: a still image, not a video", uri=uri)
+    if sampled.truncated and policy.on_truncated == "fail":
+        raise DecodeError("truncated", f"{uri}: {'; '.join(sampled.warnings) or 'decoding stopped early'} "
+                          f"(decode.on_truncated = fail)", uri=uri)
 
 
 def _ffmpeg_msg(e: Exception) -> str:
@@ -278,7 +307,7 @@ def _sample_container(container, uri: str, clip: ClipSettings, with_match_frames
                         match_frames=cursor.match_frames if with_match_frames else [],
                         timestamps=np.asarray(cursor.times, dtype=np.float64), duration_s=float(duration),
                         native_fps=native_fps, width=disp_w, height=disp_h, rotation=rotation,
-                        truncated=truncated, uri=uri, warnings=warnings)
+                        truncated=truncated, uri=uri, warnings=warnings, n_decoded=cursor.n_decoded)
 
 
 class _Cursor:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from jobs.contracts import contract
-from jobs.views import ANALYST_VIEWS, champion_version, register_views
+from jobs.views import ANALYST_VIEWS, champion_version, current_seconds, register_views
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,8 @@ def views_lake(lake):
 
 def test_pe_latest_picks_the_newest_version_or_the_champion(views_lake):
     names = register_views(views_lake)
-    assert {"pe_latest", "pe_sales"} <= set(names) and set(ANALYST_VIEWS) == {"pe_latest", "pe_sales"}
+    assert {"pe_latest", "pe_sales"} <= set(names)
+    assert set(ANALYST_VIEWS) == {"pe_latest", "pe_sales", "pe_seconds_current"}
     latest = views_lake.spark.sql("select video_id, model_version, pe_share, is_champion from pe_latest "
                                   "order by video_id").toPandas()
     assert latest["model_version"].tolist() == ["10", "2", "10"]
@@ -65,6 +66,28 @@ def test_pe_sales_joins_campaign_and_the_newest_lift_and_works_before_any_analys
     assert rows["lift"].tolist()[0] == 2.0 and rows["analysis_run"].tolist()[0] == "r2"
     assert pd.isna(rows["lift"].tolist()[1]) and rows["lift"].tolist()[2] == -1.0
     assert len(rows) == 3  # one row per scored video
+
+
+def test_readers_see_only_per_second_rows_of_complete_runs(lake):
+    """A run killed between its pe_seconds and pe_scores commits leaves seconds without a score (video x), and
+    a re-scoring with another config leaves the old config's extra seconds (video a, cfg-old): neither counts."""
+    lake.write_arrow("pe_scores", table("pe_scores", [
+        {"video_id": "a", "model_version": "1", "scoring_config": "cfg-new", "scored_at": T0},
+        {"video_id": "legacy", "model_version": "1", "scoring_config": None, "scored_at": T0},
+    ]))
+    lake.write_arrow("pe_seconds", table("pe_seconds", [
+        {"video_id": "a", "model_version": "1", "second": 0, "scoring_config": "cfg-new"},
+        {"video_id": "a", "model_version": "1", "second": 1, "scoring_config": "cfg-old"},
+        {"video_id": "x", "model_version": "1", "second": 0, "scoring_config": "cfg-new"},  # no pe_scores row
+        {"video_id": "a", "model_version": "2", "second": 0, "scoring_config": "cfg-new"},  # no v2 score
+        {"video_id": "legacy", "model_version": "1", "second": 0, "scoring_config": None},  # before the column
+    ]))
+    want = [("a", "1", 0), ("legacy", "1", 0)]
+    got = sorted(tuple(r) for r in current_seconds(lake).select("video_id", "model_version", "second").collect())
+    assert got == want
+    register_views(lake)
+    view = lake.spark.sql("select video_id, model_version, second from pe_seconds_current").collect()
+    assert sorted(tuple(r) for r in view) == want
 
 
 def test_champion_version_is_none_without_a_registry(cfg):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pe_udfs.errors import DecodeError, FetchError, PEInputError
-from pe_udfs.settings import ClipSettings
+from pe_udfs.settings import ClipSettings, DecodeSettings
 from pe_udfs.video import clip_tensor, sample_times, sample_video
 
 
@@ -121,6 +121,45 @@ def test_truncated_streamable_file_keeps_the_good_seconds(make_video, tmp_path, 
     assert v.truncated and v.warnings
     assert 1 <= v.n_seconds < 5
     assert indices(v, frame_index) == [10 * k for k in range(v.n_seconds)]
+
+
+def test_truncated_video_fails_when_the_policy_says_so(make_video, tmp_path):
+    data = make_video("full.mp4", 50, fps=10, faststart=True, width=160, height=128).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.55)])
+    with pytest.raises(DecodeError) as e:
+        sample_video(str(cut), ClipSettings(), decode=DecodeSettings(on_truncated="fail"))
+    assert e.value.reason == "truncated" and "cut.mp4" in str(e.value) and "on_truncated" in str(e.value)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_still_image_renamed_mp4_is_not_a_video(tmp_path, ext):
+    import cv2
+
+    img = (np.random.default_rng(1).random((120, 160, 3)) * 255).astype(np.uint8)
+    still = tmp_path / f"photo{ext}"
+    cv2.imwrite(str(still), img)
+    fake = tmp_path / "photo.mp4"
+    fake.write_bytes(still.read_bytes())
+    with pytest.raises(DecodeError) as e:
+        sample_video(str(fake), ClipSettings())
+    assert e.value.reason == "format_not_allowed" and "photo.mp4" in str(e.value)
+    assert "pipe" in str(e.value)  # names what the file really is (jpeg_pipe / png_pipe)
+
+
+def test_a_single_frame_is_not_a_video(make_video):
+    path = make_video("one.mp4", 1, fps=10)
+    with pytest.raises(DecodeError) as e:
+        sample_video(str(path), ClipSettings())
+    assert e.value.reason == "too_few_frames"
+    assert sample_video(str(path), ClipSettings(), decode=DecodeSettings(min_frames=1)).n_seconds == 1
+
+
+def test_container_allow_list_is_configurable(make_video):
+    path = str(make_video("v.mp4", 20, fps=10))
+    with pytest.raises(DecodeError) as e:
+        sample_video(path, ClipSettings(), decode=DecodeSettings(allowed_formats=["matroska", "webm"]))
+    assert e.value.reason == "format_not_allowed" and "mov,mp4" in str(e.value)
 
 
 def test_zero_byte_file(tmp_path):
