@@ -5,10 +5,16 @@ generate (jobs.synth: media files under ``<lake>/media``) → write ``campaign_v
 
 Media: ``<lake>/media/videos/<video_id>.mp4`` and ``<lake>/media/products/<product_id>.jpg``. Files left by
 an earlier ``pe sample`` run that the new campaign does not have are removed (only the generator's own
-``sv-*.mp4`` / ``sp-*.jpg`` names). Same seed and settings → the same tables and byte-identical files.
+``sv-*.mp4`` / ``sp-*.jpg`` names), with the ``.*.partial`` files of a render that was killed. Same seed and
+settings → the same tables and byte-identical files.
+
+The four tables are overwritten one commit each, so a run killed between commits leaves them from two
+campaigns; ``<lake>/_pe_sample_incomplete.json`` marks that window (written before the first commit, removed
+after the last): the next ``pe sample`` says so and rewrites all four.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -49,6 +55,7 @@ class SampleSummary:
     render_cpu_s: float  # CPU seconds of the render processes, all together
     encode_cpu_s: float  # of which H.264/MP4 writing
     total_s: float
+    recovered: dict | None = None  # the interrupted earlier run this one completed (its marker), if any
 
     def lines(self) -> list[str]:
         mix = ", ".join(f"{k} {v}" for k, v in sorted(self.scenarios.items()))
@@ -61,7 +68,23 @@ class SampleSummary:
             f"tables: {versions} ({self.sales_rows} sales rows, {self.truth_rows} truth rows)",
             f"time: render {self.render_s:.1f} s ({self.frames / max(self.render_s, 1e-9):.0f} frames/s, "
             f"{self.render_cpu_s:.1f} CPU s), total {self.total_s:.1f} s",
-        ]
+        ] + ([f"recovered: an earlier pe sample (seed {self.recovered.get('seed')}) was interrupted between its "
+              "table commits; all four tables are rewritten"] if self.recovered else [])
+
+
+def _marker(lake_path: str) -> Path:
+    return Path(lake_path) / "_pe_sample_incomplete.json"
+
+
+def interrupted_sample(lake_path: str) -> dict | None:
+    """The marker of a ``pe sample`` killed between its table commits (the sample tables are then from two
+    campaigns), or None."""
+    try:
+        return json.loads(_marker(lake_path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"seed": None}
 
 
 def campaign_spec(cfg: PEConfig, **overrides) -> CampaignSpec:
@@ -86,7 +109,7 @@ def _remove_stale_media(media_root: str, campaign: Campaign) -> int:
     removed = 0
     for sub, prefix, ext in (("videos", "sv-", ".mp4"), ("products", "sp-", ".jpg")):
         folder = Path(media_root) / sub
-        for f in folder.glob(f"{prefix}*{ext}"):
+        for f in [*folder.glob(f"{prefix}*{ext}"), *folder.glob(f".{prefix}*{ext}.partial")]:
             if os.path.abspath(f) not in keep:
                 f.unlink(missing_ok=True)
                 removed += 1
@@ -122,15 +145,22 @@ def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_vi
               "taobao_sales": campaign.sales, "sample_truth": campaign.truth}
     meta = {"seed": spec.seed, "videos": spec.n_videos, "generator": "jobs.synth"}
     versions = {}
+    recovered = interrupted_sample(cfg.lake_path)
+    if recovered:
+        log.warning("an earlier pe sample was interrupted between its table commits; rewriting all four tables")
+    marker = _marker(cfg.lake_path)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"seed": spec.seed, "videos": spec.n_videos, "pid": os.getpid()}))
     for name in TABLES:
         columns = contracts.spark_schema(name).fieldNames()  # Spark matches pandas columns by position
         result = lake.write_arrow(name, frames[name][columns], mode="overwrite", metadata=meta)
         versions[name] = result.version
+    marker.unlink(missing_ok=True)
     return SampleSummary(
         videos=spec.n_videos, seconds=int(campaign.truth.shape[0]), frames=campaign.n_frames,
         products=campaign.extras["products"], controls=campaign.extras["controls"],
         influencers=campaign.extras["influencers"], sales_rows=len(campaign.sales), truth_rows=len(campaign.truth),
         media_root=media_root, table_versions=versions, scenarios=campaign.extras["scenarios"],
         render_s=campaign.render_wall_s, render_cpu_s=campaign.render_cpu_s,
-        encode_cpu_s=campaign.extras["encode_cpu_s"], total_s=time.perf_counter() - t0,
+        encode_cpu_s=campaign.extras["encode_cpu_s"], total_s=time.perf_counter() - t0, recovered=recovered,
     )

@@ -116,9 +116,22 @@ def resolve_uri(uri: str, *, allowed_schemes: Sequence[str] | None = None,
         raise error_cls("outside_allowed_roots",
                         f"{uri} is outside the allowed roots ({', '.join(allowed_roots) or 'none'})", uri=uri)
     if scheme == "file" and not os.path.isfile(location):
-        what = "is a folder, not a file" if os.path.isdir(location) else "does not exist"
-        raise error_cls("not_found", f"{uri} {what}", uri=uri)
+        raise error_cls("not_found", f"{uri} {_why_not_a_file(location, parsed if '://' in uri else None)}", uri=uri)
     return scheme, location
+
+
+def _why_not_a_file(location: str, parsed: urllib.parse.ParseResult | None) -> str:
+    """The end of a 'not found' message: what is at ``location`` instead of a regular file."""
+    if os.path.isdir(location):
+        return "is a folder, not a file"
+    if os.path.exists(location):  # a device (/dev/zero), pipe or socket: reading it never ends or blocks
+        return "is not a regular file (a device, pipe or socket)"
+    if parsed is not None and (parsed.fragment or parsed.query):
+        cut = "#" + parsed.fragment if parsed.fragment else "?" + parsed.query
+        return (f"does not exist: in a URI, '{cut[0]}' starts a {'fragment' if cut[0] == '#' else 'query'}, so "
+                f"'{cut}' is not part of the path; percent-encode '#' as %23 and '?' as %3F in file names "
+                f"(or give a plain path)")
+    return "does not exist"
 
 
 def _inside_roots(scheme: str, location: str, roots: Sequence[str]) -> bool:

@@ -8,7 +8,7 @@ import cv2
 import pandas as pd
 import pytest
 
-from jobs.sample import TABLES, SampleError, campaign_spec, run_sample
+from jobs.sample import TABLES, SampleError, campaign_spec, interrupted_sample, run_sample
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +48,16 @@ def test_sample_writes_four_tables_and_media_and_is_reproducible(cfg, lake):
         assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (180, 320)
         digests[row.video_id] = _sha(path)
 
+    # an earlier run killed mid-render and between its table commits: the next one cleans up and says so
+    leftover = media / "videos" / ".sv-killed.mp4.partial"
+    leftover.write_bytes(b"half a video")
+    (Path(cfg.lake_path) / "_pe_sample_incomplete.json").write_text('{"seed": 4, "videos": 3}')
+    assert interrupted_sample(cfg.lake_path) == {"seed": 4, "videos": 3}
     lines = []
     again = run_sample(cfg, lake, **ARGS, progress=lines.append)
+    assert not leftover.exists() and interrupted_sample(cfg.lake_path) is None
+    assert again.recovered == {"seed": 4, "videos": 3} and "interrupted" in again.lines()[-1]
+    assert first.recovered is None
     assert lines and lines[-1].startswith(f"rendered 3/3 videos ({first.frames:,}/{first.frames:,} frames, 100%)")
     assert again.table_versions["sample_truth"] == first.table_versions["sample_truth"] + 1  # one commit per table
     truth2 = lake.read_pandas("sample_truth")

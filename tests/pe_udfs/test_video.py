@@ -217,6 +217,29 @@ def test_fetch_errors(make_video, tmp_path):
     assert e.value.reason == "outside_allowed_roots"
 
 
+@pytest.mark.parametrize("char", ["#", "?"])
+def test_hash_and_question_mark_in_file_names(make_video, tmp_path, frame_index, char):
+    """A plain path works as is; an unencoded file:// URI says how to encode them; an encoded one works."""
+    import shutil
+    import urllib.parse
+
+    named = tmp_path / f"take{char}2.mp4"
+    shutil.copy(make_video("v.mp4", 15), named)
+    assert indices(sample_video(str(named), ClipSettings()), frame_index) == [0, 10]
+    with pytest.raises(FetchError) as e:
+        sample_video(f"file://{named}", ClipSettings())
+    assert e.value.reason == "not_found" and "%23" in str(e.value) and "%3F" in str(e.value)
+    encoded = "file://" + urllib.parse.quote(str(named))
+    assert indices(sample_video(encoded, ClipSettings()), frame_index) == [0, 10]
+
+
+def test_a_device_is_not_a_video_file():
+    with pytest.raises(FetchError) as e:
+        sample_video("/dev/zero", ClipSettings())
+    assert e.value.reason == "not_found" and "not a regular file" in str(e.value)
+    assert "does not exist" not in str(e.value)
+
+
 def test_file_uri_and_fsspec_filesystem(make_video, tmp_path, frame_index):
     import fsspec
 
