@@ -241,11 +241,15 @@ class Lake:
         return self._result_of(name, write_id)
 
     def write_arrow(self, name: str, data, mode: str = "append", **kw) -> CommitResult:
-        """Write a small Arrow table or pandas frame (same single-commit path)."""
+        """Write a small Arrow table or pandas frame (same single-commit path). NULLs in NOT NULL columns reach
+        Delta's check (:class:`NotNullViolation`), not Spark's row converter (a NullPointerException)."""
         import pandas as pd
+        from pyspark.sql.types import StructType
 
         frame = data if isinstance(data, pd.DataFrame) else data.to_pandas()
         sch = contracts.spark_schema(name) if name in contracts.CONTRACTS else None
+        if sch is not None:
+            sch = StructType([f.__class__(f.name, f.dataType, True, f.metadata) for f in sch.fields])
         df = self.spark.createDataFrame(frame, schema=sch) if sch is not None else self.spark.createDataFrame(frame)
         return self.write(name, df, mode, **kw)
 
@@ -288,7 +292,7 @@ class Lake:
                     builder = self.delta_table(name).alias("t").merge(changes.alias("s"), on)
                     if known:
                         builder = builder.whenMatchedUpdateAll()
-                    builder.whenNotMatchedInsertAll().execute()
+                    _not_null_checked(builder.whenNotMatchedInsertAll().execute, name)
                 finally:
                     self.spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
 
@@ -423,8 +427,13 @@ def _castable(src, dst) -> bool:
 
 
 def _save(writer, path: str, name: str) -> None:
+    _not_null_checked(lambda: writer.save(path), name)
+
+
+def _not_null_checked(action, name: str) -> None:
+    """Run a write; Delta's NOT NULL violation becomes :class:`NotNullViolation` (one clear line)."""
     try:
-        writer.save(path)
+        action()
     except Exception as e:
         if "DELTA_NOT_NULL_CONSTRAINT_VIOLATED" in str(e):  # Delta's error class, as the JVM raised it
             raise NotNullViolation(f"cannot write to '{name}': {_java_message(e)} (nothing was written)") from None

@@ -422,8 +422,9 @@ def rejected_rows(frame: "pd.DataFrame | Any", table: str, cfg: PEConfig) -> pd.
     """Rows of input ``table`` that fail its suite: one row per rejected ``video_id``.
 
     ``frame``: pandas or Spark DataFrame with (at least) the suite's columns. Returns a pandas frame with
-    columns ``video_id`` (``MISSING_ID`` = '' for rows without an id), ``expectation`` (GE expectation
-    names, comma-joined when several failed) and ``message`` ('; '-joined reasons). Nothing is written.
+    columns ``video_id`` (``MISSING_ID`` = '' for rows without an id), ``expectation`` (the failed checks'
+    names, e.g. ``id_unique`` or ``video_uri_root``, comma-joined when several failed; the scoring job's
+    reason) and ``message`` ('; '-joined reasons). Nothing is written.
     """
     suite = _suite(table, cfg)
     if not suite.row_level:
@@ -445,7 +446,7 @@ def rejected_rows(frame: "pd.DataFrame | Any", table: str, cfg: PEConfig) -> pd.
         check = by_name[er.expectation_config.meta["check"]]
         for i in er.result.get("unexpected_index_list") or []:
             i = int(i["index"]) if isinstance(i, dict) else int(i)
-            reasons.setdefault(i, []).append((er.expectation_config.type, _row_message(check, frame.iloc[i])))
+            reasons.setdefault(i, []).append((check.name, _row_message(check, frame.iloc[i])))
     per_id: dict[str, list[tuple[str, str]]] = {}
     for i in sorted(reasons):
         vid = frame.at[i, "video_id"]

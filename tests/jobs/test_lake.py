@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import pandas as pd
 import pytest
 from pyspark.sql import Row
 from pyspark.sql import functions as F
@@ -222,9 +223,14 @@ def test_not_null_columns_are_enforced_on_every_write(lake, spark):
     lake.ensure("kv", KV)
     with pytest.raises(NotNullViolation, match="NOT NULL constraint violated for column: k"):
         lake.write("kv", spark.createDataFrame([(None, 1)], "k string, v long"))
-    with pytest.raises(Exception, match="NOT NULL"):
+    with pytest.raises(NotNullViolation, match="NOT NULL"):
         lake.merge("kv", spark.createDataFrame([(None, 1)], "k string, v long"), keys=["k"])
     assert lake.version("kv") == 0 and lake.read("kv").count() == 0
+    # pandas rows for a contract table: Delta's check, not Spark's converter (a NullPointerException)
+    with pytest.raises(NotNullViolation, match="video_id"):
+        lake.write_arrow("campaign_videos", pd.DataFrame({"video_id": [None], "video_uri": ["/v.mp4"]}).reindex(
+            columns=contracts.spark_schema("campaign_videos").fieldNames()))
+    assert not lake.exists("campaign_videos") or lake.read("campaign_videos").count() == 0
 
 
 def test_tables_are_registered_by_name_for_delta_sql(lake, spark, tmp_path):

@@ -78,14 +78,14 @@ def test_rejected_inputs_names_each_bad_video_once_with_its_expectations(qcfg):
     rejected = rejected_inputs(_videos(qcfg.lake_path), qcfg).set_index("video_id")
     assert list(rejected.columns) == ["expectation", "message"]
     assert sorted(rejected.index) == sorted([MISSING_ID, "v-dup", "v-http", "v-escape", "v-no-uri", "v-no-image"])
-    assert rejected.loc["v-dup", "expectation"] == "expect_column_values_to_be_unique"
+    assert rejected.loc["v-dup", "expectation"] == "id_unique"
     assert "appears more than once" in rejected.loc["v-dup", "message"]
-    assert rejected.loc["v-http", "expectation"] == "expect_column_values_to_match_regex"
+    assert rejected.loc["v-http", "expectation"] == "video_uri_scheme,video_uri_root"
     assert "not of an allowed scheme (file)" in rejected.loc["v-http", "message"]
     assert "not under an allowed root" in rejected.loc["v-http", "message"]
     assert "not of an allowed scheme" not in rejected.loc["v-escape", "message"]
     assert "'" + f"{qcfg.lake_path}/media/../../etc/passwd" + "'" in rejected.loc["v-escape", "message"]
-    assert rejected.loc["v-no-uri", "expectation"] == "expect_column_values_to_not_be_null"
+    assert rejected.loc["v-no-uri", "expectation"] == "video_uri_present"
     assert "product image URI (product_image_uri) is missing" == rejected.loc["v-no-image", "message"]
     assert "video_id is missing" in rejected.loc[MISSING_ID, "message"]
 
@@ -113,8 +113,8 @@ def test_engagement_labels_rows_negative_counts_and_shares_above_views(qcfg):
     })
     out = rejected_rows(labels, "engagement_labels", qcfg).set_index("video_id")
     assert sorted(out.index) == ["neg-likes", "too-many-shares"]
-    assert out.loc["neg-likes", "expectation"] == "expect_column_values_to_be_between"
-    assert out.loc["too-many-shares", "expectation"] == "expect_column_pair_values_a_to_be_greater_than_b"
+    assert out.loc["neg-likes", "expectation"] == "likes_non_negative"
+    assert out.loc["too-many-shares", "expectation"] == "shares_le_views"
     assert out.loc["too-many-shares", "message"] == "shares (6) exceed views (5)"
 
 
