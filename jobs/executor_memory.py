@@ -92,8 +92,11 @@ def plan_scoring_memory(cfg: PEConfig, champion, budget: ExecutorBudget) -> Memo
                              match_size=(match_w, math.ceil(match_w * 16 / 9)))  # worst case: 9:16 at the cap
     plan = MemoryPlan(champion.backbone, seconds, min(chunk, seconds), per_task, budget)
     if plan.needed > budget.bytes:
-        fix = (f"give Python workers at least {math.ceil(plan.needed / 2**30)}g (spark.executor.pyspark.memory)"
-               if not budget.source.startswith("this machine") else "lower spark.master's core count")
+        # Not spark.executor.pyspark.memory: Spark enforces it as an address-space limit (RLIMIT_AS), and torch
+        # reserves more address space than it uses, so `import torch` fails under any realistic value.
+        fix = (f"give Python workers at least {math.ceil(plan.needed / 2**30)}g with spark.executor.memoryOverhead "
+               "(and leave spark.executor.pyspark.memory unset: it is an address-space limit torch cannot live "
+               "under)" if not budget.source.startswith("this machine") else "lower spark.master's core count")
         per_frame = format_size(footprint.graph_per_frame)
         raise ExecutorMemoryError(f"scoring cannot fit: {plan.line()}; {fix}, run fewer tasks per executor, or lower "
                                   f"saliency.frame_chunk (each frame of it ≈ {per_frame})")

@@ -46,6 +46,7 @@ def test_a_configuration_that_fits_passes_and_one_that_does_not_fails_in_one_lin
     message = str(e.value)
     assert "\n" not in message and "4 scoring tasks per executor" in message and "tiny" in message
     assert "spark.executor.pyspark.memory" in message and "saliency.frame_chunk" in message
+    assert f"at least {-(-plan.needed // 2**30)}g with spark.executor.memoryOverhead" in message
 
 
 def test_the_chunk_and_the_clip_window_change_the_need(cfg):
