@@ -228,8 +228,9 @@ def test_not_null_columns_are_enforced_on_every_write(lake, spark):
     assert lake.version("kv") == 0 and lake.read("kv").count() == 0
     # pandas rows for a contract table: Delta's check, not Spark's converter (a NullPointerException)
     with pytest.raises(NotNullViolation, match="video_id"):
-        lake.write_arrow("campaign_videos", pd.DataFrame({"video_id": [None], "video_uri": ["/v.mp4"]}).reindex(
-            columns=contracts.spark_schema("campaign_videos").fieldNames()))
+        row = pd.DataFrame({"video_id": [None], "video_uri": ["/v.mp4"]}).reindex(
+            columns=contracts.spark_schema("campaign_videos").fieldNames()).astype(object)
+        lake.write_arrow("campaign_videos", row.where(row.notna(), None))
     assert not lake.exists("campaign_videos") or lake.read("campaign_videos").count() == 0
 
 
