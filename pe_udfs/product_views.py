@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import urllib.parse
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,17 +44,26 @@ def row_views(product_image_uri: str | None, view_names: Sequence[str] | None, v
               ) -> list[tuple[str, str]]:
     """(view name, image URI) pairs to match for one campaign row, in order: the product's product_images
     views (as given: by view_rank), preceded by the row's own ``product_image_uri`` as view 'main' when no
-    view has that URI. Empty when there is no image at all."""
+    view names that image (a path and its file:// URI are the same image). Empty when there is no image."""
     names = [] if view_names is None else [str(n) for n in view_names]
     uris = [] if view_uris is None else [str(u) for u in view_uris]
     if len(names) != len(uris):
         raise ValueError(f"{len(names)} view names but {len(uris)} view URIs")
     views = [(n, u) for n, u in zip(names, uris) if u]
-    if product_image_uri and product_image_uri not in {u for _, u in views}:
+    if product_image_uri and _location(product_image_uri) not in {_location(u) for _, u in views}:
         taken = {n for n, _ in views}
         name = DEFAULT_VIEW if DEFAULT_VIEW not in taken else "campaign"
         views.insert(0, (name, product_image_uri))
     return views
+
+
+def _location(uri: str) -> str:
+    """The file a local path or file:// URI names (absolute, normalised), so the two spellings compare
+    equal; any other URI as it is."""
+    if "://" not in uri:
+        return os.path.abspath(uri)
+    parsed = urllib.parse.urlparse(uri)
+    return os.path.abspath(urllib.parse.unquote(parsed.path)) if parsed.scheme.lower() == "file" else uri
 
 
 class ListingCache:

@@ -175,7 +175,6 @@ def plan_campaign(spec: CampaignSpec, media_root: str | os.PathLike) -> tuple[li
             side = product_side(key, variant)
             side_path = media / "products" / f"{product_id}-side.jpg"
             _write_jpeg(side_path, side[0])
-            listing_paths.append(str(side_path))
         prices.append(_price(rng, asset.base_price))
         inf = influencers[int(who[i])]
         plan = plan_video(np.random.default_rng([spec.seed, _S_PLAN, i]), video_id=video_id, scenario=scenarios[i],
@@ -193,6 +192,7 @@ def plan_campaign(spec: CampaignSpec, media_root: str | os.PathLike) -> tuple[li
             "scenario": scenarios[i], "n_seconds": int(durations[i]), "advertised_day": int(adv_day[i]),
             "product_key": key, "title": title, "listing_path": str(listing_path),
             "side_image_uri": None if side_path is None else side_path.resolve().as_uri(),
+            "side_path": None if side_path is None else str(side_path),
         })
     meta = pd.DataFrame(rows)
     n_controls = spec.controls or n
@@ -333,7 +333,7 @@ def generate_campaign(spec: CampaignSpec, media_root: str | os.PathLike, *, work
         for s in t.seconds:
             truth_rows.append({**per_video, **asdict(s)})
     truth = pd.DataFrame(truth_rows)
-    return Campaign(videos, labels, sales, truth, _product_images(meta, end), [j.path for j in jobs], list(meta["listing_path"]),
+    return Campaign(videos, labels, sales, truth, _product_images(meta, end), [j.path for j in jobs], list(meta["listing_path"]) + list(meta["side_path"].dropna()),
                     int(sum(r[1] for r in rendered.values())), wall, cpu,
                     {"scenarios": meta["scenario"].value_counts().to_dict(), "products": len(products),
                      "encode_cpu_s": encode_cpu,
