@@ -37,7 +37,8 @@ def seconds_frame(spark, first_video: int, n_videos: int, seconds: int, run_id: 
                     F.rand(1).alias("e_mass"), F.rand(2).alias("pe_mass"), F.rand(3).alias("p_mass"),
                     (F.rand(4) > 0.5).alias("product_found"), (F.rand(5) * 40).cast("int").alias("inliers"),
                     F.array(*[F.lit(float(i)) for i in range(8)]).alias("quad_224"), grid.alias("e_grid"),
-                    F.lit(run_id).alias("run_id"), F.lit("vanilla/sift/60s/bench").alias("scoring_config")))
+                    F.lit(run_id).alias("run_id"), F.lit("vanilla/sift/60s/bench").alias("scoring_config"),
+                    F.when(F.rand(4) > 0.5, F.lit("main")).alias("matched_view")))
 
 
 def main() -> int:

@@ -241,6 +241,9 @@ def sample(
     height: Optional[int] = typer.Option(None, "--height", help="Frame height, px, even (default 640)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Render processes (default: one per core)."),
     audio: Optional[bool] = typer.Option(None, "--audio/--no-audio", help="Put an AAC soundtrack in the MP4s."),
+    scenario: Optional[str] = typer.Option(None, "--scenario", help="Every video in one scenario, e.g. 'turning' "
+                                           "(the product turns its side to the camera; adds product_images with "
+                                           "front and side views). Default: the usual mix."),
 ) -> None:
     """Generate the sample campaign (videos, listing images, engagement, sales, ground truth) into the lake."""
     from jobs.lake import LakeError
@@ -249,7 +252,7 @@ def sample(
     try:
         summary = run_sample(state(ctx).cfg, lambda: open_lake(ctx), n_videos=videos, seed=seed,
                              min_seconds=min_seconds, max_seconds=max_seconds, width=width, height=height,
-                             workers=workers, audio=audio, progress=lambda line: typer.echo(line, err=True))
+                             workers=workers, audio=audio, scenario=scenario, progress=lambda line: typer.echo(line, err=True))
     except SampleError as e:
         fail(f"{e} [{e.reason}]", code=2)
     except LakeError as e:

@@ -80,7 +80,7 @@ _CONTRACTS = [
         "product_area_share DOUBLE, driver STRING, driver_x DOUBLE, driver_y DOUBLE, driver_weight DOUBLE, "
         "true_engagement DOUBLE, true_product_engagement DOUBLE, product_visible_share DOUBLE, drive DOUBLE, "
         "product_drive DOUBLE, time_weight DOUBLE, scenario STRING, true_sales_lift DOUBLE, n_frames INT, "
-        "fps DOUBLE, width INT, height INT, quad_area_share DOUBLE, product_mask_png BINARY",
+        "fps DOUBLE, width INT, height INT, quad_area_share DOUBLE, product_mask_png BINARY, product_view STRING",
         keys=("video_id", "second"),
         description="Ground truth of the generated sample campaign (jobs/synth/truth.py), per second of the frame "
         "shown at t = second: the product quadrilateral in 224x224 coordinates of the squashed frame (x0,y0,...,x3,y3 "
@@ -96,7 +96,9 @@ _CONTRACTS = [
         "from the engagement on it: hero (large, central, moving: high area, high PE), prop (large and still "
         "beside a talking close-up face: high area, low PE), held (small, swung through the centre of b-roll: "
         "low area, high PE), wrong_reason (small and still in a corner beside a face: low, low), occluded "
-        "(moving, partly behind the person's window and stickers), mixed (comes and goes), no_product. The "
+        "(moving, partly behind the person's window and stickers), mixed (comes and goes), no_product; and, only "
+        "when asked for (`pe sample --scenario turning`), turning (the product turns so its side panel faces the "
+        "camera for part of the time; product_view says which face is drawn: front | side, null when not drawn). The "
         "product's drive depends on its motion and centrality, barely on its size; over the default 200-video "
         "campaign Spearman(area share, true PE) is about 0 (bench/world.py).",
     ),
@@ -135,12 +137,14 @@ _CONTRACTS = [
         "pe_seconds",
         "video_id STRING NOT NULL, model_version STRING NOT NULL, second INT NOT NULL, e_mass DOUBLE, "
         "pe_mass DOUBLE, p_mass DOUBLE, product_found BOOLEAN, inliers INT, quad_224 ARRAY<DOUBLE>, "
-        "e_grid ARRAY<FLOAT>, run_id STRING, scoring_config STRING",
+        "e_grid ARRAY<FLOAT>, run_id STRING, scoring_config STRING, matched_view STRING",
         keys=("video_id", "model_version", "second"),
         description="Per-second sums (Σe, Σe·p, Σp), product match diagnostics and a coarse engagement grid "
         "(grid x grid, row-major) so every score variant can be recomputed without the CNN or SIFT; "
         "scoring_config as in pe_scores (rows whose scoring_config differs from the video's pe_scores row are "
-        "left over from an earlier, longer scoring and are not part of the current score).",
+        "left over from an earlier, longer scoring and are not part of the current score); matched_view: the "
+        "listing view (product_images.view; 'main' for the video's own product_image_uri) whose match masked "
+        "the second, NULL when the product was not found.",
         volatile=("run_id",),
         cluster_by=("video_id",),
     ),

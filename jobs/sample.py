@@ -2,6 +2,8 @@
 
 generate (jobs.synth: media files under ``<lake>/media``) → write ``campaign_videos``,
 ``engagement_labels``, ``taobao_sales``, ``sample_truth`` (overwrite, one Delta commit each) → summary.
+A campaign with turning products (``--scenario turning``) also writes ``product_images`` (front and side
+view of each product); a later campaign without them empties that table if it exists.
 
 Media: ``<lake>/media/videos/<video_id>.mp4`` and ``<lake>/media/products/<product_id>.jpg``. Files left by
 an earlier ``pe sample`` run that the new campaign does not have are removed (only the generator's own
@@ -119,7 +121,7 @@ def _remove_stale_media(media_root: str, campaign: Campaign) -> int:
 def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_videos: int | None = None,
                seed: int | None = None, min_seconds: float | None = None, max_seconds: float | None = None,
                width: int | None = None, height: int | None = None, workers: int | None = None,
-               audio: bool | None = None, progress: Callable[[str], None] | None = None) -> SampleSummary:
+               audio: bool | None = None, scenario: str | None = None, progress: Callable[[str], None] | None = None) -> SampleSummary:
     """Generate the campaign and overwrite the four tables (one commit each).
 
     ``lake`` is a :class:`jobs.lake.Lake` or a function returning one — called in a background thread
@@ -131,7 +133,7 @@ def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_vi
     if "://" in cfg.lake_path:  # file:// lakes are already plain paths here
         raise SampleError("remote_lake", f"pe sample writes media files and needs a local lake folder, not {cfg.lake_path}")
     spec = campaign_spec(cfg, n_videos=n_videos, seed=seed, min_seconds=min_seconds, max_seconds=max_seconds,
-                         width=width, height=height, audio=audio)
+                         width=width, height=height, audio=audio, scenario=scenario)
     media_root = cfg.media_root
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pe-sample-lake") as opener:
         opening = opener.submit(lake) if callable(lake) else None
@@ -155,6 +157,11 @@ def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_vi
         columns = contracts.spark_schema(name).fieldNames()  # Spark matches pandas columns by position
         result = lake.write_arrow(name, frames[name][columns], mode="overwrite", metadata=meta)
         versions[name] = result.version
+    images = campaign.product_images
+    if len(images) or lake.exists("product_images"):  # never leave an earlier campaign's views behind
+        columns = contracts.spark_schema("product_images").fieldNames()
+        versions["product_images"] = lake.write_arrow("product_images", images[columns], mode="overwrite",
+                                                      metadata=meta).version
     marker.unlink(missing_ok=True)
     return SampleSummary(
         videos=spec.n_videos, seconds=int(campaign.truth.shape[0]), frames=campaign.n_frames,

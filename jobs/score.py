@@ -1,7 +1,10 @@
 """Nightly scoring job: score every campaign video the champion model has not scored yet.
 
     extract   campaign_videos (Delta) ─ anti-join pe_scores of the champion's version and the current
-              scoring_config (saliency method, product settings, window) ─► candidates
+              scoring_config (saliency method, product settings, window) ─► candidates, each with its
+              product's listing views (product_images, joined by product_id; none: product_image_uri alone).
+              A product's view set is not part of the scoring_config: views added later are used for
+              videos scored from then on; `pe score --rescore` re-scores the rest
               (input rows failing the quality suite are rejected here, one scoring_errors row each)
     transform mapInPandas(pe_udfs.udf.score_partition): per worker, the model is loaded once from the MLflow
               registry and each product's listing features once; score_video per video, on the first
@@ -33,7 +36,10 @@ from jobs.lake import Lake, LakeError  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-CANDIDATE_COLUMNS = ["video_id", "video_uri", "product_id", "product_image_uri"]
+CANDIDATE_COLUMNS = ["video_id", "video_uri", "product_id", "product_image_uri", "view_names", "view_uris"]
+#: Spark schema of the candidate rows the scoring UDF gets (view_*: the product's product_images, by view_rank)
+CANDIDATE_DDL = ("video_id STRING, video_uri STRING, product_id STRING, product_image_uri STRING, "
+                 "view_names ARRAY<STRING>, view_uris ARRAY<STRING>")
 
 
 @dataclass
@@ -108,7 +114,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
         scoring = F.lit(config_id).alias("scoring_config")
         seconds_df = results.where("kind = 'second'").select("video_id", *stamp[:1], "second", "e_mass", "pe_mass",
                                                               "p_mass", "product_found", "inliers", "quad_224",
-                                                              "e_grid", *stamp[1:], scoring)
+                                                              "e_grid", *stamp[1:], scoring, "matched_view")
         lake.merge("pe_seconds", seconds_df, metadata=meta)
         scores_df = results.where("kind = 'video'").select(
             "video_id", *stamp[:1], *_score_columns(), "predicted_engagement", "n_seconds", "product_found_seconds",
@@ -161,7 +167,7 @@ def current_scoring_config(cfg: PEConfig) -> str:
 def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore: bool, limit: int | None):
     from pyspark.sql import functions as F
 
-    videos = lake.read("campaign_videos").select(*CANDIDATE_COLUMNS)
+    videos = _with_views(lake, lake.read("campaign_videos").select(*CANDIDATE_COLUMNS[:4]))
     if not rescore and lake.exists("pe_scores"):
         done = (lake.read("pe_scores").where((F.col("model_version") == model_version)
                                              & (F.col("scoring_config") == scoring_config)).select("video_id"))
@@ -170,6 +176,21 @@ def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore:
     if limit:
         videos = videos.limit(limit)
     return videos.toPandas()
+
+
+def _with_views(lake: Lake, videos):
+    """campaign rows + view_names, view_uris: every product_images view of the row's product, in view_rank
+    order (NULL when the product has none: its product_image_uri is then the only view). A Spark join."""
+    from pyspark.sql import functions as F
+
+    if not lake.exists("product_images"):
+        return videos.select("*", F.lit(None).cast("array<string>").alias("view_names"),
+                             F.lit(None).cast("array<string>").alias("view_uris"))
+    views = (lake.read("product_images").where(F.col("image_uri").isNotNull()).groupBy("product_id")
+             .agg(F.sort_array(F.collect_list(F.struct(F.coalesce("view_rank", F.lit(2**31 - 1)).alias("rank"),
+                                                       "view", "image_uri"))).alias("_views"))
+             .select("product_id", F.col("_views.view").alias("view_names"), F.col("_views.image_uri").alias("view_uris")))
+    return videos.join(views, "product_id", "left").select(*CANDIDATE_COLUMNS)
 
 
 def _reject_invalid_inputs(candidates, cfg: PEConfig):
@@ -218,10 +239,10 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
     rows = candidates.sort_values(["product_id", "video_id"]).reset_index(drop=True)
     n_parts = max(1, min(len(rows), cfg.score.partitions or parallelism * 4))
     keyed = spark.sparkContext.parallelize(
-        [(i * n_parts // len(rows), tuple(r)) for i, r in enumerate(rows[CANDIDATE_COLUMNS].itertuples(index=False))],
+        [(i * n_parts // len(rows), _plain(r)) for i, r in enumerate(rows[CANDIDATE_COLUMNS].itertuples(index=False))],
         n_parts,
     ).partitionBy(n_parts, lambda k: k).values()
-    df = spark.createDataFrame(keyed, schema=", ".join(f"{c} STRING" for c in CANDIDATE_COLUMNS))
+    df = spark.createDataFrame(keyed, schema=CANDIDATE_DDL)
     from jobs.contracts import parse_ddl
 
     columns = parse_ddl(RESULT_DDL).fieldNames()
@@ -232,6 +253,11 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
     finally:
         shutil.rmtree(task.crash_journal, ignore_errors=True)
     return results
+
+
+def _plain(row) -> tuple:
+    """A candidate row with its array cells (numpy arrays from toPandas) as lists, for createDataFrame."""
+    return tuple(list(v) if hasattr(v, "tolist") and not isinstance(v, str) else v for v in row)
 
 
 def _crash_journal_folder(cfg: PEConfig) -> str:

@@ -26,8 +26,6 @@ The model frame is the full frame squashed to out×out, so a point (x, y) of a w
 """
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -39,7 +37,7 @@ from pe_udfs.settings import ProductSettings
 from pe_udfs.video import open_binary
 
 __all__ = ["ListingFeatures", "ProductMap", "FrameMatch", "load_image", "listing_features", "listing_silhouette",
-           "product_map", "match_frame", "quad_mask", "silhouette_mask", "drop_unmatched_seconds", "orb_detector",
+           "product_map", "frame_features", "match_frame", "second_mask", "quad_mask", "silhouette_mask", "drop_unmatched_seconds", "orb_detector",
            "orb_norm", "orb_input"]
 
 
@@ -97,7 +95,8 @@ class ProductMap:
     masks: (S, out, out) uint8 0/1; found: (S,) bool; inliers: (S,) int32; matches: (S,) int32;
     quads: S entries of (4, 2) float32 corners in grid coordinates (TL, TR, BR, BL of the listing image)
     or None; area_share: (S,) float32 share of the grid covered by the mask; reasons: S strings, why a
-    second was not found ('' when found)."""
+    second was not found ('' when found); matched_view: S names of the listing view that matched (None when
+    not found, or when the listing has no view name)."""
 
     masks: np.ndarray
     found: np.ndarray
@@ -106,6 +105,7 @@ class ProductMap:
     quads: list[np.ndarray | None]
     area_share: np.ndarray
     reasons: list[str] = field(default_factory=list)
+    matched_view: list[str | None] = field(default_factory=list)
 
     @property
     def n_seconds(self) -> int:
@@ -117,7 +117,7 @@ class ProductMap:
         return cls(masks=np.zeros((n_seconds, out_size, out_size), np.uint8), found=np.zeros(n_seconds, bool),
                    inliers=np.zeros(n_seconds, np.int32), matches=np.zeros(n_seconds, np.int32),
                    quads=[None] * n_seconds, area_share=np.zeros(n_seconds, np.float32),
-                   reasons=["no_listing"] * n_seconds)
+                   reasons=["no_listing"] * n_seconds, matched_view=[None] * n_seconds)
 
 
 # ------------------------------------------------------------------------------------------ listing image
@@ -270,14 +270,22 @@ def _ratio_matches(listing: ListingFeatures, frame_descriptors: np.ndarray, rati
             if len(m) == 2 and m[0].distance < ratio * m[1].distance]
 
 
-def match_frame(frame_rgb: np.ndarray, listing: ListingFeatures, settings: ProductSettings) -> FrameMatch:
-    """Find the listing image in one (h, w, 3) uint8 RGB frame; coordinates in that frame's pixels."""
+def frame_features(frame_rgb: np.ndarray, settings: ProductSettings) -> tuple:
+    """SIFT (keypoints, (N, 128) float32 descriptors or None) of one (h, w, 3) uint8 RGB frame, so that
+    several listing views can be matched against one frame without detecting its features again."""
+    return _detector(settings, listing=False).detectAndCompute(_gray(frame_rgb), None)
+
+
+def match_frame(frame_rgb: np.ndarray, listing: ListingFeatures, settings: ProductSettings,
+                features: tuple | None = None) -> FrameMatch:
+    """Find the listing image in one (h, w, 3) uint8 RGB frame; coordinates in that frame's pixels.
+    ``features``: the frame's :func:`frame_features` when already computed (sift only)."""
     if listing.method != settings.method:
         raise ValueError(f"listing features were computed with '{listing.method}', settings ask for "
                          f"'{settings.method}'")
     if settings.method == "orb_hull":
         return _hull_match(frame_rgb, listing, settings)
-    keypoints, descriptors = _detector(settings, listing=False).detectAndCompute(_gray(frame_rgb), None)
+    keypoints, descriptors = features if features is not None else frame_features(frame_rgb, settings)
     pairs = _ratio_matches(listing, descriptors, settings.ratio)
     n_matches = len(pairs)
     if not pairs:
@@ -363,40 +371,29 @@ def scale_to_grid(points: np.ndarray, frame_w: int, frame_h: int, out_size: int 
     return (np.asarray(points, np.float32) * np.array([out_size / frame_w, out_size / frame_h], np.float32))
 
 
+def second_mask(frame: np.ndarray, m: FrameMatch, listing: ListingFeatures, out_size: int = 224
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The product region of one found match on the out×out grid → ((out, out) uint8 0/1 mask, (4, 2) quad
+    on the grid or None): the listing's silhouette warped by H, else the filled polygon."""
+    w, h = m.size or (frame.shape[1], frame.shape[0])
+    if listing.silhouette is not None and m.homography is not None:
+        mask = silhouette_mask(listing.silhouette, m.homography, w, h, out_size)
+    else:
+        mask = quad_mask(m.polygon, w, h, out_size)
+    return mask, (scale_to_grid(m.quad, w, h, out_size) if m.quad is not None else None)
+
+
 def product_map(match_frames: Sequence[np.ndarray], listing: ListingFeatures | None, settings: ProductSettings,
                 out_size: int = 224) -> ProductMap:
-    """S frames (h, w, 3) uint8 RGB at native resolution → :class:`ProductMap` on the out×out grid.
+    """S frames (h, w, 3) uint8 RGB at native resolution → :class:`ProductMap` on the out×out grid, for one
+    listing image (several views of a product: :func:`pe_udfs.product_views.views_product_map`).
 
     Every second gets a mask (all-zero when the product is not confidently found); with ``listing=None``
     every mask is empty. Frames are matched by ``settings.match_workers`` threads (OpenCV releases the GIL)."""
-    n = len(match_frames)
-    result = ProductMap.empty(n, out_size)
-    if listing is None or n == 0:
-        return result
-    workers = settings.match_workers or (os.cpu_count() or 1)
-    workers = max(1, min(workers, n))
-    if workers == 1:
-        matches = [match_frame(frame, listing, settings) for frame in match_frames]
-    else:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pe-match") as pool:
-            matches = list(pool.map(lambda frame: match_frame(frame, listing, settings), match_frames))
-    for i, (frame, m) in enumerate(zip(match_frames, matches)):
-        result.inliers[i], result.matches[i], result.reasons[i] = m.inliers, m.matches, m.reason
-        if not m.found:
-            continue
-        w, h = m.size or (frame.shape[1], frame.shape[0])
-        if listing.silhouette is not None and m.homography is not None:
-            mask = silhouette_mask(listing.silhouette, m.homography, w, h, out_size)
-        else:
-            mask = quad_mask(m.polygon, w, h, out_size)
-        if not mask.any():
-            result.reasons[i] = "empty_on_grid"
-            continue
-        result.masks[i] = mask
-        result.found[i] = True
-        result.area_share[i] = float(mask.mean())
-        result.quads[i] = scale_to_grid(m.quad, w, h, out_size) if m.quad is not None else None
-    return result
+    from pe_udfs.product_views import ListingView, views_product_map
+
+    views = [] if listing is None else [ListingView(None, listing)]
+    return views_product_map(match_frames, views, settings, out_size)
 
 
 # ------------------------------------------------------------------------------------------ orb_hull (paper)
@@ -458,4 +455,5 @@ def drop_unmatched_seconds(pmap: ProductMap) -> tuple[ProductMap, np.ndarray]:
     kept = np.flatnonzero(pmap.found).astype(np.int32)
     return ProductMap(masks=pmap.masks[kept], found=pmap.found[kept], inliers=pmap.inliers[kept],
                       matches=pmap.matches[kept], quads=[pmap.quads[i] for i in kept],
-                      area_share=pmap.area_share[kept], reasons=[pmap.reasons[i] for i in kept]), kept
+                      area_share=pmap.area_share[kept], reasons=[pmap.reasons[i] for i in kept],
+                      matched_view=[pmap.matched_view[i] for i in kept]), kept

@@ -27,7 +27,8 @@ import torch
 
 from pe_udfs.errors import ModelError, ProductImageError
 from pe_udfs.pe_math import coarse_grid, per_second_sums, scores_from_sums
-from pe_udfs.product import ListingFeatures, ProductMap, drop_unmatched_seconds, product_map
+from pe_udfs.product import ListingFeatures, ProductMap, drop_unmatched_seconds
+from pe_udfs.product_views import ListingView, views_product_map
 from pe_udfs.saliency import HeatmapResult, engagement_heatmap, resolve_device
 from pe_udfs.settings import ClipSettings, DecodeSettings, ProductSettings, SaliencySettings
 from pe_udfs.video import SampledVideo, clip_tensor, sample_video
@@ -43,7 +44,8 @@ class VideoScore:
     predicted_engagement: the model's prediction (None without a model); n_seconds: S;
     product_found_seconds: seconds with a confident product match; seconds: one dict per sampled second
     with second (int), timestamp_s, e_mass, pe_mass, p_mass (sums over the 224×224 grid; e/pe None in
-    product-only mode), product_found, inliers, matches, area_share, quad_224 (x0, y0, …, x3, y3 on the
+    product-only mode), product_found, matched_view (the listing view that matched, or None), inliers,
+    matches, area_share, quad_224 (x0, y0, …, x3, y3 on the
     grid, TL/TR/BR/BL of the listing image, or None), e_grid (grid·grid floats, row-major, or None);
     timings: seconds per stage (decode, product, saliency, pe, total); video: decode metadata;
     product_second (the video second its product mask came from: = second, except in orb_hull's
@@ -70,15 +72,16 @@ class VideoScore:
                 "video": self.video, "timings": self.timings, "seconds": self.seconds}
 
 
-def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | None, *,
+def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | Sequence[ListingView] | None, *,
                 model: torch.nn.Module | None = None, clip: ClipSettings, product: ProductSettings,
                 saliency: SaliencySettings, device: str | torch.device | None = "cpu",
                 product_only: bool = False, allowed_schemes: Sequence[str] | None = None,
                 allowed_roots: Sequence[str] | None = None, keep_maps: bool = False,
                 decode: DecodeSettings | None = None) -> VideoScore:
-    """Score one video (a path/URI, or an already :class:`SampledVideo`) against one listing.
+    """Score one video (a path/URI, or an already :class:`SampledVideo`) against one listing, or against
+    every view of a multi-view product (a sequence of :class:`ListingView`; the best view per second).
 
-    ``listing=None`` means no product image: every product mask is empty and every PE score is 0.
+    ``listing=None`` (or no views) means no product image: every product mask is empty and every PE score is 0.
     ``product_only=True`` skips the engagement model and reports the product map alone. Without a model
     and not product-only, ``saliency.method`` must be 'spectral_residual'. Raises FetchError /
     DecodeError (decoding), ProductImageError (product stage), ModelError (stage 'model')."""
@@ -86,6 +89,7 @@ def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | N
     if needs_engagement and model is None and saliency.method != "spectral_residual":
         raise ModelError("model_failed", f"saliency method '{saliency.method}' needs an engagement model; "
                                          "pass a model, product_only=True or method 'spectral_residual'")
+    views = _as_views(listing) or None
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     if isinstance(uri_or_sampled, SampledVideo):
@@ -93,17 +97,17 @@ def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | N
         timings["decode"] = 0.0
     else:
         sampled = sample_video(uri_or_sampled, clip, allowed_schemes=allowed_schemes, allowed_roots=allowed_roots,
-                               with_match_frames=listing is not None, decode=decode)
+                               with_match_frames=views is not None, decode=decode)
         timings["decode"] = time.perf_counter() - t_start
     size = int(sampled.model_frames.shape[1])
-    if listing is not None and len(sampled.match_frames) != sampled.n_seconds:
+    if views is not None and len(sampled.match_frames) != sampled.n_seconds:
         raise ValueError("the sampled video has no match frames; sample it with with_match_frames=True")
 
     threads = torch.get_num_threads()
-    cnn_threads, product = _split_cores(threads, product, needs_engagement and listing is not None
+    cnn_threads, product = _split_cores(threads, product, needs_engagement and views is not None
                                         and resolve_device(device).type == "cpu")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pe-product") as pool:
-        product_future = pool.submit(_timed_product_map, sampled, listing, product, size)
+        product_future = pool.submit(_timed_product_map, sampled, views, product, size)
         heat: HeatmapResult | None = None
         if needs_engagement:
             t = time.perf_counter()
@@ -123,6 +127,14 @@ def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | N
     return result
 
 
+def _as_views(listing: ListingFeatures | Sequence[ListingView] | None) -> list[ListingView]:
+    if listing is None:
+        return []
+    if isinstance(listing, ListingFeatures):
+        return [ListingView(None, listing)]
+    return list(listing)
+
+
 def _split_cores(threads: int, product: ProductSettings, concurrent: bool) -> tuple[int, ProductSettings]:
     """(torch threads for the CNN, product settings with their matching threads) when the CNN and product
     matching share ``threads`` cores at once; unchanged when they do not run side by side on the CPU."""
@@ -132,16 +144,16 @@ def _split_cores(threads: int, product: ProductSettings, concurrent: bool) -> tu
     return max(1, threads - workers), product.model_copy(update={"match_workers": workers})
 
 
-def _timed_product_map(sampled: SampledVideo, listing: ListingFeatures | None, settings: ProductSettings,
+def _timed_product_map(sampled: SampledVideo, views: list[ListingView] | None, settings: ProductSettings,
                        size: int) -> tuple[ProductMap, np.ndarray, float]:
     """(product map, (K,) video second of each of its masks, seconds taken); K = S unless the paper's
     orb_hull mode drops the seconds without a product region."""
     t = time.perf_counter()
-    if listing is None:
+    if views is None:
         pmap = ProductMap.empty(sampled.n_seconds, size)
     else:
         try:
-            pmap = product_map(sampled.match_frames, listing, settings, out_size=size)
+            pmap = views_product_map(sampled.match_frames, views, settings, out_size=size)
         except cv2.error as e:
             raise ProductImageError("product_match_failed", f"{sampled.uri}: product matching failed: {e}",
                                     uri=sampled.uri) from e
@@ -181,6 +193,7 @@ def _assemble(sampled: SampledVideo, pmap: ProductMap, product_seconds: np.ndarr
             "pe_mass": float(pe_mass[i]) if pe_mass is not None else None,
             "p_mass": float(p_mass[i]),
             "product_found": bool(pmap.found[i]),
+            "matched_view": pmap.matched_view[i],
             "inliers": int(pmap.inliers[i]),
             "matches": int(pmap.matches[i]),
             "area_share": float(pmap.area_share[i]),

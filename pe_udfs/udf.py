@@ -1,8 +1,9 @@
 """Thin pandas-UDF adapter used by the nightly scoring job (``mapInPandas``): campaign rows in, result rows out.
 
-    campaign rows (video_id, video_uri, product_id, product_image_uri)
+    campaign rows (video_id, video_uri, product_id, product_image_uri, view_names, view_uris: the product's
+        │  product_images views, joined by the job)
         │  per Python worker: model loaded once from the MLflow registry (cached), listing features once per
-        │  product image (cached), torch threads = cores per task; clips sampled with the model's fps and size
+        │  product image (pe_udfs.product_views.ListingCache), torch threads = cores per task; clips sampled with the model's fps and size
         │  over the scoring window (task.max_seconds = clip.max_seconds)
         ▼
     decode thread: listing + sample_video of the next ``prefetch`` rows ──┐   (overlaps the model's work: on a
@@ -17,9 +18,8 @@ Every row carries ``kind`` ('video' | 'second' | 'error'); the job splits them i
 from __future__ import annotations
 
 import os
-import threading
 import traceback
-from collections import OrderedDict, deque
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,6 +29,7 @@ import pandas as pd
 
 from pe_udfs.crash_journal import CrashJournal
 from pe_udfs.errors import PEInputError, ProductImageError, WorkerCrashed
+from pe_udfs.product_views import DEFAULT_VIEW, ListingCache, row_views
 
 #: Schema of the rows :func:`score_partition` yields (Spark DDL); one flat schema for the three kinds.
 RESULT_DDL = (
@@ -39,7 +40,7 @@ RESULT_DDL = (
     "n_seconds INT, product_found_seconds INT, seconds_taken DOUBLE, input_truncated BOOLEAN, input_warnings STRING, "
     # second-level
     "e_mass DOUBLE, pe_mass DOUBLE, p_mass DOUBLE, product_found BOOLEAN, inliers INT, quad_224 ARRAY<DOUBLE>, "
-    "e_grid ARRAY<FLOAT>, "
+    "e_grid ARRAY<FLOAT>, matched_view STRING, "
     # errors
     "stage STRING, error_class STRING, reason STRING, message STRING"
 )
@@ -69,39 +70,25 @@ class ScoringTask:
     max_crashes: int = 2  # a video whose worker died this often becomes one 'worker_crashed' error row
 
 
-_LISTINGS: "OrderedDict[tuple, Any]" = OrderedDict()
-_LISTINGS_LOCK = threading.Lock()
+_LISTINGS = ListingCache()
 
 
 def listing_for(uri: str | None, task: ScoringTask):
-    """Listing features of a product image, computed once per worker process (LRU). Errors are cached too,
-    so a broken product image costs one attempt per worker, and re-raised for every video that uses it."""
-    from pe_udfs.product import listing_features, load_image
+    """Listing features of one product image, computed once per worker process (the worker's ListingCache)."""
+    return product_views_for([(DEFAULT_VIEW, uri)] if uri else [], task)[0].features
+
+
+def product_views_for(views: list[tuple[str, str]], task: ScoringTask):
+    """:class:`~pe_udfs.product_views.ListingView` per (view name, image URI), features cached per worker
+    (an image's error is cached too, and re-raised for every video that uses it)."""
     from pe_udfs.settings import ProductSettings
 
-    if not uri:
-        raise ProductImageError("not_found", "the campaign row has no product_image_uri")
-    key = (uri, tuple(sorted(task.product.items())), task.allowed_schemes, task.allowed_roots)
-    with _LISTINGS_LOCK:
-        if key in _LISTINGS:
-            _LISTINGS.move_to_end(key)
-            hit = _LISTINGS[key]
-            if isinstance(hit, PEInputError):
-                raise hit
-            return hit
-    try:
-        image = load_image(uri, allowed_schemes=task.allowed_schemes, allowed_roots=task.allowed_roots or None,
-                           max_pixels=int(task.product.get("max_image_pixels", 25_000_000)))
-        value: Any = listing_features(image, ProductSettings(**task.product), name=uri)
-    except PEInputError as e:
-        value = e
-    with _LISTINGS_LOCK:
-        _LISTINGS[key] = value
-        while len(_LISTINGS) > task.listing_cache_size:
-            _LISTINGS.popitem(last=False)
-    if isinstance(value, PEInputError):
-        raise value
-    return value
+    if not views:
+        raise ProductImageError("not_found", "the campaign row has no product_image_uri and its product no "
+                                "product_images rows")
+    _LISTINGS.max_size = task.listing_cache_size
+    return _LISTINGS.views(views, ProductSettings(**task.product), allowed_schemes=task.allowed_schemes,
+                           allowed_roots=task.allowed_roots or None)
 
 
 def _error_row(video_id: str, stage: str, error_class: str, reason: str, message: str) -> dict[str, Any]:
@@ -157,7 +144,8 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
         for s in vs.seconds:
             yield {"kind": "second", "video_id": vid, "second": int(s["second"]), "e_mass": s["e_mass"],
                    "pe_mass": s["pe_mass"], "p_mass": s["p_mass"], "product_found": s["product_found"],
-                   "inliers": s["inliers"], "quad_224": s["quad_224"], "e_grid": s["e_grid"]}
+                   "inliers": s["inliers"], "quad_224": s["quad_224"], "e_grid": s["e_grid"],
+                   "matched_view": s["matched_view"]}
 
 
 def task_device(device: str) -> str:
@@ -196,7 +184,7 @@ def _fixed_chunk(saliency, loaded, gpu_share: float):
 
 
 def _decode(row: dict[str, Any], task: ScoringTask, clip, journal: CrashJournal | None = None):
-    """(listing features, SampledVideo, crash-journal mark) of one campaign row; raises the row's PEInputError.
+    """(listing views, SampledVideo, crash-journal mark) of one campaign row; raises the row's PEInputError.
 
     With a journal, a video whose worker already died ``max_crashes`` times is given up (WorkerCrashed), and
     every other video is marked before any work on it starts (the mark is removed once its rows are out)."""
@@ -213,7 +201,8 @@ def _decode(row: dict[str, Any], task: ScoringTask, clip, journal: CrashJournal 
                                 uri=row.get("video_uri"))
         mark = journal.begin(vid)
     try:
-        listing = listing_for(row.get("product_image_uri"), task)
+        listing = product_views_for(row_views(row.get("product_image_uri"), _listed(row.get("view_names")),
+                                              _listed(row.get("view_uris"))), task)
         sampled = sample_video(row["video_uri"], clip, allowed_schemes=task.allowed_schemes,
                                allowed_roots=task.allowed_roots or None, with_match_frames=True,
                                decode=DecodeSettings(**task.decode))
@@ -221,6 +210,13 @@ def _decode(row: dict[str, Any], task: ScoringTask, clip, journal: CrashJournal 
         e.mark = mark  # the caller forgets it once the error row is out
         raise
     return listing, sampled, mark
+
+
+def _listed(value) -> list | None:
+    """An array cell of a pandas row (list, numpy array, None or NaN) → list or None."""
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return list(value)
 
 
 def _forget(journal: CrashJournal | None, mark) -> None:

@@ -441,3 +441,59 @@ def background_asset(key: str) -> BackgroundAsset:
         raise AssetError("unknown_background", f"no background asset {key!r}; known: {', '.join(BACKGROUND_KEYS)}")
     frames.setflags(write=False)
     return BackgroundAsset(key, frames, fps)
+
+
+# ---------------------------------------------------------------------------------------------- side views
+_SIDE_SIZE = (240, 400)  # width, height of a printed side panel, px (before the listing's margin)
+#: the photo printed on each product's side panel: used by no front, person or background
+_SIDE_PHOTOS = {"espresso-cup": "camera", "gift-box": "clock", "cat-food": "retina", "space-puzzle": "moon",
+                "rocket-kit": "cell", "coin-set": "immunohistochemistry"}
+
+
+def _cover(photo: np.ndarray, w: int, h: int) -> np.ndarray:
+    """``photo`` scaled to cover w x h and centre-cropped to it: (h, w, 3) uint8."""
+    scale = max(w / photo.shape[1], h / photo.shape[0])
+    big = cv2.resize(photo, (int(np.ceil(photo.shape[1] * scale)), int(np.ceil(photo.shape[0] * scale))),
+                     interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    y0, x0 = (big.shape[0] - h) // 2, (big.shape[1] - w) // 2
+    return big[y0:y0 + h, x0:x0 + w]
+
+
+@lru_cache(maxsize=None)
+def product_side(key: str, variant: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The printed side panel of product ``key``'s packaging, as a seller's second listing photo ('side'
+    view): (listing (H, W, 3) uint8 RGB on white, silhouette (H, W) uint8). Its own content — the product
+    name printed vertically, a specification block and a photo no other listing, person or background uses,
+    laid out per product — shares no texture with the front photo, so a matcher finds it only through
+    this view. (Binary code patterns and barcodes were tried first: their square corners matched between
+    different products' panels, so they are left out.)"""
+    if key not in _PRODUCT_SPECS:
+        raise AssetError("unknown_product", f"no product asset {key!r}; known: {', '.join(PRODUCT_KEYS)}")
+    rng = np.random.default_rng([PRODUCT_KEYS.index(key), variant, 31])  # colours and layout per product
+    w, h = _SIDE_SIZE
+    band = tuple(int(c) for c in rng.integers(30, 200, size=3))
+    panel = np.empty((h, w, 3), np.uint8)
+    panel[:] = band
+    ink = (255, 255, 255) if sum(band) < 380 else (20, 20, 20)
+    title = key.upper().replace("-", " ")  # not the front's printed title: no shared lettering
+    strip = np.empty((w // 3, h - 20, 3), np.uint8)  # the brand along the panel's height (rotated below)
+    strip[:] = band
+    _fit_text(strip, title, (6, 4, strip.shape[1] - 12, strip.shape[0] - 8), ink, cv2.FONT_HERSHEY_TRIPLEX, 2)
+    left = bool(rng.integers(0, 2))  # the layout varies by product, so two panels share no geometry either
+    sx = 4 if left else w - 4 - w // 3
+    panel[10:h - 10, sx:sx + w // 3] = cv2.rotate(strip, cv2.ROTATE_90_COUNTERCLOCKWISE if left else cv2.ROTATE_90_CLOCKWISE)
+    x0, inner = (w // 3 + 12, w - w // 3 - 20) if left else (8, w - w // 3 - 20)
+    white = np.full((h // 2 - 40, inner, 3), 248, np.uint8)  # specification block
+    spec_title, category, price = _PRODUCT_SPECS[key]
+    words = [w.upper() for w in spec_title.replace("&", " ").split() if len(w) > 2]
+    # only this product's words: shared lettering in one layout (e.g. "SKU", "LOT" lines) matched across panels
+    lines = (category.upper(), *words[:-2][:2], " ".join(words[-2:]), f"{price:.0f}/{variant + 1}")
+    step = (white.shape[0] - 8) // len(lines)
+    for i, text in enumerate(lines):
+        _fit_text(white, text, (4, 6 + i * step, inner - 8, step - 4), (20, 20, 20), cv2.FONT_HERSHEY_DUPLEX, 1)
+    photo = _cover(_skimage(_SIDE_PHOTOS[key]), inner, h - 30 - white.shape[0])  # the panel's printed photo
+    y = 10
+    for block in ((white, photo) if rng.integers(0, 2) else (photo, white)):
+        panel[y:y + block.shape[0], x0:x0 + block.shape[1]] = block
+        y += block.shape[0] + 10
+    return _read_only(*_on_white(panel, np.full((h, w), 255, np.uint8), margin=0.03))

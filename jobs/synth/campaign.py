@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from jobs.synth.assets import PERSON_KEYS, PRODUCT_KEYS, product_asset
+from jobs.synth.assets import PERSON_KEYS, PRODUCT_KEYS, product_asset, product_side
 from jobs.synth.engagement import draw_influencers, engagement_counts
 from jobs.synth.sales import sales_panel, true_lift
-from jobs.synth.storyboard import VideoPlan, plan_video
+from jobs.synth.storyboard import OPT_IN_SCENARIOS, SCENARIOS, VideoPlan, plan_video
 from jobs.synth.truth import VideoTruth
 
 #: scenario mix of a campaign (each scenario at least once from 4 videos on; see :func:`_scenarios`)
@@ -60,6 +60,7 @@ class CampaignSpec:
     audio: bool = True
     start_date: dt.date = dt.date(2024, 3, 1)
     panel_days: int = 100
+    scenario: str | None = None  # every video in this scenario (e.g. the opt-in 'turning'); None: the mix
 
     def check(self) -> None:
         """Raise :class:`SampleError` (with a reason code) for a spec that cannot be generated."""
@@ -73,6 +74,9 @@ class CampaignSpec:
         if lo > hi or lo < 1:
             raise SampleError("bad_duration", f"no whole number of seconds >= 1 between min_seconds={self.min_seconds} "
                               f"and max_seconds={self.max_seconds}")
+        if self.scenario is not None and self.scenario not in SCENARIOS + OPT_IN_SCENARIOS:
+            raise SampleError("bad_scenario", f"unknown scenario {self.scenario!r}; known: "
+                              f"{', '.join(SCENARIOS + OPT_IN_SCENARIOS)}")
         if self.panel_days < 62:
             raise SampleError("bad_panel", f"panel_days must be >= 62 (30 days before and after a post), got {self.panel_days}")
 
@@ -90,6 +94,7 @@ class VideoJob:
     listing: np.ndarray
     alpha: np.ndarray
     path: str
+    side: tuple[np.ndarray, np.ndarray] | None = None  # the side panel (listing, alpha): turning scenario
 
 
 @dataclass
@@ -98,6 +103,7 @@ class Campaign:
     labels: pd.DataFrame  # engagement_labels
     sales: pd.DataFrame  # taobao_sales
     truth: pd.DataFrame  # sample_truth
+    product_images: pd.DataFrame  # product_images: front and side views of turning products (else empty)
     video_paths: list[str]
     listing_paths: list[str]
     n_frames: int
@@ -139,6 +145,8 @@ def plan_campaign(spec: CampaignSpec, media_root: str | os.PathLike) -> tuple[li
     (media / "products").mkdir(parents=True, exist_ok=True)
 
     scenarios = _scenarios(rng, n)
+    if spec.scenario is not None:  # drawn all the same, so every other draw of the campaign stays put
+        scenarios = [spec.scenario] * n
     lo, hi = spec.seconds_range
     durations = rng.integers(lo, hi + 1, size=n)
     n_inf = max(1, math.ceil(n / 3))
@@ -162,13 +170,19 @@ def plan_campaign(spec: CampaignSpec, media_root: str | os.PathLike) -> tuple[li
         listing_path = media / "products" / f"{product_id}.jpg"
         _write_jpeg(listing_path, listing)
         listing_paths.append(str(listing_path))
+        side = side_path = None
+        if scenarios[i] == "turning":
+            side = product_side(key, variant)
+            side_path = media / "products" / f"{product_id}-side.jpg"
+            _write_jpeg(side_path, side[0])
         prices.append(_price(rng, asset.base_price))
         inf = influencers[int(who[i])]
         plan = plan_video(np.random.default_rng([spec.seed, _S_PLAN, i]), video_id=video_id, scenario=scenarios[i],
                           person=inf.person, n_seconds=int(durations[i]), width=spec.width, height=spec.height,
-                          fps=spec.fps, product_aspect=alpha.shape[0] / alpha.shape[1], audio=spec.audio)
+                          fps=spec.fps, product_aspect=alpha.shape[0] / alpha.shape[1], audio=spec.audio,
+                          side_aspect=None if side is None else side[1].shape[0] / side[1].shape[1])
         path = media / "videos" / f"{video_id}.mp4"
-        jobs.append(VideoJob(i, plan, listing, alpha, str(path)))
+        jobs.append(VideoJob(i, plan, listing, alpha, str(path), side))
         published = dt.datetime.combine(spec.start_date, dt.time(), dt.timezone.utc) + dt.timedelta(
             days=int(adv_day[i]), seconds=int(post_second[i]))
         rows.append({
@@ -177,6 +191,8 @@ def plan_campaign(spec: CampaignSpec, media_root: str | os.PathLike) -> tuple[li
             "campaign_id": f"camp-{spec.seed}-{key}", "own_product": bool(own[i]), "published_at": published,
             "scenario": scenarios[i], "n_seconds": int(durations[i]), "advertised_day": int(adv_day[i]),
             "product_key": key, "title": title, "listing_path": str(listing_path),
+            "side_image_uri": None if side_path is None else side_path.resolve().as_uri(),
+            "side_path": None if side_path is None else str(side_path),
         })
     meta = pd.DataFrame(rows)
     n_controls = spec.controls or n
@@ -206,8 +222,9 @@ def render_job(job: VideoJob) -> tuple[int, VideoTruth, int, float, float]:
     from jobs.synth.truth import video_truth
 
     t0 = time.process_time()
-    rendered = render_video(job.plan, job.listing, job.alpha, job.path or None)
-    truth = video_truth(rendered.seconds, job.plan.width, job.plan.height, job.alpha)
+    rendered = render_video(job.plan, job.listing, job.alpha, job.path or None, side=job.side)
+    truth = video_truth(rendered.seconds, job.plan.width, job.plan.height, job.alpha,
+                        None if job.side is None else job.side[1])
     return job.index, truth, rendered.n_frames, time.process_time() - t0, rendered.encode_cpu_s
 
 
@@ -316,8 +333,18 @@ def generate_campaign(spec: CampaignSpec, media_root: str | os.PathLike, *, work
         for s in t.seconds:
             truth_rows.append({**per_video, **asdict(s)})
     truth = pd.DataFrame(truth_rows)
-    return Campaign(videos, labels, sales, truth, [j.path for j in jobs], list(meta["listing_path"]),
+    return Campaign(videos, labels, sales, truth, _product_images(meta, end), [j.path for j in jobs], list(meta["listing_path"]) + list(meta["side_path"].dropna()),
                     int(sum(r[1] for r in rendered.values())), wall, cpu,
                     {"scenarios": meta["scenario"].value_counts().to_dict(), "products": len(products),
                      "encode_cpu_s": encode_cpu,
                      "controls": len(products) - n, "influencers": len(set(meta["influencer_id"]))})
+
+
+def _product_images(meta: pd.DataFrame, at: dt.datetime) -> pd.DataFrame:
+    """product_images rows of the products that have a side view: 'front' (view_rank 1, the video's
+    product_image_uri) and 'side' (rank 2). Empty for a campaign without turning products."""
+    sided = meta[meta["side_image_uri"].notna()]
+    rows = [{"product_id": r.product_id, "view": view, "image_uri": uri, "view_rank": rank, "ingested_at": at}
+            for r in sided.itertuples() for view, uri, rank in (("front", r.product_image_uri, 1),
+                                                                ("side", r.side_image_uri, 2))]
+    return pd.DataFrame(rows, columns=["product_id", "view", "image_uri", "view_rank", "ingested_at"])

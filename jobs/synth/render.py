@@ -40,6 +40,7 @@ class SecondState:
     face: tuple[float, float, float, float] | None  # x, y, w, h of the face on screen
     cut: bool  # a new shot started in (t - 1 s, t] (or the video starts)
     thumb: np.ndarray  # (GRID, GRID) uint8 grey, the squashed frame
+    view: str | None = None  # which listing photo is drawn ('front' | 'side'); None: not drawn
 
 
 @dataclass
@@ -374,8 +375,10 @@ def _draw_track(product: _Product, frame: Planes, track: ProductTrack, f: int, q
 
 
 def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: str | os.PathLike | None, *,
-                 with_product: bool = True, frame_hook=None) -> RenderedVideo:
+                 with_product: bool = True, frame_hook=None,
+                 side: tuple[np.ndarray, np.ndarray] | None = None) -> RenderedVideo:
     """Render ``plan`` with the product (``listing`` (h, w, 3) RGB, ``alpha`` (h, w)) to an MP4 at ``path``.
+    ``side`` (listing, alpha) is the side panel the plan's 'side' tracks draw (the turning scenario).
 
     ``path=None`` renders without writing a file (and, without a ``frame_hook``, only the sampled frames the
     truth needs); ``with_product=False`` renders the same video without the product (tests compare the
@@ -383,15 +386,20 @@ def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: 
     """
     cv2.setNumThreads(1)
     W, H, fps = plan.width, plan.height, plan.fps
-    product = _Product(listing, alpha)
+    products = {"front": _Product(listing, alpha)}
+    if side is not None:
+        products["side"] = _Product(*side)
+    missing = {tr.view for tr in plan.tracks} - set(products)
+    if missing:
+        raise ValueError(f"the plan draws the product's {sorted(missing)} view but no such listing was given")
     windows: dict[int, _Window] = {}
     seconds: list[SecondState] = []
     writer = Mp4Writer(path, width=W, height=H, fps=fps, n_frames=plan.n_frames, audio=plan.audio) if path else None
     shot_i = 0
     all_frames = np.arange(plan.n_frames, dtype=np.float64)
     lighting = np.stack([np.interp(all_frames, plan.lighting[:, 0], plan.lighting[:, j]) for j in (1, 2, 3)], axis=1).tolist()
-    track_quads = {id(tr): product_quads(_smoothstep_poses(tr.keys, np.arange(tr.start, tr.end)), product.aspect, W, H)
-                   for tr in plan.tracks}
+    track_quads = {id(tr): product_quads(_smoothstep_poses(tr.keys, np.arange(tr.start, tr.end)),
+                                         products[tr.view].aspect, W, H) for tr in plan.tracks}
     frame = I420Frame(W, H)  # one buffer, refilled every frame (the encoder copies what it is given)
     try:
         only_sampled = writer is None and frame_hook is None
@@ -411,6 +419,7 @@ def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: 
 
             tracks = [tr for tr in plan.tracks if tr.start <= f < tr.end] if with_product else []
             track = tracks[0] if tracks else None  # tracks never overlap in time
+            product = products[track.view] if track is not None else None
             window_shot = shot.layout == "greenscreen"
             behind = track is not None and track.behind_person and window_shot
             drawn = quad = None
@@ -442,7 +451,7 @@ def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: 
                     (x0, y0, x1, y1), a = drawn
                     full = product.fill * polygon_area(quad)
                     seen = float(np.sum(a.astype(np.float32) * (255 - occlusion[y0:y1, x0:x1]).astype(np.float32))) / (255.0 * 255.0)
-                    state.quad = quad
+                    state.quad, state.view = quad, track.view
                     state.visible_share = float(min(1.0, seen / max(full, 1e-9)))
                     prev = product_quads(_smoothstep_poses(track.keys, [f - fps / 5]), product.aspect, W, H)[0].mean(axis=0)
                     state.product_speed = float(np.linalg.norm(quad.mean(axis=0) - prev) / W * 5)

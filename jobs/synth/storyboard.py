@@ -16,7 +16,10 @@ engagement falls on it; :mod:`jobs.synth.truth` says what drives engagement):
   still in a corner: engaging, but not because of the product;
 * ``occluded`` — the product is shown moving but partly hidden behind the influencer's window and stickers;
 * ``mixed`` — the product comes and goes (enters, is shown, passes across, leaves) between other shots;
-* ``no_product`` — the product never appears.
+* ``no_product`` — the product never appears;
+* ``turning`` (opt-in, :data:`OPT_IN_SCENARIOS`: never part of the default mix) — the product is shown at
+  mid size and turns so that its side panel (the seller's second listing photo) faces the camera for part of
+  each appearance, then turns back.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ import numpy as np
 from jobs.synth.assets import BACKGROUND_KEYS
 
 SCENARIOS: tuple[str, ...] = ("hero", "prop", "held", "wrong_reason", "occluded", "mixed", "no_product")
+#: scenarios a campaign uses only when asked for (``CampaignSpec.scenario``)
+OPT_IN_SCENARIOS: tuple[str, ...] = ("turning",)
 LAYOUTS: tuple[str, ...] = ("talk", "greenscreen", "broll")
 #: people whose footage is too small for a full-frame talk shot: always shown in a window over a background
 SMALL_FOOTAGE = frozenset({"carphone"})
@@ -61,14 +66,16 @@ class ProductTrack:
     width), yaw, pitch, roll (degrees); the pose between keys is a smoothstep interpolation.
     ``behind_person``: drawn under the person's window (occluded by it where they overlap).
     ``light`` (start, end): the product's own brightness gain, linearly interpolated.
+    ``view``: which listing photo is drawn, 'front' or 'side' (the turning scenario's side panel).
     """
 
     start: int
     end: int
-    style: str  # hero | corner | pass | prop | held
+    style: str  # hero | corner | pass | prop | held | turn
     keys: np.ndarray
     behind_person: bool = False
     light: tuple[float, float] = (1.0, 1.0)
+    view: str = "front"
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,7 @@ def _layout_weights(scenario: str) -> list[float]:
         "occluded": [0.0, 1.0, 0.0],
         "mixed": [0.35, 0.35, 0.30],
         "no_product": [0.40, 0.30, 0.30],
+        "turning": [0.30, 0.35, 0.35],
     }[scenario]
 
 
@@ -221,6 +229,35 @@ def _held_track(rng: np.random.Generator, start: int, end: int, fps: int, aspect
     return ProductTrack(start, end, "held", np.array(keys, np.float64), light=(rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.1)))
 
 
+def _turning_tracks(rng: np.random.Generator, start: int, end: int, fps: int, aspect: float,
+                    side_aspect: float) -> list[ProductTrack]:
+    """One appearance of a turning product: front, a quarter turn to the side panel (held 1.5-4 s, facing
+    the camera), and, when there is time, a turn back to the front. Contiguous tracks, one per face; the
+    product keeps its on-screen height across the turn and drifts gently (a matcher's fair case)."""
+    n = end - start
+    sign = float(rng.choice([-1.0, 1.0]))
+    w = rng.uniform(0.4, min(0.56, 0.55 / aspect))  # front width; its height stays under ~55% of a 9:16 frame
+    widths = {"front": w, "side": min(0.72, w * aspect / side_aspect)}
+    cuts = [start, start + int(n * rng.uniform(0.3, 0.45))]
+    cuts.append(min(end, cuts[-1] + max(fps, int(rng.uniform(1.5, 4.0) * fps))))
+    if end - cuts[-1] < fps:
+        cuts[-1] = end
+    if cuts[-1] < end:
+        cuts.append(end)
+    cx, cy, light = rng.uniform(0.4, 0.6), rng.uniform(0.42, 0.6), (rng.uniform(0.85, 1.1), rng.uniform(0.85, 1.1))
+    tracks = []
+    for k, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+        view = "side" if k == 1 else "front"
+        turn = int(min(0.5 * fps, (b - a) / 3))  # frames spent turning at each end of a face's time
+        keys = []
+        for f, yaw in ((a, -sign * 55.0 if k else rng.uniform(-15, 15)), (a + turn, rng.uniform(-12, 12)),
+                       (b - 1 - turn, rng.uniform(-12, 12)), (b - 1, sign * 55.0 if b < end else rng.uniform(-15, 15))):
+            cx, cy = float(np.clip(cx + rng.uniform(-0.05, 0.05), 0.35, 0.65)), float(np.clip(cy + rng.uniform(-0.04, 0.04), 0.38, 0.62))
+            keys.append((f, cx, cy, widths[view], yaw, rng.uniform(-8, 8), rng.uniform(-6, 6)))
+        tracks.append(ProductTrack(a, b, "turn", np.array(keys, np.float64), light=light, view=view))
+    return tracks
+
+
 def _track_intervals(rng: np.random.Generator, n_frames: int, fps: int, cover: tuple[float, float],
                      min_len_s: float, max_len_s: float) -> list[tuple[int, int]]:
     """Disjoint intervals covering about ``cover`` of the video, each at least a second long."""
@@ -235,13 +272,17 @@ def _track_intervals(rng: np.random.Generator, n_frames: int, fps: int, cover: t
 
 
 def plan_video(rng: np.random.Generator, *, video_id: str, scenario: str, person: str, n_seconds: int,
-               width: int, height: int, fps: int, product_aspect: float, audio: bool = True) -> VideoPlan:
+               width: int, height: int, fps: int, product_aspect: float, audio: bool = True,
+               side_aspect: float | None = None) -> VideoPlan:
     """Draw the storyboard of one video.
 
-    ``product_aspect`` is the listing photo's height / width (the product keeps it on screen).
+    ``product_aspect`` is the listing photo's height / width (the product keeps it on screen);
+    ``side_aspect`` the same for the side panel's photo (the turning scenario needs it).
     """
-    if scenario not in SCENARIOS:
-        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS)}")
+    if scenario not in SCENARIOS + OPT_IN_SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; known: {', '.join(SCENARIOS + OPT_IN_SCENARIOS)}")
+    if scenario == "turning" and side_aspect is None:
+        raise ValueError("the turning scenario needs the side panel's aspect (side_aspect)")
     n_frames = n_seconds * fps
     layouts = np.array(LAYOUTS)
     close_up, small_window = scenario in ("prop", "wrong_reason"), scenario == "held"
@@ -269,11 +310,14 @@ def plan_video(rng: np.random.Generator, *, video_id: str, scenario: str, person
         for a, b in _track_intervals(rng, n_frames, fps, (0.5, 0.8), 3.0, 10.0):
             track = _hero_track(rng, a, b, fps, product_aspect)
             tracks.append(ProductTrack(track.start, track.end, track.style, track.keys, True, track.light))
+    elif scenario == "turning":
+        for a, b in _track_intervals(rng, n_frames, fps, (0.6, 0.85), 4.0, 10.0):
+            tracks.extend(_turning_tracks(rng, a, b, fps, product_aspect, side_aspect))
     elif scenario == "mixed":
         for a, b in _track_intervals(rng, n_frames, fps, (0.25, 0.55), 2.0, 6.0):
             make = _pass_track if rng.uniform() < 0.4 else _hero_track
             tracks.append(make(rng, a, b, fps, product_aspect))
-    if scenario not in ("occluded", "prop"):
+    if scenario not in ("occluded", "prop", "turning"):
         tracks = [_maybe_behind_person(rng, t, shots) for t in tracks]
 
     captions = _captions(rng, n_frames, fps, tracks, width, height, product_aspect)

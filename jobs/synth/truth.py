@@ -69,6 +69,7 @@ class SecondTruth:
     drive: float  # D_s
     product_drive: float  # P_s
     time_weight: float  # tau_s
+    product_view: str | None = None  # the listing photo drawn ('front' | 'side'); None when not drawn
 
 
 @dataclass(frozen=True)
@@ -118,16 +119,19 @@ def _centroid(m: np.ndarray) -> tuple[float, float]:
     return float((m.sum(axis=0) * _centres).sum() / total), float((m.sum(axis=1) * _centres).sum() / total)
 
 
-def second_truths(states: list[SecondState], width: int, height: int, alpha: np.ndarray) -> list[SecondTruth]:
+def second_truths(states: list[SecondState], width: int, height: int, alpha: np.ndarray,
+                  side_alpha: np.ndarray | None = None) -> list[SecondTruth]:
     """Per-second truth from the renderer's :class:`SecondState` records (in order of time); ``alpha``
-    (h, w) uint8 is the listing's silhouette the renderer drew the product through."""
+    (h, w) uint8 is the listing's silhouette the renderer drew the product through (``side_alpha``: the
+    side panel's, for the seconds that show it)."""
+    alphas = {"front": alpha, "side": side_alpha}
     sx, sy = SIZE / width, SIZE / height
     out: list[SecondTruth] = []
     prev: SecondState | None = None
     uniform = np.full((GRID, GRID), 1.0 / GRID**2, np.float32)
     for st in states:
         quad = None if st.quad is None else st.quad * [sx, sy]
-        silhouette = None if quad is None else silhouette_224(quad, alpha)
+        silhouette = None if quad is None else silhouette_224(quad, alphas[st.view or "front"])
         pmask = (np.zeros((GRID, GRID), np.float32) if silhouette is None else
                  cv2.resize(silhouette, (GRID, GRID), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
         area = float(pmask.mean())
@@ -178,15 +182,17 @@ def second_truths(states: list[SecondState], width: int, height: int, alpha: np.
             product_visible_share=float(st.visible_share),
             driver=name, driver_x=dx, driver_y=dy, driver_weight=float(weight / drive),
             drive=float(drive), product_drive=product_drive, time_weight=time_weight(st.second),
+            product_view=None if quad is None else (st.view or "front"),
         ))
         prev = st
     return out
 
 
-def video_truth(states: list[SecondState], width: int, height: int, alpha: np.ndarray) -> VideoTruth:
+def video_truth(states: list[SecondState], width: int, height: int, alpha: np.ndarray,
+                side_alpha: np.ndarray | None = None) -> VideoTruth:
     """Per-second truth plus the video's true engagement and true product engagement (``alpha``: the
-    listing's silhouette, (h, w) uint8)."""
-    seconds = second_truths(states, width, height, alpha)
+    listing's silhouette, (h, w) uint8; ``side_alpha``: the side panel's, turning scenario)."""
+    seconds = second_truths(states, width, height, alpha, side_alpha)
     tau = np.array([s.time_weight for s in seconds])
     drive = np.array([s.drive for s in seconds])
     pdrive = np.array([s.product_drive for s in seconds])

@@ -87,6 +87,7 @@ def test_contract_tables_are_created_on_first_use_and_cast(lake, spark):
         F.lit(None).cast("double").alias("p_mass"), "product_found", F.lit(7).alias("inliers"),
         F.array(F.lit(1.0)).alias("quad_224"), F.array(F.lit(0.5).cast("float")).alias("e_grid"),
         F.lit("run").alias("run_id"), F.lit("vanilla/sift/60s/0123abcd").alias("scoring_config"),
+        F.lit("front").alias("matched_view"),
     )
     lake.write("pe_seconds", full)
     out = lake.read("pe_seconds").collect()[0]

@@ -1,0 +1,68 @@
+"""Multi-view products end to end: turning sample videos, two ingested listing views, `pe score`, matched_view."""
+from __future__ import annotations
+
+import os
+import urllib.parse
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_turning_products_are_found_through_their_side_view(cfg, lake, spark):
+    from jobs.ingest import run_ingest
+    from jobs.sample import run_sample
+    from jobs.score import run_score
+    from tests.jobs.test_score_job import _register_tiny_champion
+
+    summary = run_sample(cfg, lake, n_videos=3, seed=5, min_seconds=8, max_seconds=9, workers=1, audio=False,
+                         scenario="turning")
+    assert summary.scenarios == {"turning": 3}
+    sampled = lake.read_pandas("product_images").sort_values(["product_id", "view_rank"])
+    assert sampled.groupby("product_id")["view"].apply(list).tolist() == [["front", "side"]] * 3
+    truth = lake.read_pandas("sample_truth")
+    assert set(truth["product_view"].dropna()) == {"front", "side"}
+
+    # the same views as a brand would bring them: a products manifest, ingested into an emptied table
+    lake.write_arrow("product_images", sampled.iloc[:0], mode="overwrite")
+    manifest = Path(cfg.lake_path) / "incoming" / "products.csv"
+    manifest.parent.mkdir(parents=True)
+    paths = [os.path.relpath(urllib.parse.urlparse(u).path, manifest.parent) for u in sampled["image_uri"]]
+    sampled.assign(image_uri=paths)[["product_id", "image_uri", "view"]].to_csv(manifest, index=False)
+    ingested = run_ingest(cfg, "products", str(manifest), spark=spark)
+    assert (ingested.good, ingested.rejected) == (6, 0), ingested.reasons
+
+    _register_tiny_champion(cfg)
+    scored = run_score(cfg, spark=spark)
+    assert (scored.scored, scored.errors) == (3, 0)
+    seconds = lake.read_pandas("pe_seconds").merge(truth[["video_id", "second", "product_view", "product_visible"]],
+                                                   on=["video_id", "second"])
+    assert seconds["matched_view"].isna().eq(~seconds["product_found"]).all()  # a view exactly when found
+    found = seconds[seconds["product_found"]]
+    assert (found["matched_view"] == "side").sum() >= 2, found[["video_id", "second", "matched_view", "product_view"]]
+    # the view recorded is the face the video shows
+    assert (found["matched_view"] == found["product_view"]).mean() >= 0.9
+    side_seconds = seconds[seconds["product_visible"] & (seconds["product_view"] == "side")]
+    assert len(side_seconds) and side_seconds["product_found"].mean() >= 0.5
+
+
+def test_without_product_images_the_video_image_is_the_single_view(cfg, lake, spark):
+    from jobs.score import _candidates, _with_views
+
+    now = pd.Timestamp("2026-11-01", tz="UTC")
+    lake.write_arrow("campaign_videos", pd.DataFrame({
+        "video_id": ["a", "b"], "video_uri": ["/v/a.mp4", "/v/b.mp4"], "product_id": ["p1", "p2"],
+        "product_image_uri": ["/i/p1.jpg", "/i/p2.jpg"], "influencer_id": None, "campaign_id": None,
+        "own_product": None, "published_at": now, "ingested_at": now}))
+    rows = _candidates(lake, "1", "cfg", rescore=False, limit=None).set_index("video_id")
+    assert rows["view_names"].isna().all() and rows["view_uris"].isna().all()
+    lake.write_arrow("product_images", pd.DataFrame({
+        "product_id": ["p1", "p1"], "view": ["side", "front"], "image_uri": ["/i/p1-side.jpg", "/i/p1.jpg"],
+        "view_rank": [2, 1], "ingested_at": now}))
+    views = _with_views(lake, lake.read("campaign_videos").select("video_id", "video_uri", "product_id",
+                                                                 "product_image_uri")).toPandas().set_index("video_id")
+    assert list(views.loc["a", "view_names"]) == ["front", "side"]  # by view_rank
+    assert list(views.loc["a", "view_uris"]) == ["/i/p1.jpg", "/i/p1-side.jpg"]
+    assert views.loc["b", "view_names"] is None
