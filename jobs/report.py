@@ -26,6 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from pe_udfs.errors import PEError
+
 __all__ = ["ReportError", "VideoReport", "overlay_frame", "heat_vmax", "strip_seconds", "percentiles",
            "curves_figure", "render_video_page", "render_campaign_page", "write_video_report",
            "write_campaign_report", "best_video_id", "SCORE_FIELDS"]
@@ -44,16 +46,11 @@ SCORE_FIELDS = {
 PERCENTILE_FIELDS = ("pe_share", "pe_raw", "pe_lift", "e_score", "p_score")
 
 
-class ReportError(Exception):
+class ReportError(PEError):
     """A report cannot be made; ``reason``: video_not_found, not_scored, campaign_not_found, missing_tables,
     bad_rank_by."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.args[0]} [{self.reason}]"
+    stage = "report"
 
 
 # ------------------------------------------------------------------------------------------ pure pieces

@@ -15,7 +15,6 @@ Runnable as ``pe score`` or ``spark-submit jobs/score.py --config conf/cluster.y
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import os
@@ -83,7 +82,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     _check_executor_memory(spark, cfg, champion)
     lake = Lake.from_config(cfg, spark)
     if not lake.exists("campaign_videos"):
-        raise LakeError(f"no campaign_videos table in {lake.root}: ingest videos first, or run `pe sample`")
+        raise LakeError("table_not_found", f"no campaign_videos table in {lake.root}: ingest videos first, or run `pe sample`")
 
     # 2. Extract: candidates = videos without a score from this model version and scoring config.
     config_id = current_scoring_config(cfg)
@@ -274,26 +273,7 @@ def _validate_outputs(lake: Lake, cfg: PEConfig) -> None:
     check_outputs(lake, cfg, ["pe_scores", "pe_seconds"], run_name="pe-score")
 
 
-# ------------------------------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default=None)
-    ap.add_argument("--lake", default=None)
-    ap.add_argument("--rescore", action="store_true")
-    ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--run-id", default=None)
-    args = ap.parse_args(argv)
-    cfg = load_config(args.config, lake=args.lake)
-    from jobs.executor_memory import ExecutorMemoryError
+if __name__ == "__main__":  # spark-submit jobs/score.py [options of pe score]
+    from jobs.cli import submit
 
-    try:
-        summary = run_score(cfg, rescore=args.rescore, limit=args.limit, run_id=args.run_id)
-    except ExecutorMemoryError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(summary.line())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    submit("score")

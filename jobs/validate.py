@@ -34,6 +34,7 @@ import pandas as pd
 
 from jobs import contracts
 from jobs.config import PEConfig
+from pe_udfs.errors import PEError
 
 if TYPE_CHECKING:
     from jobs.lake import Lake
@@ -50,12 +51,10 @@ MISSING_ID = ""
 _SCORE_KEYS = ["video_id", "model_version"]
 
 
-class QualityError(RuntimeError):
+class QualityError(PEError):
     """A data quality problem or a validation that could not run; ``reason`` is a stable code."""
 
-    def __init__(self, message: str, reason: str = "validation_failed"):
-        super().__init__(message)
-        self.reason = reason
+    stage = "validate"
 
 
 class ValidationFailed(QualityError):
@@ -64,10 +63,7 @@ class ValidationFailed(QualityError):
     def __init__(self, reports: Sequence["ValidationReport"]):
         self.reports = tuple(reports)
         names = sorted({f"{r.table}.{f.expectation}" for r in reports for f in r.failed})
-        super().__init__(
-            "data quality gate failed: " + ", ".join(names) + "\n" + "\n".join(r.describe() for r in reports),
-            reason="validation_failed",
-        )
+        super().__init__("validation_failed", "data quality gate failed: " + ", ".join(names))
 
 
 @dataclass(frozen=True)
@@ -259,8 +255,7 @@ def _suite(name: str, cfg: PEConfig) -> _Suite:
     try:
         return _SUITES[name](cfg)
     except KeyError:
-        raise QualityError(f"no quality suite for table {name!r}; suites exist for: {', '.join(SUITE_TABLES)}",
-                           reason="unknown_table") from None
+        raise QualityError("unknown_table", f"no quality suite for table {name!r}; suites exist for: {', '.join(SUITE_TABLES)}") from None
 
 
 def uri_patterns(cfg: PEConfig) -> tuple[str, str]:
@@ -310,14 +305,13 @@ def _import_gx():
     try:
         import great_expectations as gx
     except SystemExit as e:
-        raise QualityError(f"importing great_expectations exited the interpreter (code {e.code}); this happens "
+        raise QualityError("ge_unavailable", f"importing great_expectations exited the interpreter (code {e.code}); this happens "
                            "when pyspark's Spark Connect extras are missing: install the project's "
-                           "requirements/constraints.txt", reason="ge_unavailable") from None
+                           "requirements/constraints.txt") from None
     except ImportError as e:
-        raise QualityError(f"great_expectations cannot be imported: {e}", reason="ge_unavailable") from e
+        raise QualityError("ge_unavailable", f"great_expectations cannot be imported: {e}") from e
     if not hasattr(gx, "get_context"):
-        raise QualityError(f"great_expectations at {getattr(gx, '__file__', '?')} is not GE 1.x",
-                           reason="ge_unavailable")
+        raise QualityError("ge_unavailable", f"great_expectations at {getattr(gx, '__file__', '?')} is not GE 1.x")
     return gx
 
 
@@ -366,8 +360,7 @@ def _run(context, suite: _Suite, frame: pd.DataFrame, result_format: str, docs: 
 
     missing = [c for c in suite.columns if c not in frame.columns]
     if missing:
-        raise QualityError(f"{suite.table}: cannot validate, missing columns {missing} (have {list(frame.columns)})",
-                           reason="missing_columns")
+        raise QualityError("missing_columns", f"{suite.table}: cannot validate, missing columns {missing} (have {list(frame.columns)})")
     source = context.data_sources.add_or_update_pandas("pe")
     asset = source.add_dataframe_asset(suite.table)
     batch = asset.add_batch_definition_whole_dataframe("whole_table")
@@ -427,7 +420,7 @@ def rejected_rows(frame: "pd.DataFrame | Any", table: str, cfg: PEConfig) -> pd.
     """
     suite = _suite(table, cfg)
     if not suite.row_level:
-        raise QualityError(f"{table} is an output table: validate it with validate_table()", reason="not_input")
+        raise QualityError("not_input", f"{table} is an output table: validate it with validate_table()")
     frame = _to_pandas(frame, suite.columns, table).reset_index(drop=True)
     columns = ["video_id", "expectation", "message"]
     if frame.empty:
@@ -440,8 +433,8 @@ def rejected_rows(frame: "pd.DataFrame | Any", table: str, cfg: PEConfig) -> pd.
             continue
         info = er.exception_info or {}
         if info.get("raised_exception"):
-            raise QualityError(f"{table}: expectation {er.expectation_config.type} could not run: "
-                               f"{info.get('exception_message')}", reason="expectation_error")
+            raise QualityError("expectation_error", f"{table}: expectation {er.expectation_config.type} could not run: "
+                               f"{info.get('exception_message')}")
         check = by_name[er.expectation_config.meta["check"]]
         for i in er.result.get("unexpected_index_list") or []:
             i = int(i["index"]) if isinstance(i, dict) else int(i)
@@ -491,12 +484,10 @@ def _to_pandas(frame: Any, columns: Iterable[str], table: str) -> pd.DataFrame:
     elif hasattr(frame, "toPandas") and hasattr(frame, "columns"):
         have = frame.columns
     else:
-        raise QualityError(f"{table}: expected a pandas or Spark DataFrame, got {type(frame).__name__}",
-                           reason="bad_input")
+        raise QualityError("bad_input", f"{table}: expected a pandas or Spark DataFrame, got {type(frame).__name__}")
     missing = [c for c in columns if c not in have]
     if missing:
-        raise QualityError(f"{table}: cannot validate, missing columns {missing} (have {list(have)})",
-                           reason="missing_columns")
+        raise QualityError("missing_columns", f"{table}: cannot validate, missing columns {missing} (have {list(have)})")
     if isinstance(frame, pd.DataFrame):
         return frame[columns].copy()
     return frame.select(*columns).toPandas()
@@ -593,7 +584,7 @@ def validate_tables(lake: "Lake", cfg: PEConfig, names: Iterable[str] | None = N
     for n in names:
         _suite(n, cfg)
         if not lake.exists(n):
-            raise QualityError(f"table {n!r} does not exist in {lake.root}", reason="table_missing")
+            raise QualityError("table_missing", f"table {n!r} does not exist in {lake.root}")
     root = quality_root(cfg) if docs else None
     context = _context(root)
     return [_report(context, _suite(n, cfg), table_frame(lake, n, cfg),

@@ -24,6 +24,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from pe_udfs.errors import PEError
+
 __all__ = [
     "Backbone", "PreprocessConfig", "UnknownBackbone", "BackboneWeightsError", "create_backbone",
     "list_backbones", "register_backbone", "load_state_dict_file", "cached_backbone",
@@ -33,15 +35,18 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class UnknownBackbone(KeyError):
+class UnknownBackbone(PEError):
     """No backbone is registered under the requested name (the message lists the known names)."""
 
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
+    stage = "model"
+    exit_code = 2
 
 
-class BackboneWeightsError(FileNotFoundError):
+class BackboneWeightsError(PEError):
     """Backbone weights are missing, unreadable, or do not fit the architecture."""
+
+    stage = "model"
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ def create_backbone(name: str, *, weights: str | None = "imagenet", weights_file
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise UnknownBackbone(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}") from None
+        raise UnknownBackbone("unknown_backbone", f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}") from None
     return factory(weights=weights, weights_file=weights_file)
 
 
@@ -160,16 +165,16 @@ def load_state_dict_file(path: str) -> dict[str, torch.Tensor]:
     """Read a state dict with ``torch.load(weights_only=True)`` (tensors only, no code); unwraps a
     ``{"state_dict": ...}`` or ``{"model": ...}`` checkpoint."""
     if not os.path.isfile(path):
-        raise BackboneWeightsError(f"weights file {path} does not exist")
+        raise BackboneWeightsError("weights_missing", f"weights file {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - corrupt file, or a pickle that is not just tensors
-        raise BackboneWeightsError(f"cannot read weights file {path} as a state dict: {e}") from e
+        raise BackboneWeightsError("weights_unreadable", f"cannot read weights file {path} as a state dict: {e}") from e
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise BackboneWeightsError(f"weights file {path} does not hold a state dict of tensors")
+        raise BackboneWeightsError("not_a_state_dict", f"weights file {path} does not hold a state dict of tensors")
     return obj
 
 
@@ -180,7 +185,7 @@ def _load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str, *
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise BackboneWeightsError(f"weights from {source} do not fit the architecture: {e}") from e
+        raise BackboneWeightsError("weights_mismatch", f"weights from {source} do not fit the architecture: {e}") from e
 
 
 def _feature_size(features: nn.Module, input_size: tuple[int, int]) -> tuple[int, int]:
@@ -235,7 +240,7 @@ def _xception(*, weights: str | None, weights_file: str | None) -> Backbone:
     import timm
 
     if weights_file is None and weights == "imagenet":
-        raise BackboneWeightsError(
+        raise BackboneWeightsError("weights_missing", 
             "the xception backbone needs its ImageNet weights as a local file (nothing is downloaded): set "
             "model.backbone_weights to a state-dict file of timm's legacy_xception (e.g. xception-43020ad28.pth)")
     state = load_state_dict_file(weights_file) if weights_file is not None else None

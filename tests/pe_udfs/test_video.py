@@ -196,7 +196,7 @@ def test_file_uri_and_fsspec_filesystem(make_video, tmp_path, frame_index):
 
 def test_errors_keep_stage_and_reason_when_pickled():
     err = pickle.loads(pickle.dumps(DecodeError("zero_frames", "x.mp4: no video frame", uri="x.mp4")))
-    assert isinstance(err, PEInputError) and (err.stage, err.reason, str(err), err.uri) == \
+    assert isinstance(err, PEInputError) and (err.stage, err.reason, err.message, err.uri) == \
         ("decode", "zero_frames", "x.mp4: no video frame", "x.mp4")
 
 
