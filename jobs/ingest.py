@@ -4,7 +4,7 @@
             per video or image file, ids from file names, an optional sidecar manifest joined on video_id)
       ─► column names mapped case-insensitively to the table's (missing or unknown columns: one-line error)
       ─► typed per the contract; relative URIs resolved against the manifest's folder
-      ─► per row, as Spark expressions and one pandas UDF (URIs checked by pe_udfs.video.resolve_uri against
+      ─► per row, as Spark expressions and one pandas UDF (URIs checked by pe_udfs.uris.resolve_uri against
          io.allowed_schemes / allowed_roots, on the executors): missing value, bad timestamp / number /
          boolean, negative value, duplicate key, unknown product / video, disallowed or missing file
       ─► good rows: Lake.merge into the table by key (one commit; the same file again commits nothing)
@@ -438,7 +438,7 @@ def _product_images(lake: Lake) -> "DataFrame":
 
 def _uri_udf(allowed_schemes: tuple[str, ...], allowed_roots: tuple[str, ...]):
     """pandas UDF (uri, base folder) → struct<uri, reason, message>: a relative path joined to the base and
-    normalised, then checked by :func:`pe_udfs.video.resolve_uri` (scheme, roots, local file exists)."""
+    normalised, then checked by :func:`pe_udfs.uris.resolve_uri` (scheme, roots, local file exists)."""
     from pyspark.sql.functions import pandas_udf
 
     @pandas_udf("uri STRING, reason STRING, message STRING")
@@ -452,7 +452,7 @@ def _uri_udf(allowed_schemes: tuple[str, ...], allowed_roots: tuple[str, ...]):
 def resolve_location(uri: str | None, base: str | None, allowed_schemes, allowed_roots) -> tuple:
     """``(location, reason, message)`` of one manifest URI: reason/message None when it passes the io checks."""
     from pe_udfs.errors import PEInputError
-    from pe_udfs.video import resolve_uri
+    from pe_udfs.uris import resolve_uri
 
     if uri is None or (isinstance(uri, float) and uri != uri):
         return None, None, None

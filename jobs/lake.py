@@ -311,9 +311,6 @@ class Lake:
         same = " AND ".join(f"s.`{col}` <=> t.`{col}`" for col in [*keys, *compare])
         return source.alias("s").join(target.alias("t"), _expr(same), "left_anti")
 
-    def delete(self, name: str, predicate: str | None = None) -> None:
-        self.delta_table(name).delete(predicate)
-
     # ------------------------------------------------------------------ maintenance
     def optimize(self, name: str, zorder_by: Iterable[str] | None = None) -> dict:
         """Compact small files (``OPTIMIZE``), Z-ordered by ``zorder_by`` (default: the contract's

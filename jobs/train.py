@@ -108,7 +108,7 @@ def labelled_split(cfg: PEConfig, videos: "DataFrame"  # noqa: F821
     try:
         labelled, info = build_labels(pdf, tc.label, split)
     except LabelError as e:
-        raise TrainingDataError("bad_labels", str(e)) from None
+        raise TrainingDataError(e.reason, e.message) from None
     out = videos.sparkSession.createDataFrame(labelled[["video_id", "video_uri", "label", "split"]],
                                               "video_id STRING, video_uri STRING, label DOUBLE, split STRING")
     return out, info, dict(zip(labelled["video_id"], group_key(labelled)))

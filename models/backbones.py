@@ -35,18 +35,19 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class UnknownBackbone(PEError):
+class BackboneError(PEError):
+    """A backbone cannot be built as configured (a mistake in the config or its files: exit code 2)."""
+
+    stage = "model"
+    exit_code = 2
+
+
+class UnknownBackbone(BackboneError):
     """No backbone is registered under the requested name (the message lists the known names)."""
 
-    stage = "model"
-    exit_code = 2
 
-
-class BackboneWeightsError(PEError):
+class BackboneWeightsError(BackboneError):
     """Backbone weights are missing, unreadable, or do not fit the architecture."""
-
-    stage = "model"
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,6 @@ class PreprocessConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PreprocessConfig":
-        return cls(name=str(d["name"]), input_size=tuple(d["input_size"]), mean=tuple(d["mean"]),
-                   std=tuple(d["std"]), feature_channels=int(d["feature_channels"]),
-                   feature_size=tuple(d["feature_size"]), weights=d.get("weights"))
 
 
 class Backbone(nn.Module):

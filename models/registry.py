@@ -31,7 +31,7 @@ import torch
 
 from models.network import EngagementNet, build_engagement_net
 from models.settings import ModelSettings
-from models.training import resolve_device
+from pe_udfs.saliency import resolve_device
 from pe_udfs.errors import PEError
 from pe_udfs.settings import ClipSettings
 

@@ -59,6 +59,13 @@ class UsageError(PEError):
     exit_code = 2
 
 
+class DeviceUnavailable(PEError):
+    """The configured device (e.g. 'cuda') is not present on this machine."""
+
+    stage = "device"
+    exit_code = 2
+
+
 class PEInputError(PEError):
     """Base of every per-video input error: ``stage`` ('fetch' | 'decode' | 'product' | 'model'), ``reason``."""
 

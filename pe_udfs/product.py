@@ -36,7 +36,7 @@ import numpy as np
 
 from pe_udfs.errors import ProductImageError
 from pe_udfs.settings import ProductSettings
-from pe_udfs.video import open_binary
+from pe_udfs.uris import open_binary
 
 __all__ = ["ListingFeatures", "ProductMap", "FrameMatch", "load_image", "listing_features", "listing_silhouette",
            "product_map", "match_frame", "quad_mask", "silhouette_mask", "drop_unmatched_seconds", "orb_detector",

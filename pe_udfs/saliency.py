@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import torch
 
-from pe_udfs.errors import ModelError
+from pe_udfs.errors import DeviceUnavailable, ModelError
 from pe_udfs.settings import SaliencySettings
 
 __all__ = ["HeatmapResult", "engagement_heatmap", "resolve_device", "minmax_scale", "frame_chunk_for",
@@ -58,10 +58,14 @@ class HeatmapResult:
     method: str
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' / None → CUDA when available, else CPU; anything else as given."""
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' / None → CUDA when available, else CPU; anything else as given, but 'cuda' without a GPU is a
+    :class:`DeviceUnavailable` error (never a silent fall-back, never a crash deep inside torch)."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceUnavailable("no_cuda", f"device '{device}' was requested but no CUDA device is available; "
+                                "use device: auto or cpu")
     return torch.device(device)
 
 
