@@ -28,12 +28,22 @@ if __package__ in (None, ""):  # spark-submit jobs/analyze.py: make the reposito
 
 import pandas as pd  # noqa: E402
 
-from jobs.analysis import (LIFT_SCHEMA, AnalysisError, AnalysisResult, SalesPanel, estimate_lifts,  # noqa: E402
-                           format_text, load_paper_panel, panel_from_lake_frames, sales_lift_rows, second_stage,
-                           write_report)
+from jobs.analysis import (  # noqa: E402
+    LIFT_SCHEMA,
+    AnalysisError,
+    AnalysisResult,
+    SalesPanel,
+    estimate_lifts,
+    format_text,
+    load_paper_panel,
+    panel_from_lake_frames,
+    sales_lift_rows,
+    second_stage,
+    write_report,
+)
 from jobs.analysis.panel import SalesSource  # noqa: E402
 from jobs.analysis.render import ReportFiles  # noqa: E402
-from jobs.config import PEConfig, load_config  # noqa: E402
+from jobs.config import PEConfig  # noqa: E402
 from jobs.lake import Lake  # noqa: E402
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from models.settings import ModelSettings, TrainSettings
-from pe_udfs.settings import StrictSettings, ClipSettings, ProductSettings, SaliencySettings
 from pe_udfs.errors import PEError
+from pe_udfs.settings import ClipSettings, ProductSettings, SaliencySettings, StrictSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = REPO_ROOT / "conf" / "local.yaml"

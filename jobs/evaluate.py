@@ -29,7 +29,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from jobs.config import PEConfig, load_config
+from jobs.config import PEConfig
 from jobs.lake import Lake
 from models.agreement import Estimate, bootstrap, paired_difference, pearson, permutation_null
 from pe_udfs.errors import PEError

@@ -27,7 +27,7 @@ from functools import partial
 if __package__ in (None, ""):  # spark-submit jobs/score.py: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs.config import PEConfig, load_config  # noqa: E402
+from jobs.config import PEConfig  # noqa: E402
 from jobs.contracts import spark_schema  # noqa: E402
 from jobs.lake import Lake, LakeError  # noqa: E402
 

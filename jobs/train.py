@@ -306,8 +306,15 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, group
     from models.gate import evaluate_gate
     from models.labels import is_within_influencer, within_groups
     from models.loader import feature_batches
-    from models.promotion import (apply_gate, defer_promotion, evaluation_metrics, evaluation_tags, gate_lines,
-                                  log_gate, log_split)
+    from models.promotion import (
+        apply_gate,
+        defer_promotion,
+        evaluation_metrics,
+        evaluation_tags,
+        gate_lines,
+        log_gate,
+        log_split,
+    )
     from models.registry import champion_version, ensure_experiment, log_engagement_model, mlflow_store
     from models.training import fit_head, predict_head, resolve_device
 

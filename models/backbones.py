@@ -77,6 +77,9 @@ class Backbone(nn.Module):
     never change), but gradients still flow to the input pixels (for saliency).
     """
 
+    mean: torch.Tensor  # (1, 3, 1, 1) buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, features: nn.Module, preprocess: PreprocessConfig) -> None:
         super().__init__()
         self.features = features
@@ -153,7 +156,7 @@ def cached_backbone(name: str, weights_file: str | None = None, device: str = "c
     """:func:`create_backbone` with ImageNet weights on ``device`` in channels-last layout (faster convolutions),
     built once per process (e.g. once per Spark worker) for feature extraction."""
     net = create_backbone(name, weights="imagenet", weights_file=weights_file)
-    return net.to(device=device, memory_format=torch.channels_last)
+    return net.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs omit it
 
 
 def load_state_dict_file(path: str) -> dict[str, torch.Tensor]:
@@ -238,11 +241,10 @@ def _xception(*, weights: str | None, weights_file: str | None) -> Backbone:
         raise BackboneWeightsError("weights_missing", 
             "the xception backbone needs its ImageNet weights as a local file (nothing is downloaded): set "
             "model.backbone_weights to a state-dict file of timm's legacy_xception (e.g. xception-43020ad28.pth)")
-    state = load_state_dict_file(weights_file) if weights_file is not None else None
-    net = timm.create_model("legacy_xception", pretrained=False, num_classes=0, global_pool="")
+    net: Any = timm.create_model("legacy_xception", pretrained=False, num_classes=0, global_pool="")
     source = None
-    if state is not None:
-        _load_into(net, state, weights_file, drop_prefixes=("fc.",))
+    if weights_file is not None:
+        _load_into(net, load_state_dict_file(weights_file), weights_file, drop_prefixes=("fc.",))
         source = os.path.basename(weights_file)
     features = _ForwardFeatures(net)
     return Backbone(features, PreprocessConfig(
@@ -252,6 +254,8 @@ def _xception(*, weights: str | None, weights_file: str | None) -> Backbone:
 
 class _ForwardFeatures(nn.Module):
     """Wrap a timm model so ``forward`` returns its final feature map (no pooling, no classifier)."""
+
+    net: Any  # a timm model: forward_features is not part of nn.Module
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()

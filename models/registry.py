@@ -31,8 +31,8 @@ import torch
 
 from models.network import EngagementNet, build_engagement_net
 from models.settings import ModelSettings
-from pe_udfs.saliency import resolve_device
 from pe_udfs.errors import PEError
+from pe_udfs.saliency import resolve_device
 from pe_udfs.settings import ClipSettings
 
 __all__ = [
@@ -142,7 +142,8 @@ def log_engagement_model(net: EngagementNet, *, clip: ClipSettings, label: dict[
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    if mlflow.active_run() is None:
+    run = mlflow.active_run()
+    if run is None:
         raise RuntimeError("log_engagement_model needs an active MLflow run")
     h, w = clip.size, clip.size
     signature = ModelSignature(
@@ -167,7 +168,7 @@ def log_engagement_model(net: EngagementNet, *, clip: ClipSettings, label: dict[
                 registered_model_name=registered_model_name,
                 await_registration_for=60,
             )
-    run_uri = f"runs:/{mlflow.active_run().info.run_id}/{MODEL_ARTIFACT}"
+    run_uri = f"runs:/{run.info.run_id}/{MODEL_ARTIFACT}"
     version = getattr(info, "registered_model_version", None)
     return run_uri, (str(version) if version is not None else None)
 

@@ -70,6 +70,8 @@ class PEInputError(PEError):
     """Base of every per-video input error: ``stage`` ('fetch' | 'decode' | 'product' | 'model'), ``reason``."""
 
     stage = "input"
+    #: the crash-journal mark of the attempt that raised it (set by the scoring worker, pe_udfs.udf)
+    mark: Any = None
 
     def __init__(self, reason: str, message: str, *, uri: str | None = None) -> None:
         super().__init__(reason, message)

@@ -388,7 +388,7 @@ def product_map(match_frames: Sequence[np.ndarray], listing: ListingFeatures | N
         if listing.silhouette is not None and m.homography is not None:
             mask = silhouette_mask(listing.silhouette, m.homography, w, h, out_size)
         else:
-            mask = quad_mask(m.polygon, w, h, out_size)
+            mask = quad_mask(m.polygon, w, h, out_size)  # type: ignore[arg-type]  # found: it has a polygon
         if not mask.any():
             result.reasons[i] = "empty_on_grid"
             continue

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, cast
 
 import cv2
 import numpy as np
@@ -164,7 +164,7 @@ def _saliency(model: torch.nn.Module, x: torch.Tensor, settings: SaliencySetting
     captured: list[torch.Tensor] = []
     if _has_backbone_and_head(model):
         saliency = Saliency(forward)
-        chunk = frame_chunk_for(model, x.shape[1], settings, device, size=tuple(x.shape[-2:]))
+        chunk = frame_chunk_for(model, x.shape[1], settings, device, size=(int(x.shape[-2]), int(x.shape[-1])))
         saliency.gradient_func = _chunked_gradients(model, chunk, settings.precision, device, captured)
     else:
         def forward_and_keep(inp: torch.Tensor) -> torch.Tensor:
@@ -213,7 +213,7 @@ def frame_chunk_for(model: torch.nn.Module, seconds: int, settings: SaliencySett
     free, total = torch.cuda.mem_get_info(device)
     budget = GPU_MEMORY_SHARE * min(free, total * memory_share)
     # measured in float32: under bf16 autocast activations take fewer bytes, so the chunk errs on the safe side
-    footprint = frame_footprint(model.backbone, size, device=device)
+    footprint = frame_footprint(cast(torch.nn.Module, model.backbone), size, device=device)
     return chunk_for_budget(footprint, int(budget), seconds=seconds, match_size=(0, 0))
 
 

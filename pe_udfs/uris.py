@@ -111,8 +111,8 @@ def open_binary(uri: str, *, allowed_schemes: Sequence[str] | None = None,
         return
     handle = _open_remote(uri, error_cls)
     try:
-        size = getattr(handle, "size", None)
-        yield handle, (size() if callable(size) else size)
+        remote_size = getattr(handle, "size", None)
+        yield handle, (remote_size() if callable(remote_size) else remote_size)
     finally:
         handle.close()
 

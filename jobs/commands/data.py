@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from enum import Enum
+from pathlib import Path
 from typing import Literal, Optional
 
 import typer

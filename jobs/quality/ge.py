@@ -65,7 +65,10 @@ def context(root: str | None):
     are built in ``root/data_docs``."""
     gx = import_gx()
     from great_expectations.data_context.types.base import (
-        DataContextConfig, InMemoryStoreBackendDefaults, ProgressBarsConfig)
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
 
     defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
     sites = {}

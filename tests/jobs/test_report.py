@@ -10,8 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.report import (ReportError, best_video_id, heat_vmax, overlay_frame, percentiles, render_video_page,
-                         strip_seconds, write_campaign_report, write_video_report)
+from jobs.report import (
+    ReportError,
+    best_video_id,
+    heat_vmax,
+    overlay_frame,
+    percentiles,
+    render_video_page,
+    strip_seconds,
+    write_campaign_report,
+    write_video_report,
+)
 
 GRID = 14
 

@@ -13,8 +13,19 @@ import pytest
 
 from jobs.config import load_config
 from jobs.validate import (
-    MISSING_ID, QualityError, ValidationFailed, add_mismatch_columns, check_outputs, gate, rejected_inputs,
-    rejected_rows, suite_checks, validate_frame, validate_table, validate_tables)
+    MISSING_ID,
+    QualityError,
+    ValidationFailed,
+    add_mismatch_columns,
+    check_outputs,
+    gate,
+    rejected_inputs,
+    rejected_rows,
+    suite_checks,
+    validate_frame,
+    validate_table,
+    validate_tables,
+)
 
 PE = str(Path(sys.executable).parent / "pe")
 SIZE = 16  # clip size of these tests: maps are (S, 16, 16)

@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.backbones import (BackboneWeightsError, UnknownBackbone, create_backbone,
-                              list_backbones)
+from models.backbones import BackboneWeightsError, UnknownBackbone, create_backbone, list_backbones
 
 
 def test_registry_lists_the_three_backbones_and_rejects_unknown_names():

@@ -6,11 +6,11 @@ import json
 import cv2
 import numpy as np
 import pytest
+from pe_media import paste, write_frames
 from skimage import data
 from typer.testing import CliRunner
 
 from jobs.cli import app
-from pe_media import paste, write_frames
 
 SCENE = data.astronaut()[:384]
 QUAD = np.float32([[150, 100], [420, 140], [400, 330], [130, 300]])

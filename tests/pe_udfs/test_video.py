@@ -138,7 +138,6 @@ def test_text_file_renamed_mp4(tmp_path):
 
 def test_audio_only_file_has_no_video_stream(tmp_path):
     import av
-
     from pe_media import _write_tone
 
     p = tmp_path / "voice.mp4"
