@@ -14,7 +14,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(VPY))
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test test-fast test-slow bench airflow java clean
+.PHONY: install demo lint test test-fast test-slow bench airflow java clean
 
 install: $(STAMP)
 
@@ -41,11 +41,17 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt r
 demo: install
 	$(VENV)/bin/pe demo
 
-# Fast unit tests and the integration suite (real Spark, Delta, MLflow in temp folders).
-test: install airflow
+# pyflakes + import order (ruff; `ruff check --fix .` repairs both) and types of pe_udfs and models (mypy);
+# their settings are in pyproject.toml.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VPY) -m mypy
+
+# Lint, fast unit tests and the integration suite (real Spark, Delta, MLflow in temp folders).
+test: install airflow lint
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install lint
 	$(VPY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 BENCH_LAKE ?= /tmp/pe-bench-lake40

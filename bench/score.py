@@ -93,8 +93,8 @@ def main() -> None:
 
     from jobs.score import run_score
     from models.registry import load_engagement_model
-    from pe_udfs.udf import ScoringTask, default_cores, listing_for
     from pe_udfs.score import score_video
+    from pe_udfs.udf import ScoringTask, default_cores, listing_for
 
     root = tempfile.mkdtemp(prefix="pe-bench-score-")
     cfg, spark, lake = sample_campaign_with_champion(root, args.large, args.min_seconds, args.max_seconds)

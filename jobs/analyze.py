@@ -15,7 +15,6 @@ The paper's panel is internal validation data: by default its lifts are not writ
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import os
@@ -29,16 +28,29 @@ if __package__ in (None, ""):  # spark-submit jobs/analyze.py: make the reposito
 
 import pandas as pd  # noqa: E402
 
-from jobs.analysis import (LIFT_SCHEMA, AnalysisError, AnalysisResult, SalesPanel, estimate_lifts,  # noqa: E402
-                           format_text, load_paper_panel, panel_from_lake_frames, sales_lift_rows, second_stage,
-                           write_report)
+from jobs.analysis import (  # noqa: E402
+    LIFT_SCHEMA,
+    AnalysisError,
+    AnalysisResult,
+    SalesPanel,
+    estimate_lifts,
+    format_text,
+    load_paper_panel,
+    panel_from_lake_frames,
+    sales_lift_rows,
+    second_stage,
+    write_report,
+)
+from jobs.analysis.panel import SalesSource  # noqa: E402
 from jobs.analysis.render import ReportFiles  # noqa: E402
-from jobs.config import PEConfig, load_config  # noqa: E402
+from jobs.config import PEConfig  # noqa: E402
 from jobs.lake import Lake  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 Engine = Literal["auto", "spark", "local"]
+#: The PE score the second stage regresses lifts on.
+PEColumn = Literal["pe_raw", "pe_share"]
 #: engine="auto" runs the first stage on Spark only when it pays: more than this many cores and products.
 #: Measured on the paper's panel (40 products, 2 shared cores): local 80 s, Spark local[2] 110 s.
 AUTO_MIN_CORES = 2
@@ -102,7 +114,7 @@ def choose_model_version(scores: pd.DataFrame, requested: str | None, champion: 
 
 
 def lake_panel(lake: Lake, cfg: PEConfig, *, model_version: str | None = None, pe_column: str = "pe_raw",
-               sales_source: Literal["imputed", "observed"] = "imputed") -> SalesPanel:
+               sales_source: SalesSource = "imputed") -> SalesPanel:
     """The analysis panel from the lake's taobao_sales, campaign_videos and pe_scores (read through Spark)."""
     from jobs.views import champion_version
 
@@ -174,8 +186,8 @@ def choose_engine(engine: Engine, cores: int, n_products: int) -> Literal["spark
 
 def run_analyze(cfg: PEConfig, lake: Lake | None = None, *, panel_dir: str | None = None, engine: Engine = "auto",
                 run_id: str | None = None, out_dir: str | None = None, write_table: bool | None = None,
-                model_version: str | None = None, pe_column: str = "pe_raw",
-                sales_source: Literal["imputed", "observed"] = "imputed", oof_repeats: int = 20) -> AnalyzeSummary:
+                model_version: str | None = None, pe_column: PEColumn = "pe_raw",
+                sales_source: SalesSource = "imputed", oof_repeats: int = 20) -> AnalyzeSummary:
     """Run the analysis on the lake (or on ``panel_dir``), write ``sales_lift`` and the report.
 
     ``lake``: the lake to read and write (its Spark session runs the first stage); default the config's,
@@ -240,31 +252,7 @@ def _report_folder(cfg: PEConfig, run: str) -> str:
     return os.path.join(cfg.lake_path, "reports", "analysis", run)
 
 
-# ------------------------------------------------------------------------------------------------ main
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default=None)
-    ap.add_argument("--lake", default=None)
-    ap.add_argument("--panel", default=None, help="folder in the paper's panel format")
-    ap.add_argument("--engine", default="auto", choices=["auto", "spark", "local"])
-    ap.add_argument("--run-id", default=None)
-    ap.add_argument("--out", default=None)
-    ap.add_argument("--model-version", default=None)
-    ap.add_argument("--pe-column", default="pe_raw", choices=["pe_raw", "pe_share"])
-    ap.add_argument("--sales", default="imputed", choices=["imputed", "observed"])
-    ap.add_argument("--write-table", default=None, action=argparse.BooleanOptionalAction)
-    args = ap.parse_args(argv)
-    cfg = load_config(args.config, lake=args.lake)
-    try:
-        summary = run_analyze(cfg, panel_dir=args.panel, engine=args.engine, run_id=args.run_id, out_dir=args.out,
-                              write_table=args.write_table, model_version=args.model_version,
-                              pe_column=args.pe_column, sales_source=args.sales)
-    except AnalysisError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(summary.text())
-    return 0
+if __name__ == "__main__":  # spark-submit jobs/analyze.py [options of pe analyze]
+    from jobs.cli import submit
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    submit("analyze")

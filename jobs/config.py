@@ -18,14 +18,18 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from models.settings import ModelSettings, TrainSettings
-from pe_udfs.settings import StrictSettings, ClipSettings, DecodeSettings, ProductSettings, SaliencySettings
+from pe_udfs.errors import PEError
+from pe_udfs.settings import ClipSettings, DecodeSettings, ProductSettings, SaliencySettings, StrictSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = REPO_ROOT / "conf" / "local.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(PEError):
     """A configuration file is missing, unreadable, or has an unknown key or a wrong type."""
+
+    stage = "config"
+    exit_code = 2
 
 
 class SparkSettings(StrictSettings):
@@ -146,7 +150,7 @@ class PEConfig(StrictSettings):
         if self.mlflow.tracking_uri:
             return self.mlflow.tracking_uri
         if "://" in self.lake_path:
-            raise ConfigError("mlflow.tracking_uri must be set when the lake is not a local folder")
+            raise ConfigError("tracking_uri_required", "mlflow.tracking_uri must be set when the lake is not a local folder")
         return f"sqlite:///{self.lake_path}/mlflow.db"
 
     @property
@@ -172,14 +176,15 @@ class PEConfig(StrictSettings):
 
 
 def _format_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
+    """One line: every problem of the file, separated by ';'."""
+    problems = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            lines.append(f"  unknown key '{key}'")
+            problems.append(f"unknown key '{key}'")
         else:
-            lines.append(f"  {key}: {e['msg']} (got {_short(e.get('input'))})")
-    return "\n".join(lines)
+            problems.append(f"{key}: {e['msg']} (got {_short(e.get('input'))})")
+    return f"invalid configuration in {source}: " + "; ".join(problems)
 
 
 #: A config file is a few KB; anything far larger is a mistake (or an attack on the parser).
@@ -198,7 +203,7 @@ class _NoAliasLoader(yaml.SafeLoader):
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
-            raise ConfigError(f"YAML aliases (*{event.anchor}) are not allowed in config files "
+            raise ConfigError("yaml_alias", f"YAML aliases (*{event.anchor}) are not allowed in config files "
                               f"(line {event.start_mark.line + 1}); write the values out")
         return super().compose_node(parent, index)
 
@@ -214,28 +219,28 @@ def load_config(path: str | os.PathLike | None = None, *, lake: str | None = Non
     if path is not None or source.exists():
         try:
             if source.is_file() and source.stat().st_size > MAX_CONFIG_BYTES:
-                raise ConfigError(f"config file {source} is {source.stat().st_size:,} bytes; at most "
+                raise ConfigError("file_too_large", f"config file {source} is {source.stat().st_size:,} bytes; at most "
                                   f"{MAX_CONFIG_BYTES:,} are allowed")
             text = source.read_text()
         except OSError as e:
-            raise ConfigError(f"cannot read config file {source}: {e.strerror}") from e
+            raise ConfigError("unreadable", f"cannot read config file {source}: {e.strerror}") from e
         except UnicodeDecodeError:
-            raise ConfigError(f"config file {source} is not UTF-8 text") from None
+            raise ConfigError("not_utf8", f"config file {source} is not UTF-8 text") from None
         try:
             data = yaml.load(text, Loader=_NoAliasLoader) or {}
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-            raise ConfigError(f"config file {source} is not valid YAML{where}: {getattr(e, 'problem', None) or 'syntax error'}") from None
+            raise ConfigError("bad_yaml", f"config file {source} is not valid YAML{where}: {getattr(e, 'problem', None) or 'syntax error'}") from None
         if not isinstance(data, dict):
-            raise ConfigError(f"config file {source} must hold a mapping at the top level")
+            raise ConfigError("not_a_mapping", f"config file {source} must hold a mapping at the top level")
     data = _deep_merge(data, overrides or {})
     if lake is not None:
         data["lake"] = lake
     try:
         cfg = PEConfig(**data)
     except ValidationError as e:
-        raise ConfigError(_format_error(e, str(source))) from None
+        raise ConfigError("invalid", _format_error(e, str(source))) from None
     cfg.source = str(source)
     return cfg
 

@@ -14,13 +14,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pe_udfs.errors import PEError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COORDINATES_FILE = REPO_ROOT / "requirements" / "delta-jars.txt"
 JARS_DIR = Path(sys.prefix) / "share" / "pe-score" / "jars"
 
 
-class DeltaJarsMissing(RuntimeError):
+class DeltaJarsMissing(PEError):
     """The Delta JARs are not installed (and cannot be fetched); the message says how to supply them."""
+
+    stage = "setup"
 
 
 def coordinates(path: Path = COORDINATES_FILE) -> list[str]:
@@ -47,7 +51,7 @@ def jar_paths(folder: Path = JARS_DIR) -> list[str]:
     wanted = [jar_name(c) for c in coordinates()]
     missing = [n for n in wanted if not (folder / n).is_file()]
     if missing:
-        raise DeltaJarsMissing(_how_to_supply(missing, folder))
+        raise DeltaJarsMissing("jars_missing", _how_to_supply(missing, folder))
     return [str(folder / n) for n in wanted]
 
 
@@ -62,7 +66,7 @@ def install(folder: Path = JARS_DIR, source_dir: str | None = None) -> list[str]
         if source_dir:
             src = Path(source_dir) / name
             if not src.is_file():
-                raise DeltaJarsMissing(_how_to_supply([name], Path(source_dir)))
+                raise DeltaJarsMissing("jars_missing", _how_to_supply([name], Path(source_dir)))
             shutil.copy2(src, folder / name)
         else:
             _maven_copy(coord, folder)
@@ -72,7 +76,7 @@ def install(folder: Path = JARS_DIR, source_dir: str | None = None) -> list[str]
 def _maven_copy(coord: str, folder: Path) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise DeltaJarsMissing("Maven (`mvn`) is not installed, so the Delta JARs cannot be fetched. "
+        raise DeltaJarsMissing("no_maven", "Maven (`mvn`) is not installed, so the Delta JARs cannot be fetched. "
                                + _how_to_supply([jar_name(coord)], folder))
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={coord}", f"-DoutputDirectory={tmp}",
@@ -81,7 +85,7 @@ def _maven_copy(coord: str, folder: Path) -> None:
         fetched = Path(tmp) / jar_name(coord)
         if proc.returncode != 0 or not fetched.is_file():
             detail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
-            raise DeltaJarsMissing(f"Maven could not fetch {coord}: {' | '.join(detail) or 'no output'}. "
+            raise DeltaJarsMissing("fetch_failed", f"Maven could not fetch {coord}: {' | '.join(detail) or 'no output'}. "
                                    + _how_to_supply([jar_name(coord)], folder))
         shutil.move(str(fetched), folder / jar_name(coord))
 

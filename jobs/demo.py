@@ -13,6 +13,7 @@ from typing import Callable
 
 from jobs.config import PEConfig
 from jobs.lake import Lake
+from pe_udfs.errors import PEError
 
 #: Small enough to finish in a few minutes on 2 cores, big enough for the model to beat a constant baseline.
 DEMO_VIDEOS = 48
@@ -32,8 +33,10 @@ class DemoResult:
 DEMO_MARKER = ".pe-demo-lake"
 
 
-class DemoError(RuntimeError):
-    pass
+class DemoError(PEError):
+    """The demo cannot run on this lake folder, or one of its steps failed its check."""
+
+    stage = "demo"
 
 
 def _fresh_lake(cfg: PEConfig) -> None:
@@ -41,10 +44,10 @@ def _fresh_lake(cfg: PEConfig) -> None:
     the marker file). A folder with anything else in it is never deleted: that could be real data."""
     root = cfg.lake_path
     if "://" in root:
-        raise DemoError(f"the demo builds a fresh local lake; {root} is not a local folder")
+        raise DemoError("remote_lake", f"the demo builds a fresh local lake; {root} is not a local folder")
     if os.path.isdir(root) and os.listdir(root):
         if not os.path.exists(os.path.join(root, DEMO_MARKER)):
-            raise DemoError(f"{root} is not empty and was not made by `pe demo`; refusing to delete it. "
+            raise DemoError("lake_not_empty", f"{root} is not empty and was not made by `pe demo`; refusing to delete it. "
                             "Run the demo on another folder: pe --lake /tmp/pe-demo demo")
         shutil.rmtree(root)
     os.makedirs(root, exist_ok=True)
@@ -99,7 +102,7 @@ def run_demo(cfg: PEConfig, *, videos: int = DEMO_VIDEOS, seed: int = DEMO_SEED,
         echo(f"   data docs: {reports[0].docs_path}")
     failing = gate(reports, allow_rejects=True)
     if failing:
-        raise RuntimeError("validation failed: " + ", ".join(r.table for r in failing))
+        raise DemoError("validation_failed", "validation failed: " + ", ".join(r.table for r in failing))
 
     _analysis_and_reports(cfg, lake, step, echo)
 

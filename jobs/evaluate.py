@@ -18,7 +18,6 @@ The truth is the whole video's time-weighted product engagement (as the issue de
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 import json
@@ -30,17 +29,20 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from jobs.config import PEConfig, load_config
+from jobs.config import PEConfig
 from jobs.lake import Lake
 from models.agreement import Estimate, bootstrap, paired_difference, pearson, permutation_null
+from pe_udfs.errors import PEError
 
 #: score columns compared with the truth (pe_share is the model's; the rest need no engagement model)
 SCORES = ("pe_share", "area_only", "spectral_residual", "centre_prior", "constant")
 RESULT_DDL = "video_id STRING, result STRING"
 
 
-class EvaluateError(RuntimeError):
-    """The lake cannot be evaluated (no sample truth, no scores); the CLI prints it on one line."""
+class EvaluateError(PEError):
+    """The lake cannot be evaluated (no sample truth, no scores)."""
+
+    stage = "evaluate"
 
 
 @dataclass
@@ -215,22 +217,27 @@ def true_window_pe(truth: pd.DataFrame, n_seconds: pd.Series) -> pd.Series:
 
 
 # ---------------------------------------------------------------------------------------------- job
+def require_truth(lake: Lake) -> None:
+    """Raise :class:`EvaluateError` unless the lake holds a sample campaign's truth (no Spark needed)."""
+    if not lake.exists("sample_truth"):
+        raise EvaluateError("no_sample_truth", f"the lake at {lake.root} has no sample_truth table: `pe evaluate` "
+                            "needs a sample campaign whose truth is known (`pe sample`)")
+
+
 def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None, run: str | None = None,
                  log_mlflow: bool = True) -> EvaluateSummary:
     """Evaluate one model version's scores (default: the @champion's) on the lake's sample campaign."""
-    from jobs.analyze import choose_model_version
     from pyspark.sql import functions as F
 
+    from jobs.analyze import choose_model_version
     from jobs.contracts import spark_schema
     from jobs.views import champion_version, current_seconds
 
     t0 = time.perf_counter()
-    if not lake.exists("sample_truth"):
-        raise EvaluateError(f"the lake at {lake.root} has no sample_truth table: `pe evaluate` needs a sample "
-                            "campaign whose truth is known (`pe sample`)")
+    require_truth(lake)
     for name in ("pe_scores", "pe_seconds", "campaign_videos"):
         if not lake.exists(name):
-            raise EvaluateError(f"the lake at {lake.root} has no {name} table: run `pe score` first")
+            raise EvaluateError("table_not_found", f"the lake at {lake.root} has no {name} table: run `pe score` first")
     scores = lake.read_pandas("pe_scores")
     version, _ = choose_model_version(scores, model_version, champion_version(cfg))
     scores = scores[scores["model_version"].astype(str) == version]
@@ -239,7 +246,7 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
     videos = lake.read_pandas("campaign_videos")
     videos = videos[videos["video_id"].isin(set(scores["video_id"]) & set(truth["video_id"]))]
     if videos.empty:
-        raise EvaluateError(f"model v{version} has scored none of the sample campaign's videos")
+        raise EvaluateError("no_scores", f"model v{version} has scored none of the sample campaign's videos")
     run = run or f"evaluate-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-v{version}"
 
     # transform: per video on Spark
@@ -325,24 +332,7 @@ def _log_to_model_run(cfg: PEConfig, scores: pd.DataFrame, rows: pd.DataFrame) -
     return str(run_ids[0])
 
 
-def main(argv: list[str] | None = None) -> int:
-    from jobs.spark import get_spark
+if __name__ == "__main__":  # spark-submit jobs/evaluate.py [options of pe evaluate]
+    from jobs.cli import submit
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default=None)
-    ap.add_argument("--lake", default=None)
-    ap.add_argument("--model-version", default=None)
-    args = ap.parse_args(argv)
-    cfg = load_config(args.config, lake=args.lake)
-    try:
-        summary = run_evaluate(cfg, Lake.from_config(cfg, get_spark(cfg, app_name="pe-evaluate")),
-                               model_version=args.model_version)
-    except EvaluateError as e:
-        print(f"error: {e}")
-        return 1
-    print("\n".join(summary.lines()))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    submit("evaluate")

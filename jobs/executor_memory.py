@@ -24,6 +24,8 @@ __all__ = ["ExecutorMemoryError", "ExecutorBudget", "MemoryPlan", "executor_budg
 class ExecutorMemoryError(ConfigError):
     """The configured executors cannot hold their concurrent scoring tasks."""
 
+    stage = "score"
+
 
 @dataclass(frozen=True)
 class ExecutorBudget:
@@ -98,7 +100,7 @@ def plan_scoring_memory(cfg: PEConfig, champion, budget: ExecutorBudget) -> Memo
                "(and leave spark.executor.pyspark.memory unset: it is an address-space limit torch cannot live "
                "under)" if not budget.source.startswith("this machine") else "lower spark.master's core count")
         per_frame = format_size(footprint.graph_per_frame)
-        raise ExecutorMemoryError(f"scoring cannot fit: {plan.line()}; {fix}, run fewer tasks per executor, or lower "
+        raise ExecutorMemoryError("executor_memory", f"scoring cannot fit: {plan.line()}; {fix}, run fewer tasks per executor, or lower "
                                   f"saliency.frame_chunk (each frame of it ≈ {per_frame})")
     return plan
 

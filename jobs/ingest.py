@@ -4,7 +4,7 @@
             per video or image file, ids from file names, an optional sidecar manifest joined on video_id)
       ─► column names mapped case-insensitively to the table's (missing or unknown columns: one-line error)
       ─► typed per the contract; relative URIs resolved against the manifest's folder
-      ─► per row, as Spark expressions and one pandas UDF (URIs checked by pe_udfs.video.resolve_uri against
+      ─► per row, as Spark expressions and one pandas UDF (URIs checked by pe_udfs.uris.resolve_uri against
          io.allowed_schemes / allowed_roots, on the executors): missing value, bad timestamp / number /
          boolean, negative value, duplicate key, unknown product / video, disallowed or missing file
       ─► good rows: Lake.merge into the table by key (one commit; the same file again commits nothing)
@@ -25,7 +25,7 @@ import datetime as dt
 import os
 import posixpath
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import pandas as pd
 
@@ -45,10 +45,15 @@ IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp")
 PANEL_COLUMNS = {"taobao_id": "product_id", "updated_time": "date", "rev": "rolling_sales_30d", "price": "price",
                  "discount": "discount", "search": "search_index", "treated": "advertised"}
 PANEL_REQUIRED = ("product_id", "date", "rolling_sales_30d", "advertised")
+#: Layouts of a sales manifest: taobao_sales' own columns, or the paper's public panel (PANEL_COLUMNS).
+ManifestFormat = Literal["table", "panel"]
 
 
 class IngestError(LakeError):
     """The input cannot be ingested at all (unreadable file, missing or unknown columns); nothing was written."""
+
+    stage = "ingest"
+    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ class IngestSummary:
 
 # ---------------------------------------------------------------------------------------------- main
 def run_ingest(cfg: PEConfig, kind: str, source: str | None = None, *, folder: str | None = None,
-               sidecar: str | None = None, defaults: dict[str, str] | None = None, fmt: str = "table",
+               sidecar: str | None = None, defaults: dict[str, str] | None = None, fmt: ManifestFormat = "table",
                dry_run: bool = False, run_id: str | None = None, spark=None) -> IngestSummary:
     """Ingest one manifest (``source``) or ``folder`` of ``kind`` into its table; see the module docstring.
 
@@ -123,11 +128,11 @@ def run_ingest(cfg: PEConfig, kind: str, source: str | None = None, *, folder: s
 
     spec = _kind(kind)
     if (source is None) == (folder is None):
-        raise IngestError(f"give a manifest file or --folder DIR for pe ingest {kind}, not both or neither")
+        raise IngestError("bad_arguments", f"give a manifest file or --folder DIR for pe ingest {kind}, not both or neither")
     if folder is not None and kind not in ("videos", "products"):
-        raise IngestError(f"--folder works for videos and products, not {kind}")
-    if fmt not in ("table", "panel") or (fmt == "panel" and kind != "sales"):
-        raise IngestError(f"--format {fmt!r}: use 'table', or 'panel' with pe ingest sales")
+        raise IngestError("bad_arguments", f"--folder works for videos and products, not {kind}")
+    if fmt not in get_args(ManifestFormat) or (fmt == "panel" and kind != "sales"):
+        raise IngestError("bad_format", f"--format {fmt!r}: use 'table', or 'panel' with pe ingest sales")
     spark = spark or get_spark(cfg, app_name=f"pe-ingest-{kind}")
     lake = Lake.from_config(cfg, spark)
     now = dt.datetime.now(dt.timezone.utc)
@@ -176,7 +181,7 @@ def _kind(kind: str) -> Kind:
     try:
         return KINDS[kind]
     except KeyError:
-        raise IngestError(f"unknown kind {kind!r}: use {', '.join(KINDS_ORDER)}") from None
+        raise IngestError("unknown_kind", f"unknown kind {kind!r}: use {', '.join(KINDS_ORDER)}") from None
 
 
 def _absolute(path: str) -> str:
@@ -191,16 +196,16 @@ def _read(spark, path: str) -> "DataFrame":
 
     ext = os.path.splitext(path.lower())[1]
     if ext not in FORMATS:
-        raise IngestError(f"{path}: unknown manifest format '{ext or '(none)'}' (use {', '.join(sorted(FORMATS))})")
+        raise IngestError("unknown_manifest_format", f"{path}: unknown manifest format '{ext or '(none)'}' (use {', '.join(sorted(FORMATS))})")
     if "://" not in path and not os.path.isfile(path):
-        raise IngestError(f"{path} does not exist")
+        raise IngestError("not_found", f"{path} does not exist")
     reader = spark.read.option("mode", "PERMISSIVE")
     try:
         df = reader.option("header", "true").option("inferSchema", "false").csv(path) if FORMATS[ext] == "csv" \
             else reader.format(FORMATS[ext]).load(path)
         df.schema  # noqa: B018  (resolves the file now, so a bad one fails here with a readable message)
     except AnalysisException as e:
-        raise IngestError(f"{path}: cannot read it as {FORMATS[ext]}: {str(e).splitlines()[0]}") from None
+        raise IngestError("unreadable", f"{path}: cannot read it as {FORMATS[ext]}: {str(e).splitlines()[0]}") from None
     df = df.select(*[F.nullif(F.trim(F.col(f"`{c}`").cast("string")), F.lit("")).alias(c) for c in df.columns])
     order = Window.orderBy("_mid")
     return df.withColumn("_mid", F.monotonically_increasing_id()).withColumn(
@@ -220,7 +225,7 @@ def _mapped(df: "DataFrame", spec: Kind, path: str, fmt: str, required: tuple[st
         if key not in spec.columns:
             unknown.append(c)
         elif key in names.values():
-            raise IngestError(f"{path}: columns {[k for k, v in names.items() if v == key] + [c]} both mean {key}")
+            raise IngestError("ambiguous_columns", f"{path}: columns {[k for k, v in names.items() if v == key] + [c]} both mean {key}")
         else:
             names[c] = key
     missing = [c for c in required if c not in names.values()]
@@ -229,7 +234,7 @@ def _mapped(df: "DataFrame", spec: Kind, path: str, fmt: str, required: tuple[st
         parts = ([f"missing columns {[shown[c] for c in missing]}"] if missing else []) + \
             ([f"unknown columns {unknown}"] if unknown else [])
         optional = [shown[c] for c in spec.columns if c not in required and c in shown]
-        raise IngestError(f"{path}: {'; '.join(parts)} (required: {', '.join(shown[c] for c in required)}; "
+        raise IngestError("bad_columns", f"{path}: {'; '.join(parts)} (required: {', '.join(shown[c] for c in required)}; "
                           f"optional: {', '.join(optional)})")
     return df.select("_seq", *[df[f"`{c}`"].alias(k) for c, k in names.items()])
 
@@ -257,14 +262,14 @@ def _folder_rows(spark, spec: Kind, folder: str, sidecar: str | None, defaults: 
 
     root = _absolute(folder)
     if "://" not in root and not os.path.isdir(root):
-        raise IngestError(f"{root} is not a folder")
+        raise IngestError("not_a_folder", f"{root} is not a folder")
     exts = VIDEO_EXTENSIONS if spec.name == "videos" else IMAGE_EXTENSIONS
     glob = "*.{" + ",".join(e for x in exts for e in (x, x.upper())) + "}"
     try:
         files = (spark.read.format("binaryFile").option("recursiveFileLookup", "true")
                  .option("pathGlobFilter", glob).load(root).select("path"))  # content is not read
     except AnalysisException as e:
-        raise IngestError(f"{root}: cannot list it: {str(e).splitlines()[0]}") from None
+        raise IngestError("unreadable", f"{root}: cannot list it: {str(e).splitlines()[0]}") from None
     path = F.regexp_replace("path", r"^file:(//)?(?=/)", "") if "://" not in root else F.col("path")
     rel = F.expr(f"substring(_path, {len(root.rstrip('/')) + 2})")
     stem = F.regexp_extract("_rel", r"([^/]*)\.[^./]+$", 1)
@@ -294,7 +299,7 @@ def _with_defaults(df: "DataFrame", spec: Kind, defaults: dict[str, str]) -> "Da
 
     bad = sorted(set(defaults) - set(spec.columns))
     if bad:
-        raise IngestError(f"no column {bad} in {spec.name} (columns: {', '.join(spec.columns)})")
+        raise IngestError("unknown_column", f"no column {bad} in {spec.name} (columns: {', '.join(spec.columns)})")
     out = []
     for c in spec.columns:
         col = F.col(c) if c in df.columns else F.lit(None).cast("string")
@@ -433,7 +438,7 @@ def _product_images(lake: Lake) -> "DataFrame":
 
 def _uri_udf(allowed_schemes: tuple[str, ...], allowed_roots: tuple[str, ...]):
     """pandas UDF (uri, base folder) → struct<uri, reason, message>: a relative path joined to the base and
-    normalised, then checked by :func:`pe_udfs.video.resolve_uri` (scheme, roots, local file exists)."""
+    normalised, then checked by :func:`pe_udfs.uris.resolve_uri` (scheme, roots, local file exists)."""
     from pyspark.sql.functions import pandas_udf
 
     @pandas_udf("uri STRING, reason STRING, message STRING")
@@ -447,7 +452,7 @@ def _uri_udf(allowed_schemes: tuple[str, ...], allowed_roots: tuple[str, ...]):
 def resolve_location(uri: str | None, base: str | None, allowed_schemes, allowed_roots) -> tuple:
     """``(location, reason, message)`` of one manifest URI: reason/message None when it passes the io checks."""
     from pe_udfs.errors import PEInputError
-    from pe_udfs.video import resolve_uri
+    from pe_udfs.uris import resolve_uri
 
     if uri is None or (isinstance(uri, float) and uri != uri):
         return None, None, None

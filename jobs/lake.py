@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 from jobs import contracts
+from pe_udfs.errors import PEError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,16 +46,18 @@ OPTIMIZE_FILE_BYTES = 128 * 1024 * 1024
 CONFLICT_RETRIES = 6
 
 
-class LakeError(RuntimeError):
+class LakeError(PEError):
     """Base class for lake errors; the message says what is wrong and what to do."""
+
+    stage = "lake"
 
 
 class TableNotFound(LakeError):
-    pass
+    """A table the operation needs does not exist under the lake root."""
 
 
 class SchemaMismatch(LakeError):
-    pass
+    """A write's columns are missing, extra or cannot be cast to the table's contract; nothing was written."""
 
 
 class NotNullViolation(LakeError):
@@ -105,7 +108,7 @@ class Lake:
 
             self._spark = SparkSession.getActiveSession()
             if self._spark is None:
-                raise LakeError("this operation needs a Spark session: pass spark= to Lake(...)")
+                raise LakeError("no_spark", "this operation needs a Spark session: pass spark= to Lake(...)")
         return self._spark
 
     def path(self, name: str) -> str:
@@ -131,7 +134,7 @@ class Lake:
         from delta.tables import DeltaTable
 
         if not self.exists(name):
-            raise TableNotFound(f"no Delta table '{name}' under {self.root}")
+            raise TableNotFound("table_not_found", f"no Delta table '{name}' under {self.root}")
         return DeltaTable.forPath(self.spark, self.path(name))
 
     def version(self, name: str) -> int:
@@ -177,7 +180,7 @@ class Lake:
             builder.execute()
         except Exception as e:  # a concurrent creator won: fine as long as the table now exists
             if not self.exists(name):
-                raise LakeError(f"cannot create table '{name}' at {self.path(name)}: {_java_message(e)}") from e
+                raise LakeError("create_failed", f"cannot create table '{name}' at {self.path(name)}: {_java_message(e)}") from e
 
     def _add_contract_columns(self, name: str) -> None:
         """Columns the contract gained since the table was created are added (NULL in older rows), once per
@@ -196,7 +199,7 @@ class Lake:
     def read(self, name: str, version: int | None = None) -> "DataFrame":
         """The table (optionally at an older ``version``) as a Spark DataFrame."""
         if not self.exists(name):
-            raise TableNotFound(f"no Delta table '{name}' under {self.root}")
+            raise TableNotFound("table_not_found", f"no Delta table '{name}' under {self.root}")
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", int(version))
@@ -271,7 +274,7 @@ class Lake:
         source = conform(df, schema, name)
         dup = source.groupBy(*keys).count().where("count > 1").limit(1).collect()
         if dup:
-            raise LakeError(f"merge into '{name}': the source has duplicate keys {keys} (e.g. {dup[0][:-1]})")
+            raise LakeError("duplicate_keys", f"merge into '{name}': the source has duplicate keys {keys} (e.g. {dup[0][:-1]})")
         volatile = set(ignore_changes_in if ignore_changes_in is not None else (c.volatile if c else ()))
         compare = [f for f in schema.fieldNames() if f not in keys and f not in volatile]
         key_filter = _key_list_condition(source, keys[0])
@@ -311,9 +314,6 @@ class Lake:
         """Source rows whose key is new or whose compared columns differ from the table's (NULL-safe)."""
         same = " AND ".join(f"s.`{col}` <=> t.`{col}`" for col in [*keys, *compare])
         return source.alias("s").join(target.alias("t"), _expr(same), "left_anti")
-
-    def delete(self, name: str, predicate: str | None = None) -> None:
-        self.delta_table(name).delete(predicate)
 
     # ------------------------------------------------------------------ maintenance
     def optimize(self, name: str, zorder_by: Iterable[str] | None = None) -> dict:
@@ -404,11 +404,11 @@ def conform(df: "DataFrame", schema, name: str) -> "DataFrame":
             parts.append(f"missing columns {missing}")
         if extra:
             parts.append(f"unexpected columns {extra}")
-        raise SchemaMismatch(f"cannot write to '{name}': {'; '.join(parts)} (table columns: {list(want)})")
+        raise SchemaMismatch("missing_columns", f"cannot write to '{name}': {'; '.join(parts)} (table columns: {list(want)})")
     bad = [f"{c}: {have[c].simpleString()} → {t.simpleString()}" for c, t in want.items()
            if have[c] != t and not _castable(have[c], t)]
     if bad:
-        raise SchemaMismatch(f"cannot write to '{name}': incompatible column types: {'; '.join(bad)}")
+        raise SchemaMismatch("incompatible_types", f"cannot write to '{name}': incompatible column types: {'; '.join(bad)}")
     return df.select(*[F.col(f"`{c}`") if have[c] == t else F.col(f"`{c}`").cast(t).alias(c) for c, t in want.items()])
 
 
@@ -436,7 +436,7 @@ def _not_null_checked(action, name: str) -> None:
         action()
     except Exception as e:
         if "DELTA_NOT_NULL_CONSTRAINT_VIOLATED" in str(e):  # Delta's error class, as the JVM raised it
-            raise NotNullViolation(f"cannot write to '{name}': {_java_message(e)} (nothing was written)") from None
+            raise NotNullViolation("not_null", f"cannot write to '{name}': {_java_message(e)} (nothing was written)") from None
         raise
 
 
@@ -450,7 +450,7 @@ def _with_retries(action, name: str) -> None:
             return action()
         except conflicts as e:
             if attempt == CONFLICT_RETRIES - 1:
-                raise LakeError(f"'{name}': gave up after {CONFLICT_RETRIES} conflicts with concurrent writers: "
+                raise LakeError("write_conflict", f"'{name}': gave up after {CONFLICT_RETRIES} conflicts with concurrent writers: "
                                 f"{_java_message(e)}") from e
             log.info("%s: concurrent writer (%s); retrying", name, type(e).__name__)
             time.sleep(0.2 * (attempt + 1))

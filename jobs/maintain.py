@@ -47,7 +47,7 @@ def run_maintain(cfg: PEConfig, tables: list[str] | None = None, *, spark=None,
     names = tables or lake.table_names()
     missing = [n for n in names if not lake.exists(n)]
     if missing:
-        raise TableNotFound(f"no Delta table {', '.join(missing)} under {lake.root} "
+        raise TableNotFound("table_not_found", f"no Delta table {', '.join(missing)} under {lake.root} "
                             f"(tables: {', '.join(lake.table_names()) or 'none'})")
     hours = cfg.maintain.retention_hours if retention_hours is None else retention_hours
     out = []
@@ -64,21 +64,7 @@ def run_maintain(cfg: PEConfig, tables: list[str] | None = None, *, spark=None,
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """spark-submit entry point: the same options as `pe maintain`."""
-    import argparse
+if __name__ == "__main__":  # spark-submit jobs/maintain.py [options of pe maintain]
+    from jobs.cli import submit
 
-    from jobs.config import load_config
-
-    p = argparse.ArgumentParser(prog="jobs/maintain.py")
-    p.add_argument("--config")
-    p.add_argument("--lake")
-    p.add_argument("--table", action="append")
-    args = p.parse_args(argv)
-    for m in run_maintain(load_config(args.config, lake=args.lake), args.table):
-        print(m.line())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    submit("maintain")

@@ -26,6 +26,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from pe_udfs.errors import PEError
+
 __all__ = ["ReportError", "VideoReport", "overlay_frame", "heat_vmax", "strip_seconds", "percentiles",
            "curves_figure", "render_video_page", "render_campaign_page", "write_video_report",
            "write_campaign_report", "best_video_id", "SCORE_FIELDS"]
@@ -44,16 +46,11 @@ SCORE_FIELDS = {
 PERCENTILE_FIELDS = ("pe_share", "pe_raw", "pe_lift", "e_score", "p_score")
 
 
-class ReportError(Exception):
+class ReportError(PEError):
     """A report cannot be made; ``reason``: video_not_found, not_scored, campaign_not_found, missing_tables,
     bad_rank_by."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.args[0]} [{self.reason}]"
+    stage = "report"
 
 
 # ------------------------------------------------------------------------------------------ pure pieces
@@ -66,14 +63,18 @@ def heat_vmax(grids: Sequence[Sequence[float] | None]) -> float:
 
 
 def overlay_frame(frame: np.ndarray, e_grid: Sequence[float] | None, quad: Sequence[float] | None, *,
-                  vmax: float | None = None, alpha: float = 0.6, cmap: str = "jet") -> np.ndarray:
-    """One sampled frame with the engagement heatmap and the product quad drawn on it.
+                  quad_size: int | None = None, vmax: float | None = None, alpha: float = 0.6,
+                  cmap: str = "jet") -> np.ndarray:
+    """One sampled frame with the engagement heatmap and the product quad drawn on it, at the frame's own
+    size and aspect ratio.
 
-    frame: (H, W, 3) uint8 RGB (the model frame, H = W = clip size). e_grid: grid·grid engagement means,
-    row-major (None: no heatmap). quad: x0, y0, …, x3, y3 in the frame's pixel coordinates (None: not found).
-    The heatmap is upsampled bicubically to H×W, scaled by ``vmax`` (default: its own max), coloured with
-    ``cmap`` and blended with opacity ``alpha``·heat, so cold areas keep the frame visible.
-    Returns (H, W, 3) uint8 RGB.
+    frame: (H, W, 3) uint8 RGB — the video's frame as shown (any aspect), or the square model frame.
+    e_grid: grid·grid engagement means over the model frame, row-major (None: no heatmap). quad: x0, y0, …,
+    x3, y3 (None: not found), in the frame's pixel coordinates, or with ``quad_size`` on the quad_size ×
+    quad_size model frame. The model frame is the whole video frame squashed to a square, so both map back
+    by scaling each axis: the heatmap is upsampled bicubically to H×W, the quad scaled by (W, H)/quad_size.
+    The heat is scaled by ``vmax`` (default: its own max), coloured with ``cmap`` and blended with opacity
+    ``alpha``·heat, so cold areas keep the frame visible. Returns (H, W, 3) uint8 RGB.
     """
     import cv2
     from matplotlib import colormaps
@@ -96,6 +97,8 @@ def overlay_frame(frame: np.ndarray, e_grid: Sequence[float] | None, quad: Seque
     img = np.ascontiguousarray((np.clip(out, 0, 1) * 255).round().astype(np.uint8))
     if quad is not None and len(quad) == 8 and all(v is not None and np.isfinite(v) for v in quad):
         pts = np.asarray(quad, np.float64).reshape(4, 2)
+        if quad_size:
+            pts = pts * np.array([w, h], np.float64) / float(quad_size)
         cv2.polylines(img, [np.round(pts).astype(np.int32).reshape(-1, 1, 2)], True, (0, 255, 0), 2, cv2.LINE_AA)
     return img
 
@@ -193,13 +196,15 @@ class VideoReport:
 
 
 def render_video_page(out_dir: str, score: pd.Series, seconds: pd.DataFrame, campaign_scores: pd.DataFrame,
-                      frames: np.ndarray | None, *, meta: dict[str, Any] | None = None, strip: int = 8,
+                      frames: Sequence[np.ndarray] | None, *, quad_size: int | None = None,
+                      meta: dict[str, Any] | None = None, strip: int = 8,
                       frames_error: str | None = None) -> VideoReport:
     """Write ``video-<id>.html`` and its images into ``out_dir``.
 
     score: the video's ``pe_scores`` row; seconds: its ``pe_seconds`` rows (same model version);
-    campaign_scores: ``pe_scores`` rows of the campaign's videos (for percentiles); frames: (S, H, W, 3) uint8
-    model frames (None when the video could not be decoded: ``frames_error`` says why).
+    campaign_scores: ``pe_scores`` rows of the campaign's videos (for percentiles); frames: S frames (H, W, 3)
+    uint8 at the video's aspect ratio (None when the video could not be decoded: ``frames_error`` says why);
+    quad_size: the model frame's size, which the stored quads are on (see :func:`overlay_frame`).
     """
     from jobs.templates import render_template
 
@@ -218,7 +223,7 @@ def render_video_page(out_dir: str, score: pd.Series, seconds: pd.DataFrame, cam
             grid = _as_list(row.get("e_grid")) if row is not None else None
             quad = _as_list(row.get("quad_224")) if row is not None else None
             raw_path = _save_png(frames[sec], os.path.join(img_dir, f"frame-{sec:03d}.png"))
-            over_path = _save_png(overlay_frame(frames[sec], grid, quad, vmax=vmax),
+            over_path = _save_png(overlay_frame(frames[sec], grid, quad, quad_size=quad_size, vmax=vmax),
                                   os.path.join(img_dir, f"overlay-{sec:03d}.png"))
             images += [raw_path, over_path]
             found = bool(row["product_found"]) if row is not None and pd.notna(row.get("product_found")) else False
@@ -321,8 +326,9 @@ def _scores_frame(lake, champion: str | None, model_version: str | None):
     return lake.spark.table("pe_latest")
 
 
-def _decode(cfg, uri: str | None, max_seconds: int | None = None) -> tuple[np.ndarray | None, str | None]:
-    """Model frames (S, size, size, 3) of ``uri``, or (None, reason) when the video cannot be decoded."""
+def _decode(cfg, uri: str | None, max_seconds: int | None = None) -> tuple[list[np.ndarray] | None, str | None]:
+    """The sampled frames of ``uri`` as shown (S × (h, w, 3), aspect kept, w <= clip.match_max_width), or
+    (None, reason) when the video cannot be decoded."""
     from pe_udfs.errors import PEInputError
     from pe_udfs.video import sample_video
 
@@ -331,10 +337,10 @@ def _decode(cfg, uri: str | None, max_seconds: int | None = None) -> tuple[np.nd
     clip = cfg.clip if max_seconds is None else cfg.clip.model_copy(update={"max_seconds": max(1, max_seconds)})
     try:
         sampled = sample_video(uri, clip, allowed_schemes=cfg.io.allowed_schemes, allowed_roots=cfg.allowed_roots,
-                               with_match_frames=False)
+                               with_match_frames=True)
     except PEInputError as e:
         return None, f"{e.stage}/{e.reason}: {e.message}"
-    return sampled.model_frames, None
+    return sampled.match_frames, None
 
 
 def write_video_report(cfg, lake, video_id: str, out_dir: str, *, model_version: str | None = None,
@@ -375,8 +381,8 @@ def write_video_report(cfg, lake, video_id: str, out_dir: str, *, model_version:
             "model version": version, "champion": bool(score.get("is_champion")) if "is_champion" in score else None,
             "seconds scored": score.get("n_seconds"), "scored at": score.get("scored_at")}
     os.makedirs(out_dir, exist_ok=True)
-    return render_video_page(out_dir, score, seconds, campaign_scores, frames, meta=meta, strip=strip,
-                             frames_error=error)
+    return render_video_page(out_dir, score, seconds, campaign_scores, frames, quad_size=cfg.clip.size, meta=meta,
+                             strip=strip, frames_error=error)
 
 
 def write_campaign_report(cfg, lake, campaign_id: str | None, out_dir: str, *, model_version: str | None = None,
@@ -425,7 +431,7 @@ def write_campaign_report(cfg, lake, campaign_id: str | None, out_dir: str, *, m
             continue
         row = sec_rows[sec_rows["second"] == best].iloc[0] if len(sec_rows) else None
         img = overlay_frame(frames[best], _as_list(row["e_grid"]) if row is not None else None,
-                            _as_list(row["quad_224"]) if row is not None else None,
+                            _as_list(row["quad_224"]) if row is not None else None, quad_size=cfg.clip.size,
                             vmax=heat_vmax([_as_list(g) for g in sec_rows["e_grid"]]) if len(sec_rows) else None)
         rel = f"campaign-{_slug(campaign_id)}_files/thumb-{_slug(vid)}.png"
         _save_png(img, os.path.join(out_dir, rel))

@@ -18,7 +18,6 @@ Runnable as ``pe score`` or ``spark-submit jobs/score.py --config conf/cluster.y
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import os
@@ -31,7 +30,8 @@ from functools import partial
 if __package__ in (None, ""):  # spark-submit jobs/score.py: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs.config import PEConfig, load_config  # noqa: E402
+from jobs.config import PEConfig  # noqa: E402
+from jobs.contracts import spark_schema  # noqa: E402
 from jobs.lake import Lake, LakeError  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,6 @@ class ScoreSummary:
                 f"candidates={self.candidates} seconds={self.seconds:.1f}")
 
 
-class NothingToScore(LakeError):
-    pass
-
-
 def default_run_id(model_version: str, night: dt.date | None = None) -> str:
     """One run id per night and model version, so re-running the same night rewrites nothing."""
     night = night or dt.datetime.now(dt.timezone.utc).date()
@@ -77,6 +73,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
               spark=None, validate_outputs: bool = True) -> ScoreSummary:
     """Score the campaign videos without a champion score; write pe_scores, pe_seconds, scoring_errors."""
     from models.registry import load_engagement_model
+    from pe_udfs.udf import SCORE_COLUMNS
 
     t0 = time.perf_counter()
     # 1. The model first: a missing or broken model fails the job before any table is touched.
@@ -91,7 +88,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     _check_executor_memory(spark, cfg, champion)
     lake = Lake.from_config(cfg, spark)
     if not lake.exists("campaign_videos"):
-        raise LakeError(f"no campaign_videos table in {lake.root}: ingest videos first, or run `pe sample`")
+        raise LakeError("table_not_found", f"no campaign_videos table in {lake.root}: ingest videos first, or run `pe sample`")
 
     # 2. Extract: candidates = videos without a score from this model version and scoring config.
     config_id = current_scoring_config(cfg)
@@ -117,7 +114,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
                                                               "e_grid", *stamp[1:], scoring, "matched_view")
         lake.merge("pe_seconds", seconds_df, metadata=meta)
         scores_df = results.where("kind = 'video'").select(
-            "video_id", *stamp[:1], *_score_columns(), "predicted_engagement", "n_seconds", "product_found_seconds",
+            "video_id", *stamp[:1], *SCORE_COLUMNS, "predicted_engagement", "n_seconds", "product_found_seconds",
             F.lit(champion.name).alias("model_name"), F.lit(cfg.saliency.method).alias("saliency_method"),
             F.lit(cfg.product.method).alias("product_method"), F.lit(champion.run_id).alias("model_run_id"),
             *stamp[1:], F.lit(now).alias("scored_at"), F.lit(cfg.clip.max_seconds).alias("window_seconds"), scoring,
@@ -134,7 +131,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     errors = _error_rows(rejected, failed, uri_of=uri_of, run_id=run_id,
                          model_version=champion.version, at=now)
     if len(errors):
-        lake.merge("scoring_errors", spark.createDataFrame(errors, schema=_contract_schema("scoring_errors")),
+        lake.merge("scoring_errors", spark.createDataFrame(errors, schema=spark_schema("scoring_errors")),
                    metadata=meta)
     summary.errors = len(errors)
     summary.error_stages = errors["stage"].value_counts().to_dict() if len(errors) else {}
@@ -271,12 +268,6 @@ def _crash_journal_folder(cfg: PEConfig) -> str:
     return os.path.join(base, f"crash-journal-{uuid.uuid4().hex}")
 
 
-def _score_columns() -> list[str]:
-    from pe_udfs.udf import SCORE_COLUMNS
-
-    return list(SCORE_COLUMNS)
-
-
 # ------------------------------------------------------------------------------------------------- load
 def _error_rows(rejected, failed, *, uri_of: dict[str, str], run_id: str, model_version: str, at):
     import pandas as pd
@@ -289,13 +280,7 @@ def _error_rows(rejected, failed, *, uri_of: dict[str, str], run_id: str, model_
     out["model_version"] = model_version
     out["video_uri"] = out["video_id"].map(uri_of)
     out["at"] = pd.Timestamp(at)
-    return out[_contract_schema("scoring_errors").fieldNames()]
-
-
-def _contract_schema(name: str):
-    from jobs.contracts import spark_schema
-
-    return spark_schema(name)
+    return out[spark_schema("scoring_errors").fieldNames()]
 
 
 def _validate_outputs(lake: Lake, cfg: PEConfig) -> None:
@@ -305,26 +290,7 @@ def _validate_outputs(lake: Lake, cfg: PEConfig) -> None:
     check_outputs(lake, cfg, ["pe_scores", "pe_seconds"], run_name="pe-score")
 
 
-# ------------------------------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", default=None)
-    ap.add_argument("--lake", default=None)
-    ap.add_argument("--rescore", action="store_true")
-    ap.add_argument("--limit", type=int, default=None)
-    ap.add_argument("--run-id", default=None)
-    args = ap.parse_args(argv)
-    cfg = load_config(args.config, lake=args.lake)
-    from jobs.executor_memory import ExecutorMemoryError
+if __name__ == "__main__":  # spark-submit jobs/score.py [options of pe score]
+    from jobs.cli import submit
 
-    try:
-        summary = run_score(cfg, rescore=args.rescore, limit=args.limit, run_id=args.run_id)
-    except ExecutorMemoryError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(summary.line())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    submit("score")

@@ -11,20 +11,12 @@ import json
 from typing import Any
 
 from jobs.config import PEConfig
-from pe_udfs.errors import PEInputError
 from pe_udfs.product import listing_features, load_image
 from pe_udfs.saliency import resolve_device
 from pe_udfs.score import score_video
 from pe_udfs.settings import scoring_clip, scoring_config_id
 
-__all__ = ["ScoreVideoError", "score_one", "render_text", "render_json"]
-
-class ScoreVideoError(RuntimeError):
-    """Why ``pe score-video`` could not score: a bad input (with stage/reason) or no usable model."""
-
-    def __init__(self, message: str, *, stage: str | None = None, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.stage, self.reason = stage, reason
+__all__ = ["score_one", "render_text", "render_json"]
 
 
 def score_one(cfg: PEConfig, video: str, product_image: str, *, model_uri: str | None = None,
@@ -41,31 +33,25 @@ def score_one(cfg: PEConfig, video: str, product_image: str, *, model_uri: str |
         module, clip, device = loaded.module, scoring_clip(loaded.clip, cfg.clip.max_seconds), loaded.device
         model_info = {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id, "uri": loaded.uri}
     schemes = cfg.io.allowed_schemes
-    try:
-        listing = listing_features(load_image(product_image, allowed_schemes=schemes, max_pixels=cfg.product.max_image_pixels), cfg.product,
-                                   name=product_image)
-        result = score_video(video, listing, model=module, clip=clip, product=cfg.product, saliency=cfg.saliency,
-                             device=device, product_only=product_only, allowed_schemes=schemes,
-                             decode=cfg.decode)
-    except PEInputError as e:
-        raise ScoreVideoError(f"{e.stage} failed ({e.reason}): {e}", stage=e.stage, reason=e.reason) from e
+    listing = listing_features(load_image(product_image, allowed_schemes=schemes, max_pixels=cfg.product.max_image_pixels),
+                               cfg.product, name=product_image)
+    result = score_video(video, listing, model=module, clip=clip, product=cfg.product, saliency=cfg.saliency,
+                         device=device, product_only=product_only, allowed_schemes=schemes, decode=cfg.decode)
     return {"product_image": product_image, "model": model_info, "device": device, "window_seconds": clip.max_seconds,
             "scoring_config": scoring_config_id(cfg.saliency, cfg.product, clip), **result.to_dict()}
 
 
 def _load_model(cfg: PEConfig, model_uri: str | None):
-    from models.promotion import explain_no_champion
-    from models.registry import ModelLoadError, NoChampionError, load_engagement_model
+    from models.promotion import champion_explained
+    from models.registry import ModelLoadError, load_engagement_model
 
-    try:
-        return load_engagement_model(model_uri, tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
-                                     alias=cfg.mlflow.alias, device=cfg.device)
-    except NoChampionError as e:
-        raise ScoreVideoError(explain_no_champion(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias)
-                              + " For the product heatmap alone, use --product-only; another model: --model URI.",
-                              stage="model", reason="no_champion") from e
-    except (ModelLoadError, ValueError) as e:
-        raise ScoreVideoError(f"cannot load the engagement model: {e}", stage="model", reason="model_load_failed") from e
+    with champion_explained(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias,
+                            hint=" For the product heatmap alone, use --product-only; another model: --model URI."):
+        try:
+            return load_engagement_model(model_uri, tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
+                                         alias=cfg.mlflow.alias, device=cfg.device)
+        except ValueError as e:  # a model URI of an unsupported form
+            raise ModelLoadError("bad_model_uri", f"cannot load the engagement model: {e}") from e
 
 
 def render_json(report: dict[str, Any]) -> str:

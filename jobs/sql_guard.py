@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pe_udfs.errors import PEError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Parsed top-level statements that only read (Spark 4.0 and Delta 4.0 class names).
 READ_ONLY_STATEMENTS = frozenset({
@@ -24,8 +30,10 @@ DML_STATEMENTS = frozenset({"InsertIntoStatement", "DeleteFromTable", "UpdateTab
 FORBIDDEN_FUNCTIONS = frozenset({"reflect", "java_method", "try_reflect"})
 
 
-class SqlRefused(Exception):
+class SqlRefused(PEError):
     """The statement is not allowed; the message is one line that says why and what is allowed."""
+
+    stage = "sql"
 
 
 @dataclass(frozen=True)
@@ -41,19 +49,44 @@ def check(spark, query: str, *, allow_write: bool, lake_tables: set[str]) -> Ver
     functions = {f.lower() for f in _function_names(plan)}
     bad = sorted(functions & FORBIDDEN_FUNCTIONS)
     if bad:
-        raise SqlRefused(f"function {', '.join(bad)} is not allowed in pe sql")
+        raise SqlRefused("function_not_allowed", f"function {', '.join(bad)} is not allowed in pe sql")
     if name in READ_ONLY_STATEMENTS or not _is_statement(spark, plan):
         return Verdict("read", name)
     if name in DML_STATEMENTS:
         if not allow_write:
-            raise SqlRefused(f"{_words(name)} writes to the lake; pe sql is read-only unless you pass --write")
+            raise SqlRefused("read_only", f"{_words(name)} writes to the lake; pe sql is read-only unless you pass --write")
         target = _dml_target(plan)
         if target is None or target.lower() not in {t.lower() for t in lake_tables}:
-            raise SqlRefused(f"{_words(name)} may only write to a lake table by name "
+            raise SqlRefused("write_target", f"{_words(name)} may only write to a lake table by name "
                              f"({', '.join(sorted(lake_tables)) or 'none yet'}), not {target or 'a path'}")
         return Verdict("write", name)
-    raise SqlRefused(f"{_words(name)} statements are not allowed in pe sql (allowed: queries, DESCRIBE, SHOW, "
+    raise SqlRefused("statement_not_allowed", f"{_words(name)} statements are not allowed in pe sql (allowed: queries, DESCRIBE, SHOW, "
                      f"EXPLAIN; with --write also INSERT, UPDATE, DELETE, MERGE on lake tables)")
+
+
+class SqlFailed(PEError):
+    """An allowed statement failed in Spark (analysis error, missing table, a JVM error); Spark's first line."""
+
+    stage = "sql"
+
+
+def run_query(lake, query: str, *, allow_write: bool = False, limit: int | None = None) -> "pd.DataFrame":
+    """Check ``query`` (:func:`check`) and run it over ``lake``'s tables; at most ``limit`` rows, as pandas.
+
+    Raises :class:`SqlRefused` for a statement that is not allowed, :class:`SqlFailed` when Spark fails it."""
+    check(lake.spark, query, allow_write=allow_write, lake_tables=set(lake.table_names()))
+    try:
+        with no_file_queries(lake.spark):
+            df = lake.spark.sql(query)
+            return (df if limit is None else df.limit(limit)).toPandas()
+    except Exception as e:  # Spark's analysis/parse errors and JVM errors alike: their message, not a traceback
+        raise SqlFailed("query_failed", f"query failed: {_first_line(e)}") from e
+
+
+def _first_line(e: Exception) -> str:
+    text = e.getMessage() if hasattr(e, "getMessage") else str(e)
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
 
 
 @contextmanager
@@ -74,7 +107,7 @@ def _parse(spark, query: str):
         return spark._jsparkSession.sessionState().sqlParser().parsePlan(query)
     except Exception as e:  # a ParseException: report Spark's own message, first line
         text = str(e).strip().splitlines()
-        raise SqlRefused(f"cannot parse the statement: {text[0] if text else type(e).__name__}") from None
+        raise SqlRefused("parse_error", f"cannot parse the statement: {text[0] if text else type(e).__name__}") from None
 
 
 def _class_name(obj) -> str:

@@ -37,14 +37,17 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the reposit
 import numpy as np  # noqa: E402
 
 from jobs.config import PEConfig, load_config  # noqa: E402
+from pe_udfs.errors import PEError  # noqa: E402
 from pe_udfs.settings import ClipSettings  # noqa: E402
 
 __all__ = ["TrainResult", "TrainingDataError", "run_training", "labelled_videos", "labelled_split",
            "training_clip", "clip_config_json", "feature_rows", "main"]
 
 
-class TrainingDataError(RuntimeError):
+class TrainingDataError(PEError):
     """The lake does not hold enough usable labelled videos to train (the message says what is missing)."""
+
+    stage = "train"
 
 
 @dataclass
@@ -73,7 +76,7 @@ def labelled_videos(lake) -> "DataFrame":  # noqa: F821
 
     for name in ("engagement_labels", "campaign_videos"):
         if not lake.exists(name):
-            raise TrainingDataError(f"table '{name}' does not exist in {lake.root}; run `pe sample` (or ingest "
+            raise TrainingDataError("table_not_found", f"table '{name}' does not exist in {lake.root}; run `pe sample` (or ingest "
                                     "labels) first")
     labels = lake.read("engagement_labels").alias("l")
     videos = lake.read("campaign_videos").alias("v")
@@ -100,12 +103,12 @@ def labelled_split(cfg: PEConfig, videos: "DataFrame"  # noqa: F821
         videos = videos.orderBy(F.xxhash64(F.lit(f"limit:{tc.split_seed}"), "video_id"), "video_id").limit(tc.limit)
     pdf = videos.toPandas()
     if pdf.empty:
-        raise TrainingDataError("no labelled video has a row in campaign_videos; run `pe sample` or add labels")
+        raise TrainingDataError("no_videos", "no labelled video has a row in campaign_videos; run `pe sample` or add labels")
     split = split_by_group(pdf, seed=tc.split_seed, val_fraction=tc.val_fraction, test_fraction=tc.test_fraction)
     try:
         labelled, info = build_labels(pdf, tc.label, split)
     except LabelError as e:
-        raise TrainingDataError(str(e)) from None
+        raise TrainingDataError(e.reason, e.message) from None
     out = videos.sparkSession.createDataFrame(labelled[["video_id", "video_uri", "label", "split"]],
                                               "video_id STRING, video_uri STRING, label DOUBLE, split STRING")
     return out, info, dict(zip(labelled["video_id"], group_key(labelled)))
@@ -221,7 +224,7 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
     labelled = labelled.cache()
     n_labelled = label_info["n"]
     if n_labelled < tc.min_videos:
-        raise TrainingDataError(f"only {n_labelled} labelled videos with a video file (need at least "
+        raise TrainingDataError("too_few_videos", f"only {n_labelled} labelled videos with a video file (need at least "
                                 f"{tc.min_videos}, train.min_videos); run `pe sample` or add labels")
     timings["labels_s"] = time.perf_counter() - t_start - timings["startup_s"]
     echo(f"labelled videos: {n_labelled}  label: {tc.label}, split by influencer (train {label_info['n_train']}, "
@@ -240,7 +243,7 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
     if lake.exists("training_clips"):
         existing = lake.read("training_clips")
         if existing.columns != columns:
-            raise TrainingDataError(
+            raise TrainingDataError("schema_mismatch", 
                 f"table training_clips in {lake.root} has columns {existing.columns}, the contract has {columns}; "
                 f"it only caches features, so remove it ({lake.path('training_clips')}) and train again")
         other_rows = existing.filter(F.col("backbone") != F.lit(backbone))
@@ -285,7 +288,7 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
         if split_counts.get(name, 0) < least:
             why = (" (early stopping on fewer validation videos picks its epoch by noise: train.min_val_videos)"
                    if name == "val" else "")
-            raise TrainingDataError(f"the {name} split has {split_counts.get(name, 0)} usable videos, fewer than "
+            raise TrainingDataError("too_few_videos", f"the {name} split has {split_counts.get(name, 0)} usable videos, fewer than "
                                     f"{least}{why}; add labelled videos or change train.val_fraction/test_fraction")
 
     # ---- train on cached features through petastorm
@@ -303,8 +306,15 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, group
     from models.gate import evaluate_gate
     from models.labels import is_within_influencer, within_groups
     from models.loader import feature_batches
-    from models.promotion import (apply_gate, defer_promotion, evaluation_metrics, evaluation_tags, gate_lines,
-                                  log_gate, log_split)
+    from models.promotion import (
+        apply_gate,
+        defer_promotion,
+        evaluation_metrics,
+        evaluation_tags,
+        gate_lines,
+        log_gate,
+        log_split,
+    )
     from models.registry import champion_version, ensure_experiment, log_engagement_model, mlflow_store
     from models.training import fit_head, predict_head, resolve_device
 

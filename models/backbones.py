@@ -24,6 +24,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from pe_udfs.errors import PEError
+
 __all__ = [
     "Backbone", "PreprocessConfig", "UnknownBackbone", "BackboneWeightsError", "create_backbone",
     "list_backbones", "register_backbone", "load_state_dict_file", "cached_backbone",
@@ -33,14 +35,18 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class UnknownBackbone(KeyError):
+class BackboneError(PEError):
+    """A backbone cannot be built as configured (a mistake in the config or its files: exit code 2)."""
+
+    stage = "model"
+    exit_code = 2
+
+
+class UnknownBackbone(BackboneError):
     """No backbone is registered under the requested name (the message lists the known names)."""
 
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
 
-
-class BackboneWeightsError(FileNotFoundError):
+class BackboneWeightsError(BackboneError):
     """Backbone weights are missing, unreadable, or do not fit the architecture."""
 
 
@@ -63,12 +69,6 @@ class PreprocessConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PreprocessConfig":
-        return cls(name=str(d["name"]), input_size=tuple(d["input_size"]), mean=tuple(d["mean"]),
-                   std=tuple(d["std"]), feature_channels=int(d["feature_channels"]),
-                   feature_size=tuple(d["feature_size"]), weights=d.get("weights"))
-
 
 class Backbone(nn.Module):
     """A frozen feature extractor: ``(N, 3, H, W)`` float in [0, 1] → ``(N, C, h, w)`` float.
@@ -76,6 +76,9 @@ class Backbone(nn.Module):
     Parameters have ``requires_grad=False`` and the module always stays in eval mode (batch-norm statistics
     never change), but gradients still flow to the input pixels (for saliency).
     """
+
+    mean: torch.Tensor  # (1, 3, 1, 1) buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, features: nn.Module, preprocess: PreprocessConfig) -> None:
         super().__init__()
@@ -144,7 +147,7 @@ def create_backbone(name: str, *, weights: str | None = "imagenet", weights_file
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise UnknownBackbone(f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}") from None
+        raise UnknownBackbone("unknown_backbone", f"unknown backbone {name!r}; registered: {', '.join(list_backbones())}") from None
     return factory(weights=weights, weights_file=weights_file)
 
 
@@ -153,23 +156,23 @@ def cached_backbone(name: str, weights_file: str | None = None, device: str = "c
     """:func:`create_backbone` with ImageNet weights on ``device`` in channels-last layout (faster convolutions),
     built once per process (e.g. once per Spark worker) for feature extraction."""
     net = create_backbone(name, weights="imagenet", weights_file=weights_file)
-    return net.to(device=device, memory_format=torch.channels_last)
+    return net.to(device=device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs omit it
 
 
 def load_state_dict_file(path: str) -> dict[str, torch.Tensor]:
     """Read a state dict with ``torch.load(weights_only=True)`` (tensors only, no code); unwraps a
     ``{"state_dict": ...}`` or ``{"model": ...}`` checkpoint."""
     if not os.path.isfile(path):
-        raise BackboneWeightsError(f"weights file {path} does not exist")
+        raise BackboneWeightsError("weights_missing", f"weights file {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - corrupt file, or a pickle that is not just tensors
-        raise BackboneWeightsError(f"cannot read weights file {path} as a state dict: {e}") from e
+        raise BackboneWeightsError("weights_unreadable", f"cannot read weights file {path} as a state dict: {e}") from e
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise BackboneWeightsError(f"weights file {path} does not hold a state dict of tensors")
+        raise BackboneWeightsError("not_a_state_dict", f"weights file {path} does not hold a state dict of tensors")
     return obj
 
 
@@ -180,7 +183,7 @@ def _load_into(module: nn.Module, state: dict[str, torch.Tensor], source: str, *
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as e:
-        raise BackboneWeightsError(f"weights from {source} do not fit the architecture: {e}") from e
+        raise BackboneWeightsError("weights_mismatch", f"weights from {source} do not fit the architecture: {e}") from e
 
 
 def _feature_size(features: nn.Module, input_size: tuple[int, int]) -> tuple[int, int]:
@@ -235,14 +238,13 @@ def _xception(*, weights: str | None, weights_file: str | None) -> Backbone:
     import timm
 
     if weights_file is None and weights == "imagenet":
-        raise BackboneWeightsError(
+        raise BackboneWeightsError("weights_missing", 
             "the xception backbone needs its ImageNet weights as a local file (nothing is downloaded): set "
             "model.backbone_weights to a state-dict file of timm's legacy_xception (e.g. xception-43020ad28.pth)")
-    state = load_state_dict_file(weights_file) if weights_file is not None else None
-    net = timm.create_model("legacy_xception", pretrained=False, num_classes=0, global_pool="")
+    net: Any = timm.create_model("legacy_xception", pretrained=False, num_classes=0, global_pool="")
     source = None
-    if state is not None:
-        _load_into(net, state, weights_file, drop_prefixes=("fc.",))
+    if weights_file is not None:
+        _load_into(net, load_state_dict_file(weights_file), weights_file, drop_prefixes=("fc.",))
         source = os.path.basename(weights_file)
     features = _ForwardFeatures(net)
     return Backbone(features, PreprocessConfig(
@@ -252,6 +254,8 @@ def _xception(*, weights: str | None, weights_file: str | None) -> Backbone:
 
 class _ForwardFeatures(nn.Module):
     """Wrap a timm model so ``forward`` returns its final feature map (no pooling, no classifier)."""
+
+    net: Any  # a timm model: forward_features is not part of nn.Module
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()

@@ -145,7 +145,7 @@ def evaluate_gate(y: np.ndarray, candidate: np.ndarray, *, baseline_value: float
     y = np.asarray(y, dtype=np.float64)
     candidate = np.asarray(candidate, dtype=np.float64)
     s, m = settings, settings.metric
-    boot = {"metric": m, "resamples": s.bootstrap, "confidence": s.confidence, "seed": s.seed}
+    boot: dict[str, Any] = {"metric": m, "resamples": s.bootstrap, "confidence": s.confidence, "seed": s.seed}
     checks: list[Check] = []
 
     def result(status: str, reason: str) -> GateResult:

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pe_udfs.errors import PEError
+
 __all__ = ["LABEL_COUNTS", "LabelError", "group_key", "split_by_group", "build_labels", "within_groups",
            "is_within_influencer"]
 
@@ -38,8 +40,10 @@ LABEL_COUNTS = {"log1p_shares_resid_influencer": "shares", "log1p_shares": "shar
 SPLITS = ("train", "val", "test")
 
 
-class LabelError(ValueError):
+class LabelError(PEError):
     """The labelled videos cannot give a usable training label (the message says why)."""
+
+    stage = "train"
 
 
 def group_key(df: pd.DataFrame) -> pd.Series:
@@ -79,7 +83,7 @@ def build_labels(df: pd.DataFrame, definition: str, split: pd.Series) -> tuple[p
 
     Raises :class:`LabelError` when no training row varies (nothing to standardise)."""
     if definition not in LABEL_COUNTS:
-        raise LabelError(f"unknown label definition {definition!r}; known: {', '.join(LABEL_COUNTS)}")
+        raise LabelError("unknown_label", f"unknown label definition {definition!r}; known: {', '.join(LABEL_COUNTS)}")
     count = LABEL_COUNTS[definition]
     d = df.assign(split=split.values)
     valid = d[count].notna() & (pd.to_numeric(d[count], errors="coerce") >= 0)
@@ -98,7 +102,7 @@ def build_labels(df: pd.DataFrame, definition: str, split: pd.Series) -> tuple[p
     train = r[d["split"] == "train"]
     mean, sd = float(train.mean()) if len(train) else float("nan"), float(train.std(ddof=1)) if len(train) > 1 else 0.0
     if not np.isfinite(sd) or sd == 0:
-        raise LabelError(f"label '{definition}' needs at least 2 training videos with different {count} "
+        raise LabelError("too_few_videos", f"label '{definition}' needs at least 2 training videos with different {count} "
                          f"(found {len(train)} training videos{', after fixed effects' if single or len(r) else ''})")
     out = d.assign(label=(r - mean) / sd)
     info = {"definition": definition, "count_column": count, "n": int(len(out)), "mean": mean, "sd": sd,

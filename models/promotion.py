@@ -20,15 +20,18 @@ training measured and what to do.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from models.evaluate import EvalReport
 from models.gate import GateResult
-from models.registry import _client, champion_version, mlflow_store
+from models.registry import NoChampionError, _client, champion_version, mlflow_store
+from pe_udfs.errors import PEError
 
 __all__ = [
     "PromotionDecision", "Evaluation", "EvaluationError", "StaleEvaluationError", "ModelVersionInfo",
-    "log_gate", "log_split", "training_videos", "apply_gate", "gate_lines", "evaluation_metrics", "evaluation_tags",
+    "champion_explained", "log_gate", "log_split", "training_videos", "apply_gate", "gate_lines", "evaluation_metrics", "evaluation_tags",
     "defer_promotion", "latest_version", "evaluation_of", "promote_evaluated", "explain_no_champion", "list_models",
     "GATE_ARTIFACT", "SPLIT_ARTIFACT", "PENDING", "FORCED",
 ]
@@ -53,12 +56,16 @@ TAG_WARNING = "pe.warning"
 NO_CHAMPION = "none"
 
 
-class EvaluationError(LookupError):
+class EvaluationError(PEError):
     """A model version (or its training run's held-out evaluation) cannot be found in the registry."""
 
+    stage = "models"
 
-class StaleEvaluationError(RuntimeError):
+
+class StaleEvaluationError(PEError):
     """The champion a version was evaluated against is no longer (or cannot be shown to be) the champion."""
+
+    stage = "models"
 
 
 # --------------------------------------------------------------------------------------------- promotion
@@ -276,25 +283,25 @@ def evaluation_of(tracking_uri: str, model_name: str, version: str | None = None
     if version is None:
         version = latest_version(tracking_uri, model_name)
         if version is None:
-            raise EvaluationError(f"no versions of {model_name} in {tracking_uri}; run `pe train`")
+            raise EvaluationError("no_versions", f"no versions of {model_name} in {tracking_uri}; run `pe train`")
     version = str(version)
     try:
         mv = client.get_model_version(model_name, version)
     except MlflowException as e:
-        raise EvaluationError(f"no version {version} of {model_name} in {tracking_uri}") from e
+        raise EvaluationError("no_version", f"no version {version} of {model_name} in {tracking_uri}") from e
     if not mv.run_id:
-        raise EvaluationError(f"{model_name} v{version} has no training run, so no logged test metrics")
+        raise EvaluationError("no_run", f"{model_name} v{version} has no training run, so no logged test metrics")
     try:
         run = client.get_run(mv.run_id)
     except MlflowException as e:
-        raise EvaluationError(f"the training run {mv.run_id} of {model_name} v{version} cannot be read: "
+        raise EvaluationError("run_unreadable", f"the training run {mv.run_id} of {model_name} v{version} cannot be read: "
                               f"{e.message}") from e
     metrics = dict(run.data.metrics)
     tags = dict(run.data.tags)
     try:
         candidate = EvalReport.from_flat_dict(metrics, TEST_PREFIX)
     except KeyError as e:
-        raise EvaluationError(f"{model_name} v{version} has no logged test metrics in run {mv.run_id} "
+        raise EvaluationError("no_test_metrics", f"{model_name} v{version} has no logged test metrics in run {mv.run_id} "
                               f"({e.args[0]}); evaluate it with `pe train`") from e
     recorded = TAG_CHAMPION_VERSION in tags
     champ_v = tags.get(TAG_CHAMPION_VERSION)
@@ -311,7 +318,7 @@ def evaluation_of(tracking_uri: str, model_name: str, version: str | None = None
     try:
         gate = None if logged_gate is None else GateResult.from_dict(logged_gate)
     except (KeyError, TypeError) as e:
-        raise EvaluationError(f"the {GATE_ARTIFACT} of run {mv.run_id} cannot be read: {e}") from e
+        raise EvaluationError("gate_unreadable", f"the {GATE_ARTIFACT} of run {mv.run_id} cannot be read: {e}") from e
     return Evaluation(model_name=model_name, version=version, run_id=mv.run_id, alias=alias, candidate=candidate,
                       champion=champion, champion_version=champ_v, champion_unavailable=unavailable,
                       champion_recorded=recorded, current_champion=None if current is None else str(current.version),
@@ -344,12 +351,22 @@ def promote_evaluated(*, tracking_uri: str, model_name: str, version: str | None
         client.set_tag(ev.run_id, TAG_WARNING, warning[:5000])
         return ev, decision
     if ev.stale:
-        raise StaleEvaluationError(ev.stale_reason())
+        raise StaleEvaluationError("stale", ev.stale_reason())
     if ev.gate is None:
-        raise EvaluationError(f"the run of {model_name} v{ev.version} logged no promotion gate ({GATE_ARTIFACT}); "
+        raise EvaluationError("no_gate", f"the run of {model_name} v{ev.version} logged no promotion gate ({GATE_ARTIFACT}); "
                               "evaluate again with `pe train`")
     return ev, apply_gate(tracking_uri=tracking_uri, model_name=model_name, version=ev.version, gate=ev.gate,
                           alias=alias, run_id=ev.run_id)
+
+
+@contextmanager
+def champion_explained(tracking_uri: str, model_name: str, alias: str = "champion", *,
+                       hint: str = "") -> Iterator[None]:
+    """Re-raise a :class:`NoChampionError` of the block with :func:`explain_no_champion`'s message (+ ``hint``)."""
+    try:
+        yield
+    except NoChampionError as e:
+        raise NoChampionError(e.reason, explain_no_champion(tracking_uri, model_name, alias) + hint) from e
 
 
 def explain_no_champion(tracking_uri: str, model_name: str, alias: str = "champion") -> str:

@@ -8,11 +8,12 @@ from the logged config + state dict exactly as :func:`models.registry.load_engag
 """
 from __future__ import annotations
 
-import mlflow
 import numpy as np
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
 
 
-class EngagementPyfunc(mlflow.pyfunc.PythonModel):
+class EngagementPyfunc(PythonModel):
     _skip_type_hint_validation = True  # the logged tensor signature describes the input; no type-hint checks
 
     def load_context(self, context) -> None:
@@ -31,4 +32,4 @@ class EngagementPyfunc(mlflow.pyfunc.PythonModel):
             return self.net(clips.to(device)).float().cpu().numpy()
 
 
-mlflow.models.set_model(EngagementPyfunc())
+set_model(EngagementPyfunc())

@@ -31,7 +31,8 @@ import torch
 
 from models.network import EngagementNet, build_engagement_net
 from models.settings import ModelSettings
-from models.training import resolve_device
+from pe_udfs.errors import PEError
+from pe_udfs.saliency import resolve_device
 from pe_udfs.settings import ClipSettings
 
 __all__ = [
@@ -46,12 +47,16 @@ WEIGHTS_FILE = "state_dict.pt"
 FORMAT_VERSION = 1
 
 
-class NoChampionError(LookupError):
+class ModelLoadError(PEError):
+    """A model exists but cannot be loaded (missing files, bad config, weights that do not fit)."""
+
+    stage = "model"
+
+
+class NoChampionError(PEError):
     """No model version carries the requested alias (nothing trained yet)."""
 
-
-class ModelLoadError(RuntimeError):
-    """A model exists but cannot be loaded (missing files, bad config, weights that do not fit)."""
+    stage = "model"
 
 
 @dataclass
@@ -137,7 +142,8 @@ def log_engagement_model(net: EngagementNet, *, clip: ClipSettings, label: dict[
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    if mlflow.active_run() is None:
+    run = mlflow.active_run()
+    if run is None:
         raise RuntimeError("log_engagement_model needs an active MLflow run")
     h, w = clip.size, clip.size
     signature = ModelSignature(
@@ -162,7 +168,7 @@ def log_engagement_model(net: EngagementNet, *, clip: ClipSettings, label: dict[
                 registered_model_name=registered_model_name,
                 await_registration_for=60,
             )
-    run_uri = f"runs:/{mlflow.active_run().info.run_id}/{MODEL_ARTIFACT}"
+    run_uri = f"runs:/{run.info.run_id}/{MODEL_ARTIFACT}"
     version = getattr(info, "registered_model_version", None)
     return run_uri, (str(version) if version is not None else None)
 
@@ -192,11 +198,11 @@ def _read_config(config_path: str) -> dict[str, Any]:
         with open(config_path) as f:
             cfg = json.load(f)
     except FileNotFoundError as e:
-        raise ModelLoadError(f"the model has no {CONFIG_FILE}; it was not saved by PE-score") from e
+        raise ModelLoadError("no_config", f"the model has no {CONFIG_FILE}; it was not saved by PE-score") from e
     except (OSError, ValueError) as e:
-        raise ModelLoadError(f"cannot read the model config {config_path}: {e}") from e
+        raise ModelLoadError("config_unreadable", f"cannot read the model config {config_path}: {e}") from e
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT_VERSION or "model" not in cfg or "clip" not in cfg:
-        raise ModelLoadError(f"{config_path} is not a PE-score model config (format {FORMAT_VERSION})")
+        raise ModelLoadError("bad_config", f"{config_path} is not a PE-score model config (format {FORMAT_VERSION})")
     return cfg
 
 
@@ -208,21 +214,21 @@ def _build(config_path: str, weights_path: str, device: str) -> tuple[Engagement
         settings = ModelSettings(**{**cfg["model"], "backbone_weights": None})
         net = build_engagement_net(settings, weights=None)
     except (UnknownBackbone, ValueError) as e:
-        raise ModelLoadError(f"cannot rebuild the saved architecture: {e}") from e
+        raise ModelLoadError("bad_architecture", f"cannot rebuild the saved architecture: {e}") from e
     saved_pre = cfg.get("preprocess", {})
     if saved_pre and int(saved_pre.get("feature_channels", -1)) != net.preprocess.feature_channels:
-        raise ModelLoadError(f"saved backbone '{settings.backbone}' had {saved_pre.get('feature_channels')} feature "
+        raise ModelLoadError("backbone_mismatch", f"saved backbone '{settings.backbone}' had {saved_pre.get('feature_channels')} feature "
                              f"channels, the registry's has {net.preprocess.feature_channels}")
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
-        raise ModelLoadError(f"the model has no {WEIGHTS_FILE}") from e
+        raise ModelLoadError("no_weights", f"the model has no {WEIGHTS_FILE}") from e
     except Exception as e:  # noqa: BLE001 - corrupt file or a pickle that is not plain tensors
-        raise ModelLoadError(f"cannot read the model weights {weights_path} as tensors: {e}") from e
+        raise ModelLoadError("weights_unreadable", f"cannot read the model weights {weights_path} as tensors: {e}") from e
     try:
         net.load_state_dict(state, strict=True)
     except (RuntimeError, BackboneWeightsError) as e:
-        raise ModelLoadError(f"the saved weights do not fit the '{settings.backbone}' network: {e}") from e
+        raise ModelLoadError("weights_mismatch", f"the saved weights do not fit the '{settings.backbone}' network: {e}") from e
     net.requires_grad_(False)  # inference: gradients still reach the input pixels (saliency), never the weights
     dev = resolve_device(device)
     return net.to(dev).eval(), cfg
@@ -265,7 +271,7 @@ def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, mo
                 try:
                     mv = client.get_model_version_by_alias(name, uri_alias)
                 except MlflowException as e:
-                    raise NoChampionError(
+                    raise NoChampionError("no_champion", 
                         f"no version of model '{name}' has the alias @{uri_alias} in {tracking_uri}; train one "
                         f"first: run `pe train` (or `make demo`)") from e
             else:
@@ -287,7 +293,7 @@ def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, mo
             _parse_models_uri(uri)  # raises the explanatory ValueError
             raise AssertionError("unreachable")
     except MlflowException as e:
-        raise ModelLoadError(f"cannot resolve model {uri} in {tracking_uri}: {e.message}") from e
+        raise ModelLoadError("not_found", f"cannot resolve model {uri} in {tracking_uri}: {e.message}") from e
 
     with _CACHE_LOCK:
         if key in _CACHE:
@@ -299,7 +305,7 @@ def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, mo
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri)
         except (MlflowException, OSError) as e:
-            raise ModelLoadError(f"cannot download model {uri} (version {version}): {e}") from e
+            raise ModelLoadError("download_failed", f"cannot download model {uri} (version {version}): {e}") from e
         files = os.path.join(local, "artifacts")
         net, cfg = _build(os.path.join(files, CONFIG_FILE), os.path.join(files, WEIGHTS_FILE), dev)
     loaded = LoadedModel(module=net, name=name, version=version, run_id=run_id,

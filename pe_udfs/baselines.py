@@ -42,7 +42,7 @@ def product_masks(quads: Sequence[Sequence[float] | None], silhouette: np.ndarra
             masks[s] = quad_mask(quad, out_size, out_size, out_size)
             continue
         h, w = silhouette.shape
-        H = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), quad)
+        H = cv2.getPerspectiveTransform(np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32), quad)
         masks[s] = silhouette_mask(silhouette, H, out_size, out_size, out_size)
     return masks
 

@@ -108,7 +108,8 @@ def frame_footprint(backbone: torch.nn.Module, size: tuple[int, int] = (224, 224
         weights = sum(t.numel() * t.element_size() for t in [*backbone.parameters(), *backbone.buffers()])
         weight_ptrs = {t.untyped_storage().data_ptr() for t in [*backbone.parameters(), *backbone.buffers()]}
         saved = sum(n for ptr, n in storages.items() if ptr not in weight_ptrs)
-        fp = FrameFootprint(name=name or getattr(backbone, "name", type(backbone).__name__), size=tuple(size),
+        fp = FrameFootprint(name=str(name or getattr(backbone, "name", type(backbone).__name__)),
+                            size=(int(size[0]), int(size[1])),
                             saved=saved, largest_activation=largest[0],
                             features=out.numel() * out.element_size(), weights=weights)
     finally:

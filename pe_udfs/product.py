@@ -34,7 +34,7 @@ import numpy as np
 
 from pe_udfs.errors import ProductImageError
 from pe_udfs.settings import ProductSettings
-from pe_udfs.video import open_binary
+from pe_udfs.uris import open_binary
 
 __all__ = ["ListingFeatures", "ProductMap", "FrameMatch", "load_image", "listing_features", "listing_silhouette",
            "product_map", "frame_features", "match_frame", "second_mask", "quad_mask", "silhouette_mask", "drop_unmatched_seconds", "orb_detector",
@@ -379,7 +379,7 @@ def second_mask(frame: np.ndarray, m: FrameMatch, listing: ListingFeatures, out_
     if listing.silhouette is not None and m.homography is not None:
         mask = silhouette_mask(listing.silhouette, m.homography, w, h, out_size)
     else:
-        mask = quad_mask(m.polygon, w, h, out_size)
+        mask = quad_mask(m.polygon, w, h, out_size)  # type: ignore[arg-type]  # found: it has a polygon
     return mask, (scale_to_grid(m.quad, w, h, out_size) if m.quad is not None else None)
 
 

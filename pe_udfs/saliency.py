@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, cast
 
 import cv2
 import numpy as np
 import torch
 
-from pe_udfs.errors import ModelError
+from pe_udfs.errors import DeviceUnavailable, ModelError
 from pe_udfs.settings import SaliencySettings
 
 __all__ = ["HeatmapResult", "engagement_heatmap", "resolve_device", "minmax_scale", "frame_chunk_for",
@@ -58,10 +58,14 @@ class HeatmapResult:
     method: str
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto' / None → CUDA when available, else CPU; anything else as given."""
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' / None → CUDA when available, else CPU; anything else as given, but 'cuda' without a GPU is a
+    :class:`DeviceUnavailable` error (never a silent fall-back, never a crash deep inside torch)."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceUnavailable("no_cuda", f"device '{device}' was requested but no CUDA device is available; "
+                                "use device: auto or cpu")
     return torch.device(device)
 
 
@@ -160,7 +164,7 @@ def _saliency(model: torch.nn.Module, x: torch.Tensor, settings: SaliencySetting
     captured: list[torch.Tensor] = []
     if _has_backbone_and_head(model):
         saliency = Saliency(forward)
-        chunk = frame_chunk_for(model, x.shape[1], settings, device, size=tuple(x.shape[-2:]))
+        chunk = frame_chunk_for(model, x.shape[1], settings, device, size=(int(x.shape[-2]), int(x.shape[-1])))
         saliency.gradient_func = _chunked_gradients(model, chunk, settings.precision, device, captured)
     else:
         def forward_and_keep(inp: torch.Tensor) -> torch.Tensor:
@@ -209,7 +213,7 @@ def frame_chunk_for(model: torch.nn.Module, seconds: int, settings: SaliencySett
     free, total = torch.cuda.mem_get_info(device)
     budget = GPU_MEMORY_SHARE * min(free, total * memory_share)
     # measured in float32: under bf16 autocast activations take fewer bytes, so the chunk errs on the safe side
-    footprint = frame_footprint(model.backbone, size, device=device)
+    footprint = frame_footprint(cast(torch.nn.Module, model.backbone), size, device=device)
     return chunk_for_budget(footprint, int(budget), seconds=seconds, match_size=(0, 0))
 
 

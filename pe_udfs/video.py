@@ -16,22 +16,20 @@ the decoder seeks to the keyframe before each sampled time instead of decoding e
 from __future__ import annotations
 
 import bisect
-import os
-import urllib.parse
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import cv2
 import numpy as np
 
-from pe_udfs.errors import DecodeError, FetchError, PEInputError
+from pe_udfs.errors import DecodeError, FetchError
 from pe_udfs.settings import ClipSettings, DecodeSettings
+from pe_udfs.uris import open_binary
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["SampledVideo", "sample_video", "clip_tensor", "resolve_uri", "open_binary", "sample_times"]
+__all__ = ["SampledVideo", "sample_video", "clip_tensor"]
 
 
 @dataclass
@@ -76,133 +74,6 @@ def clip_tensor(frames: np.ndarray) -> torch.Tensor:
         raise ValueError(f"expected frames of shape (S, H, W, 3), got {tuple(frames.shape)}")
     t = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
     return t.to(torch.float32).div_(255.0).contiguous()
-
-
-def sample_times(duration_s: float, clip: ClipSettings) -> np.ndarray:
-    """Sampling times t = 0, 1/fps, 2/fps, ... < min(duration_s, max_seconds); (S,) float64 seconds.
-
-    A video shorter than one sampling step still gives one frame (t = 0)."""
-    end = min(float(duration_s), float(clip.max_seconds))
-    step = 1.0 / clip.fps
-    n = max(1, int(np.ceil(end * clip.fps - 1e-9)))
-    return np.arange(n, dtype=np.float64) * step
-
-
-# --------------------------------------------------------------------------------------------- fetching
-
-def resolve_uri(uri: str, *, allowed_schemes: Sequence[str] | None = None,
-                allowed_roots: Sequence[str] | None = None, error_cls: type[PEInputError] = FetchError
-                ) -> tuple[str, str]:
-    """Check ``uri`` against the allowed schemes and roots; return ``(scheme, location)``.
-
-    A plain path or ``file://`` URI gives ``("file", absolute_path)``; any other scheme gives
-    ``(scheme, uri)``. ``allowed_schemes=None`` allows local files only; ``allowed_roots=None`` allows any
-    location (roots are absolute folders or URI prefixes). Raises ``error_cls`` with reason
-    'scheme_not_allowed', 'outside_allowed_roots' or 'not_found' (local files only)."""
-    if not isinstance(uri, str) or not uri.strip():
-        raise error_cls("not_found", f"empty input location {uri!r}", uri=str(uri))
-    schemes = {s.lower() for s in (allowed_schemes if allowed_schemes is not None else ["file"])}
-    parsed = urllib.parse.urlparse(uri)
-    scheme = parsed.scheme.lower() if "://" in uri else "file"
-    if scheme not in schemes:
-        raise error_cls("scheme_not_allowed",
-                        f"{uri}: scheme '{scheme}' is not allowed (allowed: {', '.join(sorted(schemes))})", uri=uri)
-    if scheme == "file":
-        path = urllib.parse.unquote(parsed.path) if "://" in uri else uri
-        location = os.path.realpath(os.path.expanduser(path))
-    else:
-        location = uri
-    if allowed_roots is not None and not _inside_roots(scheme, location, allowed_roots):
-        raise error_cls("outside_allowed_roots",
-                        f"{uri} is outside the allowed roots ({', '.join(allowed_roots) or 'none'})", uri=uri)
-    if scheme == "file" and not os.path.isfile(location):
-        raise error_cls("not_found", f"{uri} {_why_not_a_file(location, parsed if '://' in uri else None)}", uri=uri)
-    return scheme, location
-
-
-def _why_not_a_file(location: str, parsed: urllib.parse.ParseResult | None) -> str:
-    """The end of a 'not found' message: what is at ``location`` instead of a regular file."""
-    if os.path.isdir(location):
-        return "is a folder, not a file"
-    if os.path.exists(location):  # a device (/dev/zero), pipe or socket: reading it never ends or blocks
-        return "is not a regular file (a device, pipe or socket)"
-    if parsed is not None and (parsed.fragment or parsed.query):
-        cut = "#" + parsed.fragment if parsed.fragment else "?" + parsed.query
-        return (f"does not exist: in a URI, '{cut[0]}' starts a {'fragment' if cut[0] == '#' else 'query'}, so "
-                f"'{cut}' is not part of the path; percent-encode '#' as %23 and '?' as %3F in file names "
-                f"(or give a plain path)")
-    return "does not exist"
-
-
-def _inside_roots(scheme: str, location: str, roots: Sequence[str]) -> bool:
-    for root in roots:
-        if scheme == "file":
-            if "://" in root:
-                if not root.lower().startswith("file://"):
-                    continue
-                root = urllib.parse.unquote(urllib.parse.urlparse(root).path)
-            r = os.path.realpath(os.path.expanduser(root))
-            if location == r or location.startswith(r.rstrip(os.sep) + os.sep):
-                return True
-        else:
-            r = root.rstrip("/")
-            if location == r or location.startswith(r + "/"):
-                return True
-    return False
-
-
-@contextmanager
-def open_binary(uri: str, *, allowed_schemes: Sequence[str] | None = None,
-                allowed_roots: Sequence[str] | None = None,
-                error_cls: type[PEInputError] = FetchError) -> Iterator[tuple[str | IO[bytes], int | None]]:
-    """Yield ``(path_or_file, size_bytes | None)`` for ``uri`` after :func:`resolve_uri` checks.
-
-    Local files are yielded as paths (PyAV and OpenCV read them directly); other schemes as a binary
-    file object from fsspec, or from ``pyarrow.fs`` when fsspec does not know the scheme."""
-    scheme, location = resolve_uri(uri, allowed_schemes=allowed_schemes, allowed_roots=allowed_roots,
-                                   error_cls=error_cls)
-    if scheme == "file":
-        try:
-            size = os.path.getsize(location)
-        except OSError as e:
-            raise error_cls("not_found", f"{uri}: {e.strerror}", uri=uri) from e
-        if not os.access(location, os.R_OK):
-            raise error_cls("fetch_failed", f"{uri}: permission denied", uri=uri)
-        yield location, size
-        return
-    handle = _open_remote(uri, error_cls)
-    try:
-        size = getattr(handle, "size", None)
-        yield handle, (size() if callable(size) else size)
-    finally:
-        handle.close()
-
-
-def _open_remote(uri: str, error_cls: type[PEInputError]) -> IO[bytes]:
-    try:
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(uri)
-        if not fs.exists(path):
-            raise error_cls("not_found", f"{uri} does not exist", uri=uri)
-        return fs.open(path, "rb")
-    except PEInputError:
-        raise
-    except (ImportError, ValueError) as fsspec_error:  # unknown protocol or its driver is not installed
-        try:
-            import pyarrow.fs as pafs
-
-            fs, path = pafs.FileSystem.from_uri(uri)
-            info = fs.get_file_info(path)
-            if info.type != pafs.FileType.File:
-                raise error_cls("not_found", f"{uri} does not exist", uri=uri)
-            return fs.open_input_file(path)
-        except PEInputError:
-            raise
-        except Exception as e:
-            raise error_cls("fetch_failed", f"{uri}: no filesystem can open it ({fsspec_error}; {e})", uri=uri) from e
-    except OSError as e:
-        raise error_cls("fetch_failed", f"{uri}: {e}", uri=uri) from e
 
 
 # --------------------------------------------------------------------------------------------- decoding

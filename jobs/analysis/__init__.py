@@ -11,8 +11,16 @@ HTML). Spark parallelism over products lives in ``jobs/analyze.py``.
 """
 from jobs.analysis.errors import AnalysisError
 from jobs.analysis.first_stage import LIFT_COLUMNS, LIFT_SCHEMA, estimate_lift, estimate_lifts, lift_summary
-from jobs.analysis.panel import (PAPER_PUBLISHED, SalesPanel, build_panel, complete_days, impute_daily_sales,
-                                 load_paper_panel, minmax, panel_from_lake_frames)
+from jobs.analysis.panel import (
+                                 PAPER_PUBLISHED,
+                                 SalesPanel,
+                                 build_panel,
+                                 complete_days,
+                                 impute_daily_sales,
+                                 load_paper_panel,
+                                 minmax,
+                                 panel_from_lake_frames,
+)
 from jobs.analysis.pipeline import HEADLINE_SPEC, AnalysisResult, analyze_panel, sales_lift_rows, second_stage
 from jobs.analysis.render import format_text, write_report
 from jobs.analysis.second_stage import Spec, SpecFit, fit_spec, fit_specs, paper_specs, second_stage_frame

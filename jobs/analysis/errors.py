@@ -16,17 +16,10 @@
 """
 from __future__ import annotations
 
+from pe_udfs.errors import PEError
 
-class AnalysisError(ValueError):
+
+class AnalysisError(PEError):
     """A bad input to the analysis; ``reason`` is a short machine code (see the module docstring)."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-    def __reduce__(self):  # keep the reason across pickling (Spark workers, process pools)
-        return (type(self), (self.reason, self.message))
-
-    def __str__(self) -> str:
-        return f"{self.message} [{self.reason}]"
+    stage = "analyze"

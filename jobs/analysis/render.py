@@ -189,9 +189,9 @@ def format_text(result: AnalysisResult) -> str:
         reasons = skipped["reason"].str.split(":").str[0].value_counts()
         out.append(f"{len(skipped)} treated products skipped: " + ", ".join(f"{k} {v}" for k, v in reasons.items()))
     t5 = table5_frame(result)
-    out += ["", f"Table 5 — second stage: OLS of the lift on min-max normalised scores; conventional SE as in the "
-            f"paper, with HC1, HC3 and influencer-clustered SE beside them; influence = Cook's distance "
-            f"(flag > 4/n)",
+    out += ["", "Table 5 — second stage: OLS of the lift on min-max normalised scores; conventional SE as in the "
+            "paper, with HC1, HC3 and influencer-clustered SE beside them; influence = Cook's distance "
+            "(flag > 4/n)",
             _text_table(t5.drop(columns=["note"]), _P_DIGITS)]
     if _is_paper(result):
         pub = PAPER_PUBLISHED["table5"]

@@ -26,13 +26,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pe_udfs.errors import PEError
 
-class AssetError(RuntimeError):
+
+class AssetError(PEError):
     """Bundled material is missing or unusable. ``reason`` is a short code (e.g. ``asset_missing``)."""
 
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
+    stage = "sample"
 
 
 # ---------------------------------------------------------------------------------------------- sources

@@ -28,6 +28,7 @@ from jobs.synth.engagement import draw_influencers, engagement_counts
 from jobs.synth.sales import sales_panel, true_lift
 from jobs.synth.storyboard import OPT_IN_SCENARIOS, SCENARIOS, VideoPlan, plan_video
 from jobs.synth.truth import VideoTruth
+from pe_udfs.errors import PEError
 
 #: scenario mix of a campaign (each scenario at least once from 4 videos on; see :func:`_scenarios`)
 SCENARIO_WEIGHTS = {"hero": 0.22, "prop": 0.17, "held": 0.17, "wrong_reason": 0.14, "occluded": 0.1, "mixed": 0.12,
@@ -37,12 +38,11 @@ SCENARIO_WEIGHTS = {"hero": 0.22, "prop": 0.17, "held": 0.17, "wrong_reason": 0.
 _S_CATALOGUE, _S_PLAN, _S_LABELS, _S_SALES = 1, 2, 3, 4
 
 
-class SampleError(ValueError):
+class SampleError(PEError):
     """The sample campaign cannot be made as asked. ``reason`` is a short code (e.g. ``bad_duration``)."""
 
-    def __init__(self, reason: str, message: str):
-        super().__init__(message)
-        self.reason = reason
+    stage = "sample"
+    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.analysis import (AnalysisError, build_panel, complete_days, estimate_lift, estimate_lifts,
-                           impute_daily_sales,
-                           lift_summary, load_paper_panel, minmax, panel_from_lake_frames, sales_lift_rows,
-                           second_stage)
+from jobs.analysis import (
+    AnalysisError,
+    build_panel,
+    complete_days,
+    estimate_lift,
+    estimate_lifts,
+    impute_daily_sales,
+    lift_summary,
+    load_paper_panel,
+    minmax,
+    panel_from_lake_frames,
+    sales_lift_rows,
+    second_stage,
+)
 from jobs.analysis.diagnostics import FIRST_STAGE_SE, influence, measurement_error, out_of_fold_r2, robustness
 from jobs.analysis.second_stage import fit_spec, paper_specs, second_stage_frame
 from jobs.contracts import spark_schema

@@ -6,9 +6,9 @@ fixed-effects regressions over ~150,000 product-days each.
 from __future__ import annotations
 
 import pytest
-from tests.conftest import REFERENCE_PANEL
 
 from jobs.analysis import PAPER_PUBLISHED, estimate_lifts, format_text, load_paper_panel, second_stage
+from tests.conftest import REFERENCE_PANEL
 
 pytestmark = [
     pytest.mark.slow,

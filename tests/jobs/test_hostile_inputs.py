@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-
 from test_score_job import _register_tiny_champion, _write_clip
 
 pytestmark = pytest.mark.slow

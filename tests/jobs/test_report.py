@@ -10,8 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.report import (ReportError, best_video_id, heat_vmax, overlay_frame, percentiles, render_video_page,
-                         strip_seconds, write_campaign_report, write_video_report)
+from jobs.report import (
+    ReportError,
+    best_video_id,
+    heat_vmax,
+    overlay_frame,
+    percentiles,
+    render_video_page,
+    strip_seconds,
+    write_campaign_report,
+    write_video_report,
+)
 
 GRID = 14
 
@@ -68,6 +77,24 @@ def test_overlay_changes_the_hot_region_and_draws_the_product_quad():
     np.testing.assert_array_equal(overlay_frame(frame, None, None), frame)
 
 
+def test_overlay_on_a_portrait_frame_maps_heat_and_quad_back_from_the_square_model_frame():
+    """A 9:16 frame (320 × 180): the model saw it squashed to 224², so the heat cell and the quad stored on
+    that square land at the same fractions of the frame's width and height."""
+    frame = np.full((320, 180, 3), 128, np.uint8)
+    grid = np.zeros(GRID * GRID)
+    grid[2 * GRID + 11] = 1.0  # row 2, column 11 of 14: near the top right
+    quad = [112.0, 112.0, 224.0, 112.0, 224.0, 224.0, 112.0, 224.0]  # the bottom-right quarter of the square
+    out = overlay_frame(frame, grid, quad, quad_size=224)
+    assert out.shape == frame.shape
+    diff = np.abs(out.astype(int) - frame.astype(int)).sum(axis=2)
+    cy, cx = int(320 * 2.5 / GRID), int(180 * 11.5 / GRID)  # the hot cell's centre on the frame
+    assert diff[cy, cx] > 60 and diff[cy, 180 - cx] == 0 and diff[320 - cy, cx] == 0
+    assert tuple(out[160, 135]) == (0, 255, 0) and tuple(out[240, 90]) == (0, 255, 0)  # top and left edges at ½
+    assert tuple(out[240, 135]) == (128, 128, 128)  # inside the quad
+    square = overlay_frame(frame, None, quad)  # without quad_size the quad is in the frame's own pixels
+    assert tuple(square[160, 135]) == (128, 128, 128) and tuple(square[112, 150]) == (0, 255, 0)
+
+
 def test_overlay_scales_by_the_videos_maximum_and_rejects_bad_grids():
     frame = np.zeros((224, 224, 3), np.uint8)
     grid = np.zeros(GRID * GRID)
@@ -96,14 +123,14 @@ def test_video_page_from_a_real_video_is_offline_with_overlays_that_differ_from_
 
     cfg = load_config(lake=str(tmp_path))
     uri = make_video(tmp_path / "v.mp4")
-    frames = sample_video(uri, cfg.clip, allowed_roots=[str(tmp_path)], with_match_frames=False).model_frames
-    assert frames.shape == (4, 224, 224, 3)
+    frames = sample_video(uri, cfg.clip, allowed_roots=[str(tmp_path)]).match_frames
+    assert len(frames) == 4 and frames[0].shape == (96, 96, 3)
     score = pd.Series({"video_id": "vid/1", "model_version": "1", "pe_raw": 0.01, "pe_share": 0.3, "e_score": 5.0,
                        "p_score": 9.0})
     campaign = pd.DataFrame({"video_id": ["vid/1", "b", "c"], "pe_share": [0.3, 0.1, 0.5], "e_score": [5.0, 6, 7],
                              "pe_raw": [0.01, 0.02, 0.03], "p_score": [9.0, 1, 2]})
     out = tmp_path / "R"
-    page = render_video_page(str(out), score, seconds_rows("vid/1", 4), campaign, frames, strip=3,
+    page = render_video_page(str(out), score, seconds_rows("vid/1", 4), campaign, frames, quad_size=224, strip=3,
                              meta={"campaign": "c1"})
     html = open(page.html, encoding="utf-8").read()
     assert os.path.basename(page.html) == "video-vid_1.html"

@@ -13,8 +13,19 @@ import pytest
 
 from jobs.config import load_config
 from jobs.validate import (
-    MISSING_ID, QualityError, ValidationFailed, add_mismatch_columns, check_outputs, gate, rejected_inputs,
-    rejected_rows, suite_checks, uri_patterns, validate_frame, validate_table, validate_tables)
+    MISSING_ID,
+    QualityError,
+    ValidationFailed,
+    add_mismatch_columns,
+    check_outputs,
+    gate,
+    rejected_inputs,
+    rejected_rows,
+    suite_checks,
+    validate_frame,
+    validate_table,
+    validate_tables,
+)
 
 PE = str(Path(sys.executable).parent / "pe")
 SIZE = 16  # clip size of these tests: maps are (S, 16, 16)
@@ -24,38 +35,6 @@ SIZE = 16  # clip size of these tests: maps are (S, 16, 16)
 def qcfg(tmp_path):
     return load_config(lake=str(tmp_path / "lake"), overrides={
         "clip": {"size": SIZE}, "spark": {"master": "local[2]", "show_progress": False, "shuffle_partitions": 2}})
-
-
-# ---------------------------------------------------------------------- URIs
-def _matches(pattern: str, value: str) -> bool:
-    import re
-
-    return re.search(pattern, value) is not None
-
-
-def test_uri_patterns_allow_only_file_paths_under_the_lake(tmp_path):
-    cfg = load_config(lake=str(tmp_path / "lake"))
-    scheme, root = uri_patterns(cfg)
-    lake = cfg.lake_path
-    for ok in (f"{lake}/media/a.mp4", f"file://{lake}/media/a.mp4", f"FILE://{lake}/x"):
-        assert _matches(scheme, ok) and _matches(root, ok), ok
-    for bad_scheme in ("http://x/a.mp4", "s3a://b/a.mp4", "media/a.mp4", f"//host{lake}/a.mp4", ""):
-        assert not _matches(scheme, bad_scheme), bad_scheme
-    for outside in ("/etc/passwd", f"{lake}x/a.mp4", f"{lake}/../etc/passwd", f"{lake}/media/%2e%2e/%2E%2e/x",
-                    f"{lake}/a/..", "http://x" + lake + "/a.mp4"):
-        assert not _matches(root, outside), outside
-    assert _matches(root, f"{lake}/a..b/c.mp4")  # '..' inside a name is not a parent reference
-
-
-def test_uri_patterns_follow_configured_schemes_and_roots(tmp_path):
-    cfg = load_config(lake=str(tmp_path / "lake"), overrides={"io": {
-        "allowed_schemes": ["s3a"], "allowed_roots": ["s3a://bucket/media", str(tmp_path / "local")]}})
-    scheme, root = uri_patterns(cfg)
-    assert _matches(scheme, "s3a://bucket/media/v.mp4") and _matches(root, "s3a://bucket/media/v.mp4")
-    assert not _matches(root, "s3a://bucket/mediax/v.mp4") and not _matches(root, "s3a://other/media/v.mp4")
-    # 'file' is not allowed: a plain path fails the scheme check, and the local root admits nothing
-    assert not _matches(scheme, str(tmp_path / "local" / "v.mp4"))
-    assert not _matches(root, str(tmp_path / "local" / "v.mp4"))
 
 
 # ---------------------------------------------------------------------- row level: inputs
@@ -129,7 +108,7 @@ def test_output_tables_have_no_row_level_rejection(qcfg):
 
 def test_a_great_expectations_import_that_exits_becomes_a_quality_error(tmp_path, monkeypatch, qcfg):
     """DESIGN §8: importing GE can call sys.exit (pyspark's Spark Connect check); it must not end the job."""
-    from jobs import validate
+    from jobs.quality import ge
 
     fake = tmp_path / "fakepkgs" / "great_expectations"
     fake.mkdir(parents=True)
@@ -138,7 +117,7 @@ def test_a_great_expectations_import_that_exits_becomes_a_quality_error(tmp_path
     for mod in [m for m in sys.modules if m == "great_expectations" or m.startswith("great_expectations.")]:
         monkeypatch.delitem(sys.modules, mod)
     with pytest.raises(QualityError) as e:
-        validate._import_gx()
+        ge.import_gx()
     assert e.value.reason == "ge_unavailable" and "exited" in str(e.value)
 
 
@@ -171,7 +150,7 @@ def test_pe_scores_suite_on_frames(qcfg):
 
 
 def _check_frame(**changes) -> pd.DataFrame:
-    base = {"video_id": ["a"], "model_version": ["1"], "in_pe_seconds": [True], "in_pe_scores": [True],
+    base = {"video_id": ["a"], "model_version": ["1"], "in_pe_seconds": [True],
             "seconds_rows": [3], "distinct_seconds": [3], "first_second": [0], "seconds_span": [3],
             "n_seconds": [3], "e_mass_sum": [30.0], "pe_mass_sum": [6.0], "p_mass_sum": [12.0],
             "e_score": [30.0], "p_score": [12.0], "pe_raw": [6.0 / (3 * SIZE * SIZE)]}
@@ -195,7 +174,8 @@ def test_mismatch_columns_are_in_tolerance_units(qcfg):
     ({"seconds_span": 4, "seconds_rows": 3}, "seconds_contiguous"),
     ({"n_seconds": 4, "pe_raw": 6.0 / (4 * SIZE * SIZE)}, "seconds_match_n_seconds"),
     ({"p_mass_sum": 12.5}, "p_mass_sums_to_p_score"),
-    ({"in_pe_scores": False, "n_seconds": None, "e_score": None, "p_score": None, "pe_raw": None}, "has_pe_scores_row"),
+    ({"in_pe_seconds": False, "seconds_rows": None, "distinct_seconds": None, "first_second": None,
+      "seconds_span": None, "e_mass_sum": None, "pe_mass_sum": None, "p_mass_sum": None}, "has_pe_seconds_rows"),
 ])
 def test_pe_seconds_suite_names_the_broken_rule(qcfg, changes, check):
     assert validate_frame(add_mismatch_columns(_check_frame(), qcfg), "pe_seconds", qcfg).success
@@ -299,6 +279,29 @@ def test_pe_seconds_cross_table_check_on_the_lake(qlake, qcfg):
 
 
 @pytest.mark.slow
+def test_pe_seconds_of_an_unfinished_run_do_not_count(qlake, qcfg):
+    """Seconds count only with their run's pe_scores row (same video, model version and scoring_config)."""
+    from pyspark.sql import functions as F
+
+    _, seconds = _scores_and_seconds(qcfg)
+    unfinished = seconds[seconds["video_id"] == "v0"].assign(video_id="v9", second=lambda f: f["second"] + 5)
+    other_config = seconds[seconds["video_id"] == "v0"].assign(second=lambda f: f["second"] + 10,
+                                                                 scoring_config="longer-window")
+    _write(qlake, "pe_seconds", pd.concat([unfinished, other_config]))
+    report = validate_table(qlake, "pe_seconds", qcfg)
+    assert report.success and report.rows == 3, report.describe()
+
+    # the same rows with their pe_scores row in place are checked: v1's scores now belong to another config,
+    # so its seconds (scoring_config null) are not its run's and the scores row has none
+    scores = qlake.read("pe_scores").withColumn(
+        "scoring_config", F.when(F.col("video_id") == "v1", F.lit("new")).otherwise(F.col("scoring_config")))
+    qlake.write("pe_scores", scores, mode="overwrite")
+    report = validate_table(qlake, "pe_seconds", qcfg)
+    by = {f.check: f for f in report.failed}
+    assert set(by) == {"has_pe_seconds_rows"} and by["has_pe_seconds_rows"].unexpected_count == 1
+
+
+@pytest.mark.slow
 def test_gate_lets_input_rejections_through_only_when_allowed(qlake, qcfg):
     _write(qlake, "campaign_videos", _campaign_rows(_videos(qcfg.lake_path).iloc[5:6]))
     report = validate_table(qlake, "campaign_videos", qcfg)
@@ -331,5 +334,6 @@ def test_pe_validate_command_fails_naming_the_expectation(qlake, qcfg, tmp_path)
     qlake.write("pe_scores", qlake.read("pe_scores").where("video_id = 'v0'"))
     bad = subprocess.run(cmd + ["--table", "pe_scores"], capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode == 1
-    assert "validation failed: pe_scores.expect_compound_columns_to_be_unique" in bad.stderr
+    assert bad.stderr.splitlines()[-1] == ("error: validate: data quality gate failed: "
+                                           "pe_scores.expect_compound_columns_to_be_unique [validation_failed]")
     assert "FAILED 1 of 8 expectations" in bad.stdout

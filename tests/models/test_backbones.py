@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.backbones import (BackboneWeightsError, PreprocessConfig, UnknownBackbone, create_backbone,
-                              list_backbones)
+from models.backbones import BackboneWeightsError, UnknownBackbone, create_backbone, list_backbones
 
 
 def test_registry_lists_the_three_backbones_and_rejects_unknown_names():
@@ -92,8 +91,3 @@ def test_xception_weight_errors_are_clear(tmp_path):
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(BackboneWeightsError, match="cannot read"):
         create_backbone("xception", weights_file=str(garbage))
-
-
-def test_preprocess_config_round_trips_through_a_dict():
-    pre = create_backbone("tiny").preprocess
-    assert PreprocessConfig.from_dict(pre.to_dict()) == pre

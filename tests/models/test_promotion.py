@@ -9,8 +9,17 @@ import os
 
 import pytest
 
-from models.promotion import (GATE_ARTIFACT, PENDING, EvaluationError, StaleEvaluationError, defer_promotion,
-                              evaluation_metrics, evaluation_of, evaluation_tags, promote_evaluated)
+from models.promotion import (
+    GATE_ARTIFACT,
+    PENDING,
+    EvaluationError,
+    StaleEvaluationError,
+    defer_promotion,
+    evaluation_metrics,
+    evaluation_of,
+    evaluation_tags,
+    promote_evaluated,
+)
 from tests.models.synthetic import gate as known_gate
 from tests.models.synthetic import report
 

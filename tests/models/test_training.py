@@ -6,8 +6,15 @@ import pytest
 import torch
 
 from models.network import create_engagement_head
-from models.training import (FeatureBatch, collate_feature_rows, decode_features, encode_features, evaluate_loss,
-                             fit_head, predict_head)
+from models.training import (
+    FeatureBatch,
+    collate_feature_rows,
+    decode_features,
+    encode_features,
+    evaluate_loss,
+    fit_head,
+    predict_head,
+)
 
 
 def test_features_round_trip_as_float16_bytes():

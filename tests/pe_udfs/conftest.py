@@ -6,7 +6,6 @@ from typing import Callable
 
 import numpy as np
 import pytest
-
 from pe_media import index_of, write_video
 
 

@@ -3,11 +3,18 @@ the per-video estimate's arithmetic."""
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 
-from pe_udfs.memory import (WORKER_BASE_BYTES, FrameFootprint, chunk_for_budget, format_size, frame_footprint,
-                            parse_size, video_memory, worker_memory)
+from pe_udfs.memory import (
+    WORKER_BASE_BYTES,
+    FrameFootprint,
+    chunk_for_budget,
+    format_size,
+    frame_footprint,
+    parse_size,
+    video_memory,
+    worker_memory,
+)
 
 
 def test_footprint_of_conv_relu_counts_what_autograd_keeps_for_the_input_gradient():

@@ -6,13 +6,24 @@ import pickle
 import cv2
 import numpy as np
 import pytest
+from pe_media import paste
 from skimage import data
 
-from pe_media import paste
-from pe_udfs.errors import ProductImageError
 from pe_udfs import product as product_module
-from pe_udfs.product import (ListingFeatures, _quad_gate, _ratio_matches, drop_unmatched_seconds, listing_features,
-                             load_image, match_frame, orb_detector, orb_norm, product_map, quad_mask)
+from pe_udfs.errors import ProductImageError
+from pe_udfs.product import (
+    ListingFeatures,
+    _quad_gate,
+    _ratio_matches,
+    drop_unmatched_seconds,
+    listing_features,
+    load_image,
+    match_frame,
+    orb_detector,
+    orb_norm,
+    product_map,
+    quad_mask,
+)
 from pe_udfs.settings import ProductSettings
 
 SIFT = ProductSettings()

@@ -6,9 +6,9 @@ import os
 import cv2
 import numpy as np
 import pytest
+from pe_media import paste
 from skimage import data
 
-from pe_media import paste
 from pe_udfs import product_views
 from pe_udfs.errors import ProductImageError
 from pe_udfs.product import listing_features, product_map

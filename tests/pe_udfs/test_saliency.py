@@ -312,3 +312,14 @@ def test_cuda_chunked_gradient_matches_cpu_and_sizes_its_chunk():
     assert 1 <= frame_chunk_for(net.cuda(), 9, SaliencySettings(), torch.device("cuda")) <= 9
     bf16 = engagement_heatmap(net, clip, SaliencySettings(precision="bfloat16"), device="cuda")
     assert bf16.heatmap.shape == cpu.heatmap.shape
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_cuda_without_a_gpu_is_an_error_not_a_fallback():
+    from pe_udfs.errors import DeviceUnavailable
+    from pe_udfs.saliency import resolve_device
+
+    assert resolve_device("auto").type == "cpu" and resolve_device(None).type == "cpu"
+    with pytest.raises(DeviceUnavailable) as e:
+        resolve_device("cuda")
+    assert e.value.reason == "no_cuda" and e.value.exit_code == 2

@@ -6,11 +6,11 @@ import json
 import cv2
 import numpy as np
 import pytest
+from pe_media import paste, write_frames
 from skimage import data
 from typer.testing import CliRunner
 
 from jobs.cli import app
-from pe_media import paste, write_frames
 
 SCENE = data.astronaut()[:384]
 QUAD = np.float32([[150, 100], [420, 140], [400, 330], [130, 300]])
@@ -58,10 +58,10 @@ def test_bad_inputs_exit_with_the_stage_and_reason(media, tmp_path):
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     code, _, err = run("--lake", str(tmp_path / "lake"), "score-video", str(empty), "--product", image, "--product-only")
-    assert code == 1 and "decode failed (empty_file)" in err
+    assert code == 1 and err.startswith("error: decode: ") and err.rstrip().endswith("[empty_file]")
     code, _, err = run("--lake", str(tmp_path / "lake"), "score-video", video, "--product", str(tmp_path / "no.jpg"),
                        "--product-only")
-    assert code == 1 and "product failed (not_found)" in err
+    assert code == 1 and err.startswith("error: product: ") and err.rstrip().endswith("[not_found]")
 
 
 @pytest.mark.slow

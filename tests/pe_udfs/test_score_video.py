@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from pe_media import paste, write_frames
 from skimage import data
 from torch import nn
 
-from pe_media import paste, write_frames
 from pe_udfs.errors import DecodeError, ModelError
 from pe_udfs.pe_math import SCORE_NAMES
 from pe_udfs.product import listing_features, quad_mask
