@@ -121,7 +121,7 @@ def hostile_lake(cfg, lake, tmp_path):
     outside = tmp_path / "outside.mp4"
     shutil.copy(good_clip, outside)
     os.symlink(outside, media / "link-out.mp4")
-    bad("symlink-out", str(media / "link-out.mp4"), "fetch", "outside_allowed_roots")
+    bad("symlink-out", str(media / "link-out.mp4"), "validate", "video_uri_root")  # the gate resolves links
     bad("http-scheme", "http://example.com/v.mp4", "validate", "video_uri_scheme")
     # --- bad product images
     blank = media / "blank.png"
