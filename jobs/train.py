@@ -299,6 +299,7 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, group
     import torch
     from pyspark.sql import functions as F
 
+    from models.augment import Augmentation
     from models.evaluate import evaluate_predictions, regression_metrics
     from models.gate import evaluate_gate
     from models.labels import is_within_influencer, within_groups
@@ -339,7 +340,8 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, group
 
             fit = fit_head(net.head, train_loader, val_loader, epochs=tc.epochs, patience=tc.patience,
                            learning_rate=tc.learning_rate, weight_decay=tc.weight_decay, device=device,
-                           on_epoch=on_epoch, val_groups=groups if is_within_influencer(tc.label) else None)
+                           on_epoch=on_epoch, val_groups=groups if is_within_influencer(tc.label) else None,
+                           augment=Augmentation.from_settings(tc))
             ids, preds, labels = predict_head(net.head, test_loader, device=device)
             champ = champion_version(tracking, cfg.mlflow.model_name, cfg.mlflow.alias)
             evidence = _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, echo)

@@ -25,7 +25,7 @@ from torch import nn
 
 __all__ = [
     "FeatureBatch", "FitResult", "encode_features", "decode_features", "collate_feature_rows",
-    "trainable_parameters", "make_optimizer", "fit_head", "predict_head", "resolve_device",
+    "trainable_parameters", "make_optimizer", "fit_head", "predict_head", "resolve_device", "InMemoryBatches",
 ]
 
 
@@ -87,6 +87,26 @@ def collate_feature_rows(rows: Sequence[Mapping[str, Any]]) -> FeatureBatch:
     return FeatureBatch(feats, mask, labels, [str(r["video_id"]) for r in rows])
 
 
+class InMemoryBatches:
+    """Re-iterable batches over rows held on the driver (the petastorm loader's stand-in for sweeps and benches):
+    ``shuffle`` draws a new order every pass from ``seed``; otherwise the rows' order."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]], *, batch_size: int, shuffle: bool = False, seed: int = 0
+                 ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.rows, self.batch_size, self.shuffle = list(rows), batch_size, shuffle
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        order = self._rng.permutation(len(self.rows)) if self.shuffle else np.arange(len(self.rows))
+        for i in range(0, len(order), self.batch_size):
+            yield collate_feature_rows([self.rows[j] for j in order[i: i + self.batch_size]])
+
+
 # --------------------------------------------------------------------------------------------- training
 def resolve_device(device: str = "auto") -> torch.device:
     """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is an error."""
@@ -128,11 +148,13 @@ def fit_head(
     device: str | torch.device = "cpu",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     val_groups: Mapping[str, str] | None = None,
+    augment: Callable[[FeatureBatch], FeatureBatch] | None = None,
 ) -> FitResult:
     """Train ``head`` (features, mask → (B,)) with MSE; stop when validation loss has not improved for
     ``patience`` epochs; restore the best weights. ``train_batches``/``val_batches`` are iterated once per epoch
     (lists, or re-iterable loaders). ``val_groups`` (video_id → influencer): the validation loss compares
     predictions within influencer (:func:`evaluate_loss`), as a label residualised on influencers is evaluated.
+    ``augment`` (e.g. :class:`models.augment.Augmentation`) transforms every training batch, never validation.
     Seed torch before calling for reproducible results."""
     device = torch.device(device)
     head.to(device)
@@ -147,6 +169,8 @@ def fit_head(
         head.train()
         total, n = 0.0, 0
         for batch in train_batches:
+            if augment is not None:
+                batch = augment(batch)
             batch = batch.to(device)
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(head(batch.features, batch.mask), batch.labels)
