@@ -269,6 +269,9 @@ def train(
     no_promote: bool = typer.Option(False, "--no-promote",
                                     help="Evaluate and register, but leave @champion alone (pe.promotion=pending): "
                                     "`pe models promote` decides."),
+    sweep: Optional[Path] = typer.Option(None, "--sweep", metavar="FILE",
+                                         help="YAML grid/random search of model.*/train.* settings: one nested "
+                                         "MLflow run per trial; the best by validation loss is trained and gated."),
 ) -> None:
     """Train the engagement model, log it to MLflow as pe-engagement; @champion moves only if it is better."""
     import time
@@ -279,16 +282,19 @@ def train(
     from jobs.train import TrainingDataError, run_training, train_overrides
     from models.backbones import BackboneWeightsError, UnknownBackbone
 
+    from models.sweep import SweepError, load_sweep
+
     st = state(ctx)
     try:
         cfg = load_config(st.config_path, lake=st.lake,
                           overrides=train_overrides(epochs=epochs, backbone=backbone, limit=limit))
-    except ConfigError as e:
+        spec = load_sweep(sweep) if sweep is not None else None
+    except (ConfigError, SweepError) as e:
         fail(str(e), code=2)
     try:
         run_training(cfg, Lake.from_config(cfg, get_spark(cfg, app_name="pe-train")), echo=typer.echo,
-                     started=started, features_only=features_only, promote=not no_promote)
-    except (UnknownBackbone, BackboneWeightsError) as e:
+                     started=started, features_only=features_only, promote=not no_promote, sweep=spec)
+    except (UnknownBackbone, BackboneWeightsError, SweepError) as e:
         fail(str(e), code=2)
     except (TrainingDataError, LakeError) as e:
         fail(str(e))

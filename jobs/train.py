@@ -190,7 +190,7 @@ def _compute_features(cfg: PEConfig, todo: "DataFrame", clip_config: str, torch_
 
 # --------------------------------------------------------------------------------------------- the job
 def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, started: float | None = None,
-                 features_only: bool = False, promote: bool = True) -> TrainResult | None:
+                 features_only: bool = False, promote: bool = True, sweep=None) -> TrainResult | None:
     """The whole job on an open :class:`jobs.lake.Lake` (with Spark). See the module docstring.
 
     ``features_only``: stop once ``training_clips`` holds the features of every labelled video (the retrain
@@ -198,6 +198,9 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
 
     ``promote=False``: evaluate, log and register as usual but leave @champion alone; the version is tagged
     ``pe.promotion=pending`` for ``pe models promote`` (the retrain DAG's "promote" stage).
+
+    ``sweep`` (:class:`models.sweep.SweepSpec`): first fit each of its trials on the cached features (jobs.sweep,
+    nested MLflow runs under one sweep run), then train and gate the best by validation loss as below.
 
     ``started``: ``time.perf_counter()`` when the command began (before the Spark session), so the printed
     total time covers the whole command."""
@@ -288,13 +291,31 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
             raise TrainingDataError(f"the {name} split has {split_counts.get(name, 0)} usable videos, fewer than "
                                     f"{least}{why}; add labelled videos or change train.val_fraction/test_fraction")
 
-    # ---- train on cached features through petastorm
-    return _train_and_register(cfg, lake, net, usable, commit.version, label_info, groups, split_counts, skipped,
-                               test_uris, timings, echo, t_start, promote=promote)
+    # ---- train on cached features through petastorm (after a sweep: with its best settings by validation)
+    if sweep is None:
+        return _train_and_register(cfg, lake, net, usable, commit.version, label_info, groups, split_counts, skipped,
+                                   test_uris, timings, echo, t_start, promote=promote)
+    import mlflow
+
+    from jobs.sweep import run_sweep_trials
+    from models.network import head_from_settings
+    from models.registry import ensure_experiment, mlflow_store
+
+    exp_id = ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)
+    with mlflow_store(cfg.tracking_uri, cfg.mlflow.registry_uri), \
+            mlflow.start_run(experiment_id=exp_id, run_name=f"sweep-{cfg.model.backbone}"):
+        mlflow.set_tags({"pe.job": "train-sweep", "pe.training_clips_version": str(commit.version)})
+        t0 = time.perf_counter()
+        best, _ = run_sweep_trials(cfg, sweep, usable, groups, experiment_id=exp_id, echo=echo)
+        timings["sweep_s"] = time.perf_counter() - t0
+        net.head, net.settings = head_from_settings(best.model, net.backbone.out_channels), best.model
+        return _train_and_register(best, lake, net, usable, commit.version, label_info, groups, split_counts,
+                                   skipped, test_uris, timings, echo, t_start, promote=promote, nested=True)
 
 
 def _train_and_register(cfg, lake, net, usable, table_version, label_info, groups, split_counts, skipped,
-                        test_uris, timings, echo, t_start, *, promote: bool = True) -> TrainResult:
+                        test_uris, timings, echo, t_start, *, promote: bool = True, nested: bool = False
+                        ) -> TrainResult:
     import mlflow
     import torch
     from pyspark.sql import functions as F
@@ -321,7 +342,7 @@ def _train_and_register(cfg, lake, net, usable, table_version, label_info, group
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     exp_id = ensure_experiment(tracking, cfg.mlflow.experiment, cfg.artifact_root)
     with mlflow_store(tracking, cfg.mlflow.registry_uri), \
-            mlflow.start_run(experiment_id=exp_id, run_name=f"train-{cfg.model.backbone}") as run:
+            mlflow.start_run(experiment_id=exp_id, run_name=f"train-{cfg.model.backbone}", nested=nested) as run:
         run_id = run.info.run_id
         mlflow.log_params(_flat_params(cfg, label_info, split_counts, table_version, device))
         mlflow.set_tags({"pe.job": "train", "pe.backbone": cfg.model.backbone,

@@ -37,6 +37,11 @@ from pe_udfs.settings import StrictSettings
 __all__ = ["SweepError", "SweepSpec", "load_sweep", "fit_in_memory", "SWEEPABLE"]
 
 SWEEPABLE = ("model", "train")  # config sections a sweep may vary
+# settings that define the data, the split, the features or the gate: the same for every trial, or trials would
+# not be compared on the same validation videos and labels
+FIXED = {"model.backbone", "model.backbone_weights", "train.label", "train.split_seed", "train.val_fraction",
+         "train.test_fraction", "train.max_seconds", "train.limit", "train.gate", "train.feature_precision",
+         "train.min_videos", "train.min_val_videos"}
 
 
 class SweepError(ValueError):
@@ -58,6 +63,8 @@ class SweepSpec(StrictSettings):
             section, _, name = key.partition(".")
             if section not in SWEEPABLE or not name:
                 raise ValueError(f"{key!r}: name settings as model.<name> or train.<name>")
+            if key in FIXED or key.startswith("train.gate."):
+                raise ValueError(f"{key!r} defines the data, split, features or gate; it cannot vary in a sweep")
             if not values:
                 raise ValueError(f"{key!r} lists no values")
         return params
