@@ -61,6 +61,12 @@ class Point:
                 f"truth ratio {self.truth_ratio:.2f}  r2 {self.r2:+.3f}  gate {self.gate}  epoch {self.best_epoch}")
 
 
+def summary_line(at200: Point) -> str:
+    """The bench's last line: ``learning n200_spearman=… n200_ci_low=… n200_truth_ratio=…``."""
+    return (f"learning n200_spearman={at200.spearman:.3f} n200_ci_low={at200.ci_low:.3f} "
+            f"n200_truth_ratio={at200.truth_ratio:.2f}")
+
+
 def load_campaign(lake) -> pd.DataFrame:
     """One row per video with cached features: video_id, influencer_id, shares, likes, true_engagement,
     feature_shape, features (the configured backbone's only)."""
@@ -199,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.plot and points:
         print(f"plot: {plot(list(points.values()), a.plot)}")
     if at200 is not None:
-        print(f"learning n200_spearman={at200.spearman:.3f} n200_ci_low={at200.ci_low:.3f} "
-              f"n200_truth_ratio={at200.truth_ratio:.2f}")
+        print(summary_line(at200))
     return 0
 
 
