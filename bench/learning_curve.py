@@ -141,6 +141,7 @@ def curve_point(df: pd.DataFrame, n: int, cfg, *, permute: bool = False, boot_se
 def plot(points: list[Point], path: str) -> str:
     """The curve as a PNG: Spearman vs label and vs truth with intervals, and the label's own ceiling."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -156,10 +157,11 @@ def plot(points: list[Point], path: str) -> str:
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_xticks(n, [str(x) for x in n])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("labelled videos in the campaign (train + validation + test)")
     ax.set_ylabel("Spearman on the test influencers")
     ax.set_title("Engagement model learning curve (95% bootstrap intervals)")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path)
@@ -173,19 +175,24 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.spark import get_spark
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--lake", required=True, help="a sample campaign's lake with training_clips built")
+    p.add_argument("--lake", required=True, action="append",
+                   help="a sample campaign's lake with training_clips built; repeat to pool campaigns of the same "
+                        "world (e.g. two seeds) into one larger set")
     p.add_argument("--config")
     p.add_argument("--sizes", default="50,100,200,400")
     p.add_argument("--plot", default="docs/learning_curve.png")
     p.add_argument("--no-control", action="store_true", help="skip the permuted-label control at n200")
     a = p.parse_args(argv)
-    cfg = load_config(a.config, lake=a.lake, overrides={"spark": {"master": "local[2]", "show_progress": False}})
+    cfg = load_config(a.config, lake=a.lake[0], overrides={"spark": {"master": "local[2]", "show_progress": False}})
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
-    df = load_campaign(Lake.from_config(cfg, get_spark(cfg, app_name="pe-learning-curve")))
+    spark = get_spark(cfg, app_name="pe-learning-curve")
+    df = pd.concat([load_campaign(Lake(root, spark)) for root in a.lake], ignore_index=True)
+    if df["video_id"].duplicated().any():
+        raise SystemExit("the lakes share video ids: pool campaigns of different seeds")
     sizes = [int(s) for s in a.sizes.split(",")]
-    print(f"campaign: {len(df)} videos with features, {df['influencer_id'].nunique()} influencers; label "
+    print(f"campaign ({', '.join(a.lake)}): {len(df)} videos with features, {df['influencer_id'].nunique()} influencers; label "
           f"{cfg.train.label}; settings: window {cfg.train.window_seconds}, flip {cfg.train.flip}, feature dropout "
           f"{cfg.train.feature_dropout}, weight decay {cfg.train.weight_decay}, head {cfg.model.conv_filters}/"
           f"{cfg.model.dense_units}, dropout {cfg.model.dropout}")
