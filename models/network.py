@@ -30,7 +30,7 @@ from models.backbones import Backbone, create_backbone
 from models.settings import ModelSettings
 from pe_udfs.errors import ModelError
 
-__all__ = ["EngagementHead", "EngagementNet", "create_engagement_head", "build_engagement_net", "backbone_features",
+__all__ = ["EngagementHead", "EngagementNet", "create_engagement_head", "build_engagement_net", "head_from_settings", "backbone_features",
            "extract_features", "fast_bfloat16"]
 
 
@@ -193,7 +193,13 @@ def build_engagement_net(settings: ModelSettings, *, weights: str | None = "imag
     when set; ``weights=None`` for the bare architecture) and a freshly initialised head."""
     backbone = create_backbone(settings.backbone, weights=weights,
                                weights_file=settings.backbone_weights if weights is not None else None)
-    head = create_engagement_head(in_channels=backbone.out_channels, conv_filters=settings.conv_filters,
+    return EngagementNet(backbone, head_from_settings(settings, backbone.out_channels), settings=settings,
+                         frame_chunk=frame_chunk)
+
+
+def head_from_settings(settings: ModelSettings, in_channels: int) -> EngagementHead:
+    """A freshly initialised :class:`EngagementHead` with ``cfg.model``'s sizes (seed torch first)."""
+    return create_engagement_head(in_channels=in_channels, conv_filters=settings.conv_filters,
                                   dense_units=settings.dense_units, dropout=settings.dropout,
                                   padding=settings.conv_padding)
-    return EngagementNet(backbone, head, settings=settings, frame_chunk=frame_chunk)
+

@@ -65,6 +65,10 @@ class TrainSettings(StrictSettings):
     shuffle_buffer: int = Field(256, ge=0)  # petastorm row shuffling queue (0 = no shuffling)
     loader_workers: int = Field(2, ge=1)  # petastorm reader threads
     min_videos: int = Field(10, ge=3)  # fewer usable labelled videos is an error
+    # Regularisation of the head (models.augment; training batches only, never validation or test):
+    window_seconds: int | None = Field(None, ge=1)  # random run of this many consecutive cached seconds per clip
+    flip: float = Field(0.0, ge=0, le=1)  # probability of mirroring a clip's feature grid left-right
+    feature_dropout: float = Field(0.0, ge=0, lt=1)  # probability of zeroing one input channel of a clip
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> "TrainSettings":

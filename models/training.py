@@ -27,7 +27,7 @@ from pe_udfs.saliency import resolve_device
 
 __all__ = [
     "FeatureBatch", "FitResult", "encode_features", "decode_features", "collate_feature_rows",
-    "trainable_parameters", "make_optimizer", "fit_head", "predict_head", "resolve_device",
+    "trainable_parameters", "make_optimizer", "fit_head", "predict_head", "resolve_device", "InMemoryBatches",
 ]
 
 
@@ -89,6 +89,26 @@ def collate_feature_rows(rows: Sequence[Mapping[str, Any]]) -> FeatureBatch:
     return FeatureBatch(feats, mask, labels, [str(r["video_id"]) for r in rows])
 
 
+class InMemoryBatches:
+    """Re-iterable batches over rows held on the driver (the petastorm loader's stand-in for sweeps and benches):
+    ``shuffle`` draws a new order every pass from ``seed``; otherwise the rows' order."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]], *, batch_size: int, shuffle: bool = False, seed: int = 0
+                 ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.rows, self.batch_size, self.shuffle = list(rows), batch_size, shuffle
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        order = self._rng.permutation(len(self.rows)) if self.shuffle else np.arange(len(self.rows))
+        for i in range(0, len(order), self.batch_size):
+            yield collate_feature_rows([self.rows[j] for j in order[i: i + self.batch_size]])
+
+
 # --------------------------------------------------------------------------------------------- training
 def trainable_parameters(module: nn.Module) -> list[nn.Parameter]:
     """Parameters with ``requires_grad`` (the head; a frozen backbone contributes none)."""
@@ -121,11 +141,13 @@ def fit_head(
     device: str | torch.device = "cpu",
     on_epoch: Callable[[dict[str, float]], None] | None = None,
     val_groups: Mapping[str, str] | None = None,
+    augment: Callable[[FeatureBatch], FeatureBatch] | None = None,
 ) -> FitResult:
     """Train ``head`` (features, mask → (B,)) with MSE; stop when validation loss has not improved for
     ``patience`` epochs; restore the best weights. ``train_batches``/``val_batches`` are iterated once per epoch
     (lists, or re-iterable loaders). ``val_groups`` (video_id → influencer): the validation loss compares
     predictions within influencer (:func:`evaluate_loss`), as a label residualised on influencers is evaluated.
+    ``augment`` (e.g. :class:`models.augment.Augmentation`) transforms every training batch, never validation.
     Seed torch before calling for reproducible results."""
     device = torch.device(device)
     head.to(device)
@@ -140,6 +162,8 @@ def fit_head(
         head.train()
         total, n = 0.0, 0
         for batch in train_batches:
+            if augment is not None:
+                batch = augment(batch)
             batch = batch.to(device)
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(head(batch.features, batch.mask), batch.labels)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -19,16 +20,21 @@ def train(
     no_promote: bool = typer.Option(False, "--no-promote",
                                     help="Evaluate and register, but leave @champion alone (pe.promotion=pending): "
                                     "`pe models promote` decides."),
+    sweep: Optional[Path] = typer.Option(None, "--sweep", metavar="FILE",
+                                         help="YAML grid/random search of model.*/train.* settings: one nested "
+                                         "MLflow run per trial; the best by validation loss is trained and gated."),
 ) -> None:
     """Train the engagement model, log it to MLflow as pe-engagement; @champion moves only if it is better."""
     started = time.perf_counter()
     from jobs.lake import Lake
     from jobs.spark import get_spark
     from jobs.train import run_training, train_overrides
+    from models.sweep import load_sweep
 
     cfg = state(ctx).cfg_with(train_overrides(epochs=epochs, backbone=backbone, limit=limit))
+    spec = load_sweep(sweep) if sweep is not None else None  # a bad file fails before Spark starts
     run_training(cfg, Lake.from_config(cfg, get_spark(cfg, app_name="pe-train")), echo=typer.echo,
-                 started=started, features_only=features_only, promote=not no_promote)
+                 started=started, features_only=features_only, promote=not no_promote, sweep=spec)
 
 
 # --------------------------------------------------------------------------------------------------- models

@@ -35,6 +35,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], int, str]]:
         "ingest sales": (["ingest", "sales", "s.csv", "--format", "wide"], 2, "error: usage: "),
         "ingest inbox": (["ingest", "inbox", "--no-such-option"], 2, "error: usage: "),
         "train": (["train", "--epochs", "0"], 2, "error: config: "),
+        "train --sweep": (["train", "--sweep", str(tmp / "no-sweep.yaml")], 2, "error: sweep: "),
         "models evaluate": (["models", "evaluate", "--version", "3"], 1, "[no_registry]"),
         "models promote": (["models", "promote", "--version", "0"], 2, "error: usage: "),
         "score": (["score", "--limit", "0"], 2, "error: usage: "),
