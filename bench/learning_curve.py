@@ -61,10 +61,27 @@ class Point:
                 f"truth ratio {self.truth_ratio:.2f}  r2 {self.r2:+.3f}  gate {self.gate}  epoch {self.best_epoch}")
 
 
-def summary_line(at200: Point) -> str:
-    """The bench's last line: ``learning n200_spearman=… n200_ci_low=… n200_truth_ratio=…``."""
-    return (f"learning n200_spearman={at200.spearman:.3f} n200_ci_low={at200.ci_low:.3f} "
-            f"n200_truth_ratio={at200.truth_ratio:.2f}")
+def summary_line(at200: Point | list[Point]) -> str:
+    """The bench's last line: ``learning n200_spearman=… n200_ci_low=… n200_truth_ratio=…``; over several splits
+    (a list of points) the means over the splits, plus ``n200_splits=K n200_truth_ratio_min=…``."""
+    runs = at200 if isinstance(at200, list) else [at200]
+    line = (f"learning n200_spearman={np.mean([p.spearman for p in runs]):.3f} "
+            f"n200_ci_low={np.mean([p.ci_low for p in runs]):.3f} "
+            f"n200_truth_ratio={np.mean([p.truth_ratio for p in runs]):.2f}")
+    if len(runs) > 1:
+        line += f" n200_splits={len(runs)} n200_truth_ratio_min={min(p.truth_ratio for p in runs):.2f}"
+    return line
+
+
+def splits_line(n: int, runs: list[Point]) -> str:
+    """One size's spread over repeated influencer splits (each split's test set is different videos)."""
+    def spread(values: list[float]) -> str:
+        return f"{np.mean(values):+.3f} (min {min(values):+.3f}, max {max(values):+.3f})"
+
+    promoted = sum(p.gate == "promoted" for p in runs)
+    return (f"n={n:4d} over {len(runs)} splits: spearman vs label {spread([p.spearman for p in runs])}, "
+            f"ci_low {spread([p.ci_low for p in runs])}, truth ratio {spread([p.truth_ratio for p in runs])}, "
+            f"gate promoted in {promoted}/{len(runs)}")
 
 
 def load_campaign(lake) -> pd.DataFrame:
@@ -182,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="50,100,200,400")
     p.add_argument("--plot", default="docs/learning_curve.png")
     p.add_argument("--no-control", action="store_true", help="skip the permuted-label control at n200")
+    p.add_argument("--splits", type=int, default=1,
+                   help="repeat each size over K influencer splits (train.split_seed, +1, …): one split of ~50 test "
+                        "videos moves the ratio by about ±0.2; the last line then gives the means (plot: split 0)")
     a = p.parse_args(argv)
     cfg = load_config(a.config, lake=a.lake[0], overrides={"spark": {"master": "local[2]", "show_progress": False}})
     import torch
@@ -197,12 +217,19 @@ def main(argv: list[str] | None = None) -> int:
           f"{cfg.train.feature_dropout}, weight decay {cfg.train.weight_decay}, head {cfg.model.conv_filters}/"
           f"{cfg.model.dense_units}, dropout {cfg.model.dropout}")
     points: dict[int, Point] = {}
+    repeated: dict[int, list[Point]] = {}
     for n in sizes:
         if n > len(df):
             print(f"n={n}: the campaign has only {len(df)} videos; skipped")
             continue
-        points[n] = curve_point(df, n, cfg)
-        print(points[n].line(), flush=True)
+        for k in range(max(1, a.splits)):
+            seeded = cfg.model_copy(update={"train": cfg.train.model_copy(update={"split_seed": cfg.train.split_seed + k})})
+            point = curve_point(df, n, seeded)
+            repeated.setdefault(n, []).append(point)
+            print(("" if a.splits <= 1 else f"split {k}: ") + point.line(), flush=True)
+        points[n] = repeated[n][0]
+        if a.splits > 1:
+            print(splits_line(n, repeated[n]), flush=True)
     at200 = points.get(200)
     if at200 is not None:
         if not a.no_control:
@@ -212,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.plot and points:
         print(f"plot: {plot(list(points.values()), a.plot)}")
     if at200 is not None:
-        print(summary_line(at200))
+        print(summary_line(repeated[200] if a.splits > 1 else at200))
     return 0
 
 

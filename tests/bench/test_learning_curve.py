@@ -68,3 +68,14 @@ def test_the_last_line_has_the_documented_format():
     assert re.fullmatch(r"learning n200_spearman=-?\d+\.\d{3} n200_ci_low=-?\d+\.\d{3} n200_truth_ratio=-?\d+\.\d{2}",
                         line), line
     assert line == "learning n200_spearman=0.312 n200_ci_low=0.046 n200_truth_ratio=0.88"
+
+
+def test_over_repeated_splits_the_last_line_gives_means_and_the_worst_ratio():
+    def point(spearman, ci_low, truth):  # ceiling 0.5: truth ratio = truth / 0.5
+        return lc.Point(n=200, n_train=110, n_val=40, n_test=50, spearman=spearman, ci_low=ci_low, ci_high=0.9,
+                        truth=truth, truth_low=0.1, truth_high=0.9, ceiling=0.5, gate="promoted", best_epoch=3, r2=0.1)
+
+    line = lc.summary_line([point(0.5, 0.2, 0.45), point(0.7, 0.4, 0.35)])
+    assert line == ("learning n200_spearman=0.600 n200_ci_low=0.300 n200_truth_ratio=0.80 n200_splits=2 "
+                    "n200_truth_ratio_min=0.70")
+    assert "gate promoted in 2/2" in lc.splits_line(200, [point(0.5, 0.2, 0.45), point(0.7, 0.4, 0.35)])
