@@ -105,16 +105,20 @@ ANALYST_VIEWS: dict[str, AnalystView] = {
 
 
 def current_seconds(lake: Lake) -> "DataFrame":
-    """``pe_seconds`` rows of complete scoring runs (the ``pe_seconds_current`` view's rule, as a DataFrame);
-    empty when either table is missing."""
-    from pyspark.sql import functions as F
-
+    """``pe_seconds`` rows of complete scoring runs (:func:`complete_seconds` of the two tables); empty when
+    either table is missing."""
     if not (lake.exists("pe_seconds") and lake.exists("pe_scores")):
         return lake.spark.createDataFrame([], contracts.spark_schema("pe_seconds"))
-    seconds = lake.read("pe_seconds").alias("s")
-    scores = lake.read("pe_scores").select(*RUN_KEYS).alias("p")
+    return complete_seconds(lake.read("pe_seconds"), lake.read("pe_scores"))
+
+
+def complete_seconds(seconds: "DataFrame", scores: "DataFrame") -> "DataFrame":
+    """The rows of ``seconds`` (pe_seconds) whose :data:`RUN_KEYS` have a row in ``scores`` (pe_scores),
+    NULL-safe: the ``pe_seconds_current`` view's rule as a DataFrame."""
+    from pyspark.sql import functions as F
+
     on = [F.col(f"s.{k}").eqNullSafe(F.col(f"p.{k}")) for k in RUN_KEYS]
-    return seconds.join(scores, on, "left_semi")
+    return seconds.alias("s").join(scores.select(*RUN_KEYS).alias("p"), on, "left_semi")
 
 
 def _sql_literal(value: str | None) -> str:

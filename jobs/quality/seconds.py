@@ -18,6 +18,7 @@ import pandas as pd
 
 from jobs.config import PEConfig
 from jobs.quality.suites import SCORE_KEYS
+from jobs.views import complete_seconds
 
 
 def pe_seconds_check_frame(seconds: Any, scores: Any, cfg: PEConfig) -> pd.DataFrame:
@@ -25,11 +26,7 @@ def pe_seconds_check_frame(seconds: Any, scores: Any, cfg: PEConfig) -> pd.DataF
     joins) with the columns in :data:`jobs.quality.suites.PE_SECONDS_CHECK_COLUMNS`."""
     from pyspark.sql import functions as F
 
-    run_key = scores.select(*[F.col(k).alias(f"_{k}") for k in SCORE_KEYS],
-                            F.col("scoring_config").alias("_scoring_config"))
-    complete = seconds.join(run_key, [seconds[k] == run_key[f"_{k}"] for k in SCORE_KEYS]
-                            + [seconds["scoring_config"].eqNullSafe(run_key["_scoring_config"])], "left_semi")
-    per_video = complete.groupBy(*SCORE_KEYS).agg(
+    per_video = complete_seconds(seconds, scores).groupBy(*SCORE_KEYS).agg(
         F.count(F.lit(1)).alias("seconds_rows"),
         F.count_distinct("second").alias("distinct_seconds"),
         F.min("second").alias("first_second"),
