@@ -121,8 +121,9 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
             "input_truncated", "input_warnings")
         lake.merge("pe_scores", scores_df, metadata=meta)
         failed = results.where("kind = 'error'").select("video_id", "stage", "error_class", "reason", "message").toPandas()
-        summary.scored = results.where("kind = 'video'").count()
-        summary.truncated = results.where("kind = 'video' AND input_truncated").count()
+        counts = results.where("kind = 'video'").agg(F.count(F.lit(1)).alias("scored"),
+                                                     F.count(F.when(F.col("input_truncated"), 1)).alias("truncated")).first()
+        summary.scored, summary.truncated = int(counts["scored"]), int(counts["truncated"])
         results.unpersist()
     else:
         import pandas as pd
