@@ -14,8 +14,13 @@ training):
   floor of N videos is N × that / cores; ``efficiency`` = machine floor / the Spark job's wall time (1.0: the job
   uses every core on nothing but the unavoidable work; it also matches products, which the floor leaves out).
 
+* matching — the single-core cost of the product matching the floor leaves out (SIFT of each second's frame
+  against the listing, ``views_product_map`` on one thread) on the same videos; ``efficiency_with_matching`` =
+  (floor + matching) / the Spark wall time: what the job loses to Spark, Python workers and writes alone.
+
 Last line: ``score spark_over_loop=<spark/loop at N=small> scaling=<cost per video at large / at small>
-floor_s=<machine floor at N=large> efficiency=<floor / Spark wall at N=large>``.
+floor_s=<machine floor at N=large> efficiency=<floor / Spark wall at N=large>
+matching_share=<matching / (floor + matching)> efficiency_with_matching=<(floor + matching) / Spark wall>``.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -63,17 +69,48 @@ def sample_campaign_with_champion(root: str, n_videos: int, min_seconds: float, 
 def single_core_floor(uris: list[str], model, clip) -> float:
     """Mean seconds per video of decode-only + one forward/backward (bench/per_video.py's baseline) with one
     torch thread and one OpenCV thread; restores both thread counts."""
-    import cv2
     import torch
 
     from bench.per_video import baseline
+
+    cpu = torch.device("cpu")
+    with one_thread():
+        baseline(uris[0], model, clip, cpu)  # warm-up
+        return sum(sum(baseline(u, model, clip, cpu)) for u in uris) / len(uris)
+
+
+def single_core_matching(rows, clip, cfg) -> float:
+    """Mean seconds per video of product matching alone (each second's frame against the product's listing
+    views, one thread; decoding and listing features not counted) — the work the floor leaves out."""
+    from pe_udfs.product_views import views_product_map
+    from pe_udfs.udf import ScoringTask, product_views_for
+    from pe_udfs.video import sample_video
+
+    product = cfg.product.model_copy(update={"match_workers": 1})
+    task = ScoringTask(model_uri="", tracking_uri=cfg.tracking_uri, product=product.model_dump(),
+                       saliency=cfg.saliency.model_dump(), allowed_roots=tuple(cfg.allowed_roots))
+    total = 0.0
+    with one_thread():
+        for row in rows.itertuples():
+            views = product_views_for([("main", row.product_image_uri)], task)
+            frames = sample_video(row.video_uri, clip, allowed_roots=cfg.allowed_roots).match_frames
+            t = time.perf_counter()
+            views_product_map(frames, views, product, out_size=clip.size)
+            total += time.perf_counter() - t
+    return total / len(rows)
+
+
+@contextmanager
+def one_thread():
+    """torch and OpenCV on one thread for the block; their thread counts restored after."""
+    import cv2
+    import torch
 
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     try:
-        baseline(uris[0], model, clip, torch.device("cpu"))  # warm-up
-        return sum(sum(baseline(u, model, clip, torch.device("cpu"))) for u in uris) / len(uris)
+        yield
     finally:
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv_threads)
@@ -127,16 +164,22 @@ def main() -> None:
     cost_large = spark_large / max(s_all.scored, 1)
 
     cores = default_cores()
-    floor = single_core_floor(list(videos["video_uri"].head(args.floor_videos)), loaded.module, loaded.clip)
+    floor_videos = videos.head(args.floor_videos)
+    floor = single_core_floor(list(floor_videos["video_uri"]), loaded.module, loaded.clip)
+    matching = single_core_matching(floor_videos, loaded.clip, cfg)
     floor_small, floor_large = s.scored * floor / cores, s_all.scored * floor / cores
+    with_matching = s_all.scored * (floor + matching) / cores
     print(f"floor: {floor:.2f} s/video on one core (decode-only + forward/backward, {args.floor_videos} videos); "
           f"{cores} cores: N={s.scored} {floor_small:.1f}s (efficiency {floor_small / spark_small:.3f}), "
           f"N={s_all.scored} {floor_large:.1f}s (efficiency {floor_large / spark_large:.3f})", flush=True)
+    print(f"matching: {matching:.2f} s/video on one core (left out of the floor); floor + matching at "
+          f"N={s_all.scored}: {with_matching:.1f}s (efficiency {with_matching / spark_large:.3f})", flush=True)
     spark.stop()
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     print(f"score spark_over_loop={spark_small / loop_s:.3f} scaling={cost_large / cost_small:.3f} "
-          f"floor_s={floor_large:.1f} efficiency={floor_large / spark_large:.3f}")
+          f"floor_s={floor_large:.1f} efficiency={floor_large / spark_large:.3f} "
+          f"matching_share={matching / (floor + matching):.3f} efficiency_with_matching={with_matching / spark_large:.3f}")
 
 
 if __name__ == "__main__":

@@ -229,13 +229,13 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
         product={**cfg.product.model_dump(), "match_workers": cfg.product.match_workers or threads},
         saliency=cfg.saliency.model_dump(), decode=cfg.decode.model_dump(), max_seconds=cfg.clip.max_seconds,
         device=cfg.device,
-        torch_threads=threads, allowed_schemes=tuple(cfg.io.allowed_schemes), allowed_roots=tuple(cfg.allowed_roots),
+        cores=threads, allowed_schemes=tuple(cfg.io.allowed_schemes), allowed_roots=tuple(cfg.allowed_roots),
         gpu_share=float(spark.conf.get("spark.task.resource.gpu.amount", "1")),
         crash_journal=_crash_journal_folder(cfg),
     )
     # Same product together (listing features are cached per worker), many small tasks for balance/progress.
     rows = candidates.sort_values(["product_id", "video_id"]).reset_index(drop=True)
-    n_parts = max(1, min(len(rows), cfg.score.partitions or parallelism * 4))
+    n_parts = scoring_partitions(len(rows), parallelism, cfg.score.partitions)
     keyed = spark.sparkContext.parallelize(
         [(i * n_parts // len(rows), _plain(r)) for i, r in enumerate(rows[CANDIDATE_COLUMNS].itertuples(index=False))],
         n_parts,
@@ -251,6 +251,18 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
     finally:
         shutil.rmtree(task.crash_journal, ignore_errors=True)
     return results
+
+
+#: Videos per scoring task when the partitions are not configured: small tasks keep the cores busy to the end
+#: (a long task started last leaves the other cores idle) at a cost of milliseconds per task (workers are reused).
+VIDEOS_PER_TASK = 4
+
+
+def scoring_partitions(n_videos: int, parallelism: int, configured: int | None = None) -> int:
+    """Tasks for ``n_videos``: ``configured`` when set, else at least 4 per core and at most
+    :data:`VIDEOS_PER_TASK` videos each; never more tasks than videos."""
+    wanted = configured or max(4 * parallelism, -(-n_videos // VIDEOS_PER_TASK))
+    return max(1, min(n_videos, wanted))
 
 
 def _plain(row) -> tuple:

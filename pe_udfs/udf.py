@@ -3,8 +3,8 @@
     campaign rows (video_id, video_uri, product_id, product_image_uri, view_names, view_uris: the product's
         │  product_images views, joined by the job)
         │  per Python worker: model loaded once from the MLflow registry (cached), listing features once per
-        │  product image (pe_udfs.product_views.ListingCache), torch threads = cores per task; clips sampled with the model's fps and size
-        │  over the scoring window (task.max_seconds = clip.max_seconds)
+        │  product image (pe_udfs.product_views.ListingCache), torch and OpenCV threads = cores per task; clips
+        │  sampled with the model's fps and size over the scoring window (task.max_seconds = clip.max_seconds)
         ▼
     decode thread: listing + sample_video of the next ``prefetch`` rows ──┐   (overlaps the model's work: on a
     score_video(sampled, ...) of the current row ◄────────────────────────┘    GPU, decoding and SIFT run on
@@ -60,7 +60,7 @@ class ScoringTask:
     decode: dict[str, Any] = field(default_factory=dict)  # pe_udfs.settings.DecodeSettings as a dict
     max_seconds: int | None = None  # the scoring window (clip.max_seconds); None → the model's training window
     device: str = "auto"
-    torch_threads: int = 1
+    cores: int = 1  # CPU cores this task may use: torch's threads and OpenCV's (Spark runs tasks side by side)
     allowed_schemes: tuple[str, ...] = ("file",)
     allowed_roots: tuple[str, ...] = field(default_factory=tuple)
     listing_cache_size: int = 256
@@ -103,13 +103,17 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
     ``task.prefetch`` rows are decoded in a thread while the current one is scored."""
     import time
 
+    import cv2
     import torch
 
     from models.registry import load_engagement_model
     from pe_udfs.score import score_video
     from pe_udfs.settings import ProductSettings, SaliencySettings, scoring_clip
 
-    torch.set_num_threads(max(1, task.torch_threads))
+    # Threads = the task's cores for both libraries: with their defaults (every core of the machine) the tasks
+    # side by side on an executor oversubscribe its cores.
+    torch.set_num_threads(max(1, task.cores))
+    cv2.setNumThreads(max(1, task.cores))
     loaded = load_engagement_model(task.model_uri, tracking_uri=task.tracking_uri, device=task_device(task.device))
     product, saliency = ProductSettings(**task.product), SaliencySettings(**task.saliency)
     clip = loaded.clip if task.max_seconds is None else scoring_clip(loaded.clip, task.max_seconds)
