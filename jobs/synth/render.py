@@ -21,7 +21,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from jobs.synth.assets import background_asset, person_asset
+from jobs.synth.footage import background_asset, person_asset
 from jobs.synth.storyboard import Caption, ProductTrack, Shot, VideoPlan
 from jobs.synth.writer import Mp4Writer
 from jobs.synth.yuv import I420Frame, Layer, Planes, blend_layer, rgb_to_yuv444

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.synth.assets import PRODUCT_KEYS, person_asset, product_asset
 from jobs.synth.campaign import CampaignSpec, SampleError, generate_campaign
 from jobs.synth.engagement import Influencer, engagement_counts
+from jobs.synth.footage import person_asset
+from jobs.synth.products import PRODUCT_KEYS, product_asset
 from jobs.synth.render import _Product, clip_polygon, polygon_area, product_quad, render_video
 from jobs.synth.sales import LIFT_PER_PE, sales_panel, true_lift
 from jobs.synth.storyboard import SCENARIOS, Caption, ProductTrack, Shot, VideoPlan, _held_track, _prop_track
