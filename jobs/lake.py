@@ -15,19 +15,32 @@
 Every table has a contract (:mod:`jobs.contracts`): it is created from it on first use, writes are checked
 against it (missing, extra or uncastable columns are refused before anything is written) and Delta enforces
 its NOT NULL columns. Errors are :class:`LakeError` subclasses with a message that says what to do.
+
+Beside this module: :mod:`jobs.lake_errors` (the errors; Delta's failures translated, conflicting writes
+retried), :mod:`jobs.lake_schema` (a write conformed to the table's schema), :mod:`jobs.lake_sql` (SQL literals,
+key lists, commit metadata, locations).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 from jobs import contracts
-from pe_udfs.errors import PEError
+from jobs.lake_errors import (
+    LakeError,
+    NotNullViolation,
+    SchemaMismatch,
+    TableNotFound,
+    java_message,
+    not_null_checked,
+    save,
+    with_retries,
+)
+from jobs.lake_schema import conform
+from jobs.lake_sql import commit_metadata, key_list_condition, normalise_root, same_location, sql_string
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,32 +49,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Above this many distinct keys a merge does not list them in its condition (the list would cost more
-#: to plan than data skipping saves).
-KEY_LIST_LIMIT = 2000
+#: The storage API: the class, its results and its errors (defined in :mod:`jobs.lake_errors`).
+__all__ = ["Lake", "TableInfo", "CommitResult", "LakeError", "TableNotFound", "SchemaMismatch", "NotNullViolation"]
+
 #: Target size of the files OPTIMIZE writes: small enough that a Z-ordered table has many files, each over a
 #: narrow key range, which a merge's key list can skip (Delta's default is 1 GiB).
 OPTIMIZE_FILE_BYTES = 128 * 1024 * 1024
-#: How often a write or merge that lost a race to a concurrent writer is retried on a fresh snapshot.
-CONFLICT_RETRIES = 6
-
-
-class LakeError(PEError):
-    """Base class for lake errors; the message says what is wrong and what to do."""
-
-    stage = "lake"
-
-
-class TableNotFound(LakeError):
-    """A table the operation needs does not exist under the lake root."""
-
-
-class SchemaMismatch(LakeError):
-    """A write's columns are missing, extra or cannot be cast to the table's contract; nothing was written."""
-
-
-class NotNullViolation(LakeError):
-    """A write would put NULL into a NOT NULL column of the table's contract; nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +79,7 @@ class Lake:
     """All tables under one root folder (a local path, or any URI Spark's file systems reach)."""
 
     def __init__(self, root: str, spark: "SparkSession | None" = None):
-        self.root = _normalise_root(root)
+        self.root = normalise_root(root)
         self._spark = spark
         self._evolved: set[str] = set()
         if self.is_local:
@@ -180,7 +173,7 @@ class Lake:
             builder.execute()
         except Exception as e:  # a concurrent creator won: fine as long as the table now exists
             if not self.exists(name):
-                raise LakeError("create_failed", f"cannot create table '{name}' at {self.path(name)}: {_java_message(e)}") from e
+                raise LakeError("create_failed", f"cannot create table '{name}' at {self.path(name)}: {java_message(e)}") from e
 
     def _add_contract_columns(self, name: str) -> None:
         """Columns the contract gained since the table was created are added (NULL in older rows), once per
@@ -237,10 +230,10 @@ class Lake:
         self.ensure(name, None if name in contracts.CONTRACTS else df.schema)
         df = conform(df, self.read(name).schema, name)
         write_id = uuid.uuid4().hex
-        writer = df.write.format("delta").mode(mode).option("userMetadata", _meta(metadata, mode, write_id))
+        writer = df.write.format("delta").mode(mode).option("userMetadata", commit_metadata(metadata, mode, write_id))
         if app_id is not None and app_version is not None:
             writer = writer.option("txnAppId", app_id).option("txnVersion", int(app_version))
-        _with_retries(lambda: _save(writer, self.path(name), name), name)
+        with_retries(lambda: save(writer, self.path(name), name), name)
         return self._result_of(name, write_id)
 
     def write_arrow(self, name: str, data, mode: str = "append", **kw) -> CommitResult:
@@ -277,7 +270,7 @@ class Lake:
             raise LakeError("duplicate_keys", f"merge into '{name}': the source has duplicate keys {keys} (e.g. {dup[0][:-1]})")
         volatile = set(ignore_changes_in if ignore_changes_in is not None else (c.volatile if c else ()))
         compare = [f for f in schema.fieldNames() if f not in keys and f not in volatile]
-        key_filter = _key_list_condition(source, keys[0])
+        key_filter = key_list_condition(source, keys[0])
         target = table.where(key_filter) if key_filter else table
         # A night of new keys (the usual case) reads only the table's key columns, and the merge only inserts.
         known = source.select(*keys).join(target.select(*keys), keys, "left_semi").limit(1).collect()
@@ -290,16 +283,16 @@ class Lake:
             write_id = uuid.uuid4().hex
 
             def run_merge():
-                self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", _meta(metadata, "merge", write_id))
+                self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", commit_metadata(metadata, "merge", write_id))
                 try:
                     builder = self.delta_table(name).alias("t").merge(changes.alias("s"), on)
                     if known:
                         builder = builder.whenMatchedUpdateAll()
-                    _not_null_checked(builder.whenNotMatchedInsertAll().execute, name)
+                    not_null_checked(builder.whenNotMatchedInsertAll().execute, name)
                 finally:
                     self.spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
 
-            _with_retries(run_merge, name)
+            with_retries(run_merge, name)
         finally:
             if known:
                 changes.unpersist()
@@ -360,11 +353,11 @@ class Lake:
                     current = spark.sql(f"DESCRIBE DETAIL {ident}").first()["location"]
                 except Exception:  # registered for a location that is gone
                     current = None
-                if current is not None and _same_location(current, location):
+                if current is not None and same_location(current, location):
                     names.append(name)
                     continue
                 spark.sql(f"DROP TABLE IF EXISTS {ident}")  # an external table: metadata only
-            spark.sql(f"CREATE TABLE IF NOT EXISTS {ident} USING delta LOCATION {_sql_string(location)}")
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {ident} USING delta LOCATION {sql_string(location)}")
             names.append(name)
         return names
 
@@ -386,122 +379,7 @@ class Lake:
         return CommitResult(name, int(commit["version"]), True, int(m.get("numFiles", 0)), int(m.get("numOutputRows", 0)))
 
 
-# ---------------------------------------------------------------------- helpers
-def conform(df: "DataFrame", schema, name: str) -> "DataFrame":
-    """Select ``schema``'s columns from ``df`` in order, casting where the types differ but are compatible.
-
-    Missing or extra columns and impossible casts raise :class:`SchemaMismatch` naming the columns.
-    """
-    from pyspark.sql import functions as F
-
-    have = {f.name: f.dataType for f in df.schema.fields}
-    want = {f.name: f.dataType for f in schema.fields}
-    missing = [c for c in want if c not in have]
-    extra = [c for c in have if c not in want]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing columns {missing}")
-        if extra:
-            parts.append(f"unexpected columns {extra}")
-        raise SchemaMismatch("missing_columns", f"cannot write to '{name}': {'; '.join(parts)} (table columns: {list(want)})")
-    bad = [f"{c}: {have[c].simpleString()} → {t.simpleString()}" for c, t in want.items()
-           if have[c] != t and not _castable(have[c], t)]
-    if bad:
-        raise SchemaMismatch("incompatible_types", f"cannot write to '{name}': incompatible column types: {'; '.join(bad)}")
-    return df.select(*[F.col(f"`{c}`") if have[c] == t else F.col(f"`{c}`").cast(t).alias(c) for c, t in want.items()])
-
-
-_NUMERIC = ["byte", "short", "integer", "long", "float", "double"]
-
-
-def _castable(src, dst) -> bool:
-    s, d = src.typeName(), dst.typeName()
-    if s == "void":
-        return True
-    if s in _NUMERIC and d in _NUMERIC:
-        return _NUMERIC.index(s) <= _NUMERIC.index(d)  # widening only
-    if s == "array" and d == "array":
-        return src.elementType == dst.elementType or _castable(src.elementType, dst.elementType)
-    return {s, d} <= {"timestamp", "timestamp_ntz"} or (s, d) == ("date", "timestamp")
-
-
-def _save(writer, path: str, name: str) -> None:
-    _not_null_checked(lambda: writer.save(path), name)
-
-
-def _not_null_checked(action, name: str) -> None:
-    """Run a write; Delta's NOT NULL violation becomes :class:`NotNullViolation` (one clear line)."""
-    try:
-        action()
-    except Exception as e:
-        if "DELTA_NOT_NULL_CONSTRAINT_VIOLATED" in str(e):  # Delta's error class, as the JVM raised it
-            raise NotNullViolation("not_null", f"cannot write to '{name}': {_java_message(e)} (nothing was written)") from None
-        raise
-
-
-def _with_retries(action, name: str) -> None:
-    """Run a write; when a concurrent writer committed first in a conflicting way, retry on a fresh snapshot."""
-    import delta.exceptions as dx
-
-    conflicts = tuple(getattr(dx, n) for n in dx.__all__)  # the concurrent-modification family, by type
-    for attempt in range(CONFLICT_RETRIES):
-        try:
-            return action()
-        except conflicts as e:
-            if attempt == CONFLICT_RETRIES - 1:
-                raise LakeError("write_conflict", f"'{name}': gave up after {CONFLICT_RETRIES} conflicts with concurrent writers: "
-                                f"{_java_message(e)}") from e
-            log.info("%s: concurrent writer (%s); retrying", name, type(e).__name__)
-            time.sleep(0.2 * (attempt + 1))
-
-
-def _key_list_condition(source: "DataFrame", key: str) -> str | None:
-    """``key IN (...)`` of the source's distinct values when they are few (lets Delta skip files), else None."""
-    values = [r[0] for r in source.select(key).distinct().limit(KEY_LIST_LIMIT + 1).collect()]
-    if not values or len(values) > KEY_LIST_LIMIT or any(v is None for v in values):
-        return None
-    literals = ", ".join(_sql_string(v) if isinstance(v, str) else repr(v) for v in values)
-    return f"`{key}` IN ({literals})"
-
-
 def _expr(sql: str):
     from pyspark.sql import functions as F
 
     return F.expr(sql)
-
-
-def _sql_string(value: str) -> str:
-    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _meta(metadata: dict | None, operation: str, write_id: str) -> str:
-    out = {"pe.operation": operation, "pe.write_id": write_id}
-    out.update({str(k): str(v) for k, v in (metadata or {}).items()})
-    return json.dumps(out)
-
-
-def _normalise_root(root: str) -> str:
-    root = str(root).rstrip("/")
-    if root.startswith("file://"):
-        root = root[len("file://"):]
-    return os.path.abspath(root) if "://" not in root else root
-
-
-def _same_location(a: str, b: str) -> bool:
-    def norm(p: str) -> str:
-        from urllib.parse import unquote
-
-        p = unquote(p.removeprefix("file:"))
-        return os.path.normpath("/" + p.lstrip("/")) if "://" not in p else p.rstrip("/")
-
-    return norm(a) == norm(b)
-
-
-def _java_message(e: Exception) -> str:
-    """The first line that says something of a (possibly Java) exception: its error class and message."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    for ln in lines:
-        if "[" in ln and "]" in ln and not ln.startswith("at "):
-            return ln.split("Exception: ", 1)[-1]
-    return lines[0] if lines else type(e).__name__

@@ -1,9 +1,13 @@
 """Generators of the sample campaign (pure: no Spark; they only write media files they are asked to).
 
-* :mod:`jobs.synth.assets` — real offline material: product listing photos, people with their faces found,
-  background clips and photos;
+* :mod:`jobs.synth.assets` — real offline material: the bundled photos and clips, found and loaded;
+* :mod:`jobs.synth.products` — product listing photos (front and side views) per product and variant;
+* :mod:`jobs.synth.footage` — people with their faces found, background clips and photos;
 * :mod:`jobs.synth.storyboard` — a seeded storyboard per video (shots, product track, captions, lighting);
-* :mod:`jobs.synth.render` — compositing and the per-second record of what is on screen;
+* :mod:`jobs.synth.geometry` — the product's projected corners, polygon area and clipping, eased poses;
+* :mod:`jobs.synth.layers` — the layers of a frame (background, person, product, captions, lighting) in I420;
+* :mod:`jobs.synth.render` — the render loop: a storyboard to an MP4 and the per-second record of what is on
+  screen;
 * :mod:`jobs.synth.writer` — deterministic H.264/AAC MP4 writing (PyAV);
 * :mod:`jobs.synth.truth` — per-second ground truth and true (product) engagement;
 * :mod:`jobs.synth.engagement` — views, likes, comments, shares;

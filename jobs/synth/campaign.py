@@ -23,8 +23,9 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from jobs.synth.assets import PERSON_KEYS, PRODUCT_KEYS, product_asset, product_side
 from jobs.synth.engagement import draw_influencers, engagement_counts
+from jobs.synth.footage import PERSON_KEYS
+from jobs.synth.products import PRODUCT_KEYS, product_asset, product_side
 from jobs.synth.sales import sales_panel, true_lift
 from jobs.synth.storyboard import OPT_IN_SCENARIOS, SCENARIOS, VideoPlan, plan_video
 from jobs.synth.truth import VideoTruth

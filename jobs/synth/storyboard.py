@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jobs.synth.assets import BACKGROUND_KEYS
+from jobs.synth.footage import BACKGROUND_KEYS
 
 SCENARIOS: tuple[str, ...] = ("hero", "prop", "held", "wrong_reason", "occluded", "mixed", "no_product")
 #: scenarios a campaign uses only when asked for (``CampaignSpec.scenario``)

@@ -43,7 +43,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from jobs.synth.render import GRID, SecondState, clip_polygon, polygon_area
+from jobs.synth.geometry import clip_polygon, polygon_area
+from jobs.synth.render import GRID, SecondState
 
 SIZE = 224
 CELL = SIZE / GRID

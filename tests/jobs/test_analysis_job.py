@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from test_analysis import lake_frames, synthetic_sales
+from analysis_panels import lake_frames, synthetic_sales
 from typer.testing import CliRunner
 
 from jobs.analysis import AnalysisError

@@ -8,7 +8,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from jobs.ingest import inbox_manifests, resolve_location
+from jobs.ingest import inbox_manifests
+from jobs.ingest_checks import resolve_location
 
 
 # ---------------------------------------------------------------------- fast

@@ -10,17 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.report import (
-    ReportError,
-    best_video_id,
-    heat_vmax,
-    overlay_frame,
-    percentiles,
-    render_video_page,
-    strip_seconds,
-    write_campaign_report,
-    write_video_report,
-)
+from jobs.report import ReportError, best_video_id, write_campaign_report, write_video_report
+from jobs.report_figures import heat_vmax, overlay_frame, percentiles, strip_seconds
+from jobs.report_pages import render_video_page
 
 GRID = 14
 
@@ -153,7 +145,7 @@ def test_video_page_from_a_real_video_is_offline_with_overlays_that_differ_from_
 
 
 def test_campaign_page_shows_the_latest_evaluation(tmp_path):
-    from jobs.report import render_campaign_page
+    from jobs.report_pages import render_campaign_page
 
     board = pd.DataFrame({"video_id": ["a", "b"], "pe_share": [0.2, 0.4], "model_version": ["3", "3"]})
     ev = pd.DataFrame({"model_version": "3", "run": "evaluate-x-v3",

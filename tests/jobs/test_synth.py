@@ -12,10 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.synth.assets import PRODUCT_KEYS, person_asset, product_asset
 from jobs.synth.campaign import CampaignSpec, SampleError, generate_campaign
 from jobs.synth.engagement import Influencer, engagement_counts
-from jobs.synth.render import _Product, clip_polygon, polygon_area, product_quad, render_video
+from jobs.synth.footage import person_asset
+from jobs.synth.geometry import clip_polygon, polygon_area, product_quad
+from jobs.synth.layers import ProductLayer
+from jobs.synth.products import PRODUCT_KEYS, product_asset
+from jobs.synth.render import render_video
 from jobs.synth.sales import LIFT_PER_PE, sales_panel, true_lift
 from jobs.synth.storyboard import SCENARIOS, Caption, ProductTrack, Shot, VideoPlan, _held_track, _prop_track
 from jobs.synth.truth import video_truth
@@ -80,7 +83,7 @@ def test_products_are_matchable_by_sift_at_a_moderate_size(key):
     p = product_asset(key)
     frame = I420Frame(360, 640)
     frame.fill(Planes.from_rgb(cv2.resize(person_asset("astronaut").frames[0], (360, 640))))
-    prod = _Product(p.listing, p.alpha)
+    prod = ProductLayer(p.listing, p.alpha)
     quad = product_quad(np.array([0.55, 0.6, 0.35, 25.0, -15.0, 8.0]), prod.aspect, 360, 640)
     assert prod.draw(frame, quad, 0.9) is not None
     sift = cv2.SIFT_create()

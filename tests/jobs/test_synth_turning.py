@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jobs.synth.assets import PRODUCT_KEYS, product_asset, product_side
 from jobs.synth.campaign import SCENARIO_WEIGHTS, CampaignSpec, SampleError, generate_campaign
+from jobs.synth.products import PRODUCT_KEYS, product_asset, product_side
 from jobs.synth.storyboard import OPT_IN_SCENARIOS, plan_video
 
 

@@ -226,7 +226,7 @@ def test_load_image(tmp_path, coffee):
 # ---------------------------------------------------------------------------------------------- silhouette
 def _cutout_on_white():
     """A real cut-out product (the sample campaign's gift box, alpha known) on a white listing photo."""
-    from jobs.synth.assets import product_asset
+    from jobs.synth.products import product_asset
 
     asset = product_asset("gift-box")
     return asset.listing, asset.alpha >= 128
