@@ -19,14 +19,14 @@ training measured and what to do.
 """
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
 from models.evaluate import EvalReport
 from models.gate import GateResult
-from models.registry import NoChampionError, _client, champion_version, mlflow_store
+from models.registry import NoChampionError, champion_version
+from models.tracking import TrackedRun, mlflow_client, run_json
 from pe_udfs.errors import PEError
 
 __all__ = [
@@ -77,41 +77,22 @@ class PromotionDecision:
     gate: GateResult | None = None
 
 
-def log_gate(gate: GateResult) -> None:
-    """Log the gate into the active run: ``gate.json`` (every check and the settings) and ``gate_*`` metrics."""
-    import mlflow
-
-    mlflow.log_metrics(gate.metrics())
-    mlflow.log_dict(gate.to_dict(), GATE_ARTIFACT)
+def log_gate(run: TrackedRun, gate: GateResult) -> None:
+    """Log the gate into ``run``: ``gate.json`` (every check and the settings) and ``gate_*`` metrics."""
+    run.log_metrics(gate.metrics())
+    run.log_dict(gate.to_dict(), GATE_ARTIFACT)
 
 
-def log_split(splits: dict[str, list[str]]) -> None:
-    """Log the video ids of each split (``split.json``), so a later candidate can tell which of its test videos
-    this model trained on."""
-    import mlflow
-
-    mlflow.log_dict({k: sorted(v) for k, v in splits.items()}, SPLIT_ARTIFACT)
-
-
-def _run_json(tracking_uri: str, run_id: str, name: str) -> dict | None:
-    """The JSON artifact ``name`` of ``run_id``, or None when the run has no such file."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    if not any(f.path == name for f in _client(tracking_uri).list_artifacts(run_id)):
-        return None
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    with mlflow_store(tracking_uri):
-        try:
-            return mlflow.artifacts.load_dict(f"runs:/{run_id}/{name}")
-        except (MlflowException, OSError, ValueError):
-            return None
+def log_split(run: TrackedRun, splits: dict[str, list[str]]) -> None:
+    """Log the video ids of each split (``split.json``) into ``run``, so a later candidate can tell which of its
+    test videos this model trained on."""
+    run.log_dict({k: sorted(v) for k, v in splits.items()}, SPLIT_ARTIFACT)
 
 
 def training_videos(tracking_uri: str, run_id: str) -> set[str] | None:
     """The videos the model of ``run_id`` trained on (its train and validation splits), or None when its run
     did not log ``split.json``."""
-    split = _run_json(tracking_uri, run_id, SPLIT_ARTIFACT)
+    split = run_json(tracking_uri, run_id, SPLIT_ARTIFACT)
     return None if split is None else set(split.get("train", [])) | set(split.get("val", []))
 
 
@@ -119,7 +100,7 @@ def apply_gate(*, tracking_uri: str, model_name: str, version: str, gate: GateRe
                run_id: str | None = None) -> PromotionDecision:
     """Move ``alias`` to ``version`` when ``gate`` passed; tag the version (and ``run_id``) with the decision."""
     decision = PromotionDecision(gate.promoted, gate.status, gate.reason, gate)
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     if decision.promoted:
         client.set_registered_model_alias(model_name, alias, str(version))
     _tag_decision(client, model_name, version, run_id, decision)
@@ -181,7 +162,7 @@ def defer_promotion(*, tracking_uri: str, model_name: str, version: str, gate: G
     """Leave ``@champion`` alone and tag the version (and ``run_id``) ``pe.promotion=pending``: the decision is
     :func:`promote_evaluated`'s (``pe models promote``), from the gate the run logged."""
     decision = PromotionDecision(False, PENDING, "promotion deferred to `pe models promote`", gate)
-    _tag_decision(_client(tracking_uri), model_name, version, run_id, decision)
+    _tag_decision(mlflow_client(tracking_uri), model_name, version, run_id, decision)
     return decision
 
 
@@ -266,7 +247,7 @@ def latest_version(tracking_uri: str, model_name: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        versions = _client(tracking_uri).search_model_versions(f"name='{model_name}'")
+        versions = mlflow_client(tracking_uri).search_model_versions(f"name='{model_name}'")
     except MlflowException:
         return None
     return str(max(int(v.version) for v in versions)) if versions else None
@@ -279,7 +260,7 @@ def evaluation_of(tracking_uri: str, model_name: str, version: str | None = None
     Raises :class:`EvaluationError` when the version, its run or its test metrics are missing."""
     from mlflow.exceptions import MlflowException
 
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     if version is None:
         version = latest_version(tracking_uri, model_name)
         if version is None:
@@ -314,7 +295,7 @@ def evaluation_of(tracking_uri: str, model_name: str, version: str | None = None
         if champ_v is not None and unavailable is None:
             unavailable = "its metrics on the test videos were not logged"
     current = champion_version(tracking_uri, model_name, alias)
-    logged_gate = _run_json(tracking_uri, mv.run_id, GATE_ARTIFACT)
+    logged_gate = run_json(tracking_uri, mv.run_id, GATE_ARTIFACT)
     try:
         gate = None if logged_gate is None else GateResult.from_dict(logged_gate)
     except (KeyError, TypeError) as e:
@@ -344,7 +325,7 @@ def promote_evaluated(*, tracking_uri: str, model_name: str, version: str | None
                  else "its run logged no promotion gate")
         warning = f"promoted to @{alias} by hand with --force although {found}"
         decision = PromotionDecision(True, FORCED, warning, ev.gate)
-        client = _client(tracking_uri)
+        client = mlflow_client(tracking_uri)
         client.set_registered_model_alias(model_name, alias, ev.version)
         _tag_decision(client, model_name, ev.version, ev.run_id, decision)
         client.set_model_version_tag(model_name, ev.version, TAG_WARNING, warning[:5000])
@@ -410,7 +391,7 @@ def list_models(*, tracking_uri: str, model_name: str = "pe-engagement") -> list
 
     from mlflow.exceptions import MlflowException
 
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     try:
         versions = client.search_model_versions(f"name='{model_name}'")
         aliases_of: dict[str, list[str]] = {}

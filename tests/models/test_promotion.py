@@ -25,7 +25,7 @@ from tests.models.synthetic import report
 
 
 def _store(root) -> str:
-    from models.registry import ensure_experiment
+    from models.tracking import ensure_experiment
 
     os.makedirs(root, exist_ok=True)
     uri = f"sqlite:///{root}/mlflow.db"

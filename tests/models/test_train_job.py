@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -27,15 +28,15 @@ def _cfg(tmp_path, **train):
 
 
 def _split_of_run(cfg, run_id) -> dict[str, list[str]]:
-    import mlflow
+    from models.tracking import run_json
 
-    from models.registry import mlflow_store
-
-    with mlflow_store(cfg.tracking_uri):
-        return mlflow.artifacts.load_dict(f"runs:/{run_id}/split.json")
+    split = run_json(cfg.tracking_uri, run_id, "split.json")
+    assert split is not None
+    return split
 
 
 def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
+    import mlflow
     from mlflow import MlflowClient
 
     from jobs.lake import Lake
@@ -49,7 +50,11 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
     lake = Lake(cfg.lake_path, spark)
     levels = write_campaign(lake, cfg.media_root + "/videos", n=45, influencers=15, broken=1)
     lines: list[str] = []
+    uris_before = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     first = run_training(cfg, lake, echo=lines.append)
+    # every MLflow call named its store: the process-wide tracking URI (and its variable) did not move
+    assert (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")) == uris_before
+    assert cfg.tracking_uri not in uris_before
 
     # features: computed once per video into training_clips, the broken file recorded with its reason
     clips = lake.read_pandas("training_clips")
