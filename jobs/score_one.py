@@ -42,7 +42,7 @@ def score_one(cfg: PEConfig, video: str, product_image: str, *, model_uri: str |
 
 
 def _load_model(cfg: PEConfig, model_uri: str | None):
-    from models.promotion import champion_explained
+    from models.promotion_text import champion_explained
     from models.registry import ModelLoadError, load_engagement_model
 
     with champion_explained(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias,

@@ -119,15 +119,9 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
     from models.gate import evaluate_gate
     from models.labels import is_within_influencer, within_groups
     from models.loader import feature_batches
-    from models.promotion import (
-        apply_gate,
-        defer_promotion,
-        evaluation_metrics,
-        evaluation_tags,
-        gate_lines,
-        log_gate,
-        log_split,
-    )
+    from models.logged_evaluation import evaluation_metrics, evaluation_tags, log_gate, log_split
+    from models.promotion import apply_gate, defer_promotion
+    from models.promotion_text import gate_lines
     from models.registry import champion_version, log_engagement_model
     from models.tracking import ensure_experiment, tracked_run
     from models.training import fit_head, predict_head
@@ -258,7 +252,7 @@ def _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, ech
     another label or window); ``usable`` marks the test videos its run did not train on (its split.json). A
     champion trained on another label definition is comparable only by rank (gate metric spearman)."""
     from models.gate import ChampionEvidence
-    from models.promotion import training_videos
+    from models.logged_evaluation import training_videos
 
     if champ is None:
         return None

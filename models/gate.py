@@ -17,7 +17,7 @@
 For mae (lower is better) Δ is taken the other way round, so Δ > 0 always means "candidate better". A constant
 ranks nothing: its Spearman is 0 on every resample (models.evaluate.metric_value). The intervals are bootstrap
 percentile intervals (scipy.stats.bootstrap, paired). Pure: arrays in, a result out; no console, no MLflow
-(models.registry logs it, the CLI prints it).
+(models.logged_evaluation logs it, models.promotion_text words it).
 """
 from __future__ import annotations
 

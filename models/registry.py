@@ -12,8 +12,8 @@ A logged model is a directory with two files PE-score reads back, plus MLflow's 
 :func:`load_engagement_model` reads the JSON, rebuilds the architecture from the backbone registry and loads
 the tensors with ``torch.load(weights_only=True)``: nothing stored is ever unpickled or executed.
 
-Promotion to ``@champion`` (the gate, deferred promotion, the logged evaluations, the version listing) is
-:mod:`models.promotion`.
+MLflow runs are written through :mod:`models.tracking`; promotion to ``@champion`` is :mod:`models.promotion`
+(the policy), :mod:`models.logged_evaluation` (what a run logs, deferred promotion) and :mod:`models.versions`.
 """
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from models.promotion import apply_gate, list_models
+from models.promotion import apply_gate
 from models.registry import ModelLoadError, NoChampionError, load_engagement_model
+from models.versions import list_models
 from tests.models.synthetic import gate, register_model
 
 

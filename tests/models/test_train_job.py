@@ -41,9 +41,9 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 
     from jobs.lake import Lake
     from jobs.train import run_training, training_clip
-    from models.promotion import list_models
     from models.registry import clear_model_cache, load_engagement_model
     from models.training import decode_features
+    from models.versions import list_models
 
     # shares here follow the picture alone (no influencer effect is planted), so the label without fixed effects
     cfg = _cfg(tmp_path, label="log1p_shares")
@@ -133,7 +133,7 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 
     # --no-promote (the retrain DAG's train stage): evaluated and registered, @champion untouched, pending;
     # `pe models promote` then decides from the logged metrics exactly as `pe train` would have
-    from models.promotion import evaluation_of, promote_evaluated
+    from models.logged_evaluation import evaluation_of, promote_evaluated
 
     lines.clear()
     third = run_training(worse_cfg, lake, echo=lines.append, promote=False)
