@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 from jobs.config import PEConfig
-from pe_udfs.product import listing_features, load_image
+from pe_udfs.listing import load_image
+from pe_udfs.product import listing_features
 from pe_udfs.saliency import resolve_device
 from pe_udfs.score import score_video
 from pe_udfs.settings import scoring_clip, scoring_config_id

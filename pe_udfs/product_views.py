@@ -22,16 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from pe_udfs.errors import PEInputError, ProductImageError
-from pe_udfs.product import (
-    FrameMatch,
-    ListingFeatures,
-    ProductMap,
-    frame_features,
-    listing_features,
-    load_image,
-    match_frame,
-    second_mask,
-)
+from pe_udfs.listing import FrameMatch, ListingFeatures, load_image
+from pe_udfs.product import ProductMap, frame_features, listing_features, match_frame, second_mask
 from pe_udfs.settings import ProductSettings
 
 __all__ = ["DEFAULT_VIEW", "ListingView", "ListingCache", "row_views", "best_match", "views_product_map"]
