@@ -24,6 +24,7 @@ import tempfile
 import threading
 import warnings
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,7 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import save_model
 from mlflow.types import Schema, TensorSpec
 
+from models.backbones import BackboneWeightsError, UnknownBackbone
 from models.network import EngagementNet, build_engagement_net
 from models.settings import ModelSettings
 from models.tracking import TrackedRun, mlflow_client
@@ -138,13 +140,11 @@ def _register(run: TrackedRun, name: str) -> str:
 
 def _requirements() -> list[str]:
     """Pinned requirements recorded with the model (environment stays local: nothing is rebuilt from them)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = []
     for pkg in ("torch", "torchvision", "timm", "mlflow", "numpy", "pydantic"):
         try:
-            out.append(f"{pkg}=={version(pkg).split('+')[0]}")
-        except PackageNotFoundError:
+            out.append(f"{pkg}=={metadata.version(pkg).split('+')[0]}")
+        except metadata.PackageNotFoundError:
             continue
     return out
 
@@ -170,8 +170,6 @@ def _read_config(config_path: str) -> dict[str, Any]:
 
 
 def _build(config_path: str, weights_path: str, device: str) -> tuple[EngagementNet, dict[str, Any]]:
-    from models.backbones import BackboneWeightsError, UnknownBackbone
-
     cfg = _read_config(config_path)
     try:
         settings = ModelSettings(**{**cfg["model"], "backbone_weights": None})
@@ -186,7 +184,7 @@ def _build(config_path: str, weights_path: str, device: str) -> tuple[Engagement
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
         raise ModelLoadError("no_weights", f"the model has no {WEIGHTS_FILE}") from e
-    except Exception as e:  # noqa: BLE001 - corrupt file or a pickle that is not plain tensors
+    except Exception as e:  # corrupt file or a pickle that is not plain tensors
         raise ModelLoadError("weights_unreadable", f"cannot read the model weights {weights_path} as tensors: {e}") from e
     try:
         net.load_state_dict(state, strict=True)
