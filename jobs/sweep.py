@@ -92,7 +92,7 @@ def run_sweep_trials(cfg: PEConfig, spec, usable, groups: dict[str, str], *, swe
                 preds = within_groups(preds, [groups[v] for v in ids])
             rho = regression_metrics(labels, preds).spearman
             run.log_metrics({"best_val_loss": fit.best_val_loss, "val_spearman": rho,
-                                "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run})
+                             "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run})
             results.append(TrialResult(i, overrides, fit.best_val_loss, rho, fit.best_epoch, fit.epochs_run,
                                        time.perf_counter() - t0, run.run_id))
         del head

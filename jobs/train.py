@@ -154,7 +154,7 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
                 feature_batches(by_split["test"], batch_size=tc.batch_size, workers=tc.loader_workers) as test_loader:
             def on_epoch(row: dict[str, float]) -> None:
                 run.log_metrics({"train_loss": row["train_loss"], "val_loss": row["val_loss"],
-                                    "epoch_seconds": row["seconds"]}, step=int(row["epoch"]))
+                                 "epoch_seconds": row["seconds"]}, step=int(row["epoch"]))
                 echo(f"  epoch {int(row['epoch']):>3}  train {row['train_loss']:.4f}  val {row['val_loss']:.4f}  "
                      f"({row['seconds']:.1f} s)")
 
