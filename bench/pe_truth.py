@@ -28,7 +28,8 @@ from bench.product_accuracy import ABLATION  # noqa: E402
 def score_settings(args) -> dict:
     """{setting name: (pe_share, pe_raw)} of one video (run in a worker process)."""
     video_id, video_uri, image_uri, clip_settings, product_settings, allowed = args
-    from pe_udfs.product import listing_features, load_image
+    from pe_udfs.listing import load_image
+    from pe_udfs.product import listing_features
     from pe_udfs.score import score_video
     from pe_udfs.settings import ClipSettings, ProductSettings, SaliencySettings
     from pe_udfs.video import sample_video

@@ -54,7 +54,8 @@ def score_one_video(args) -> list[dict]:
     """Per-second comparison rows for one video (run in a worker process)."""
     video_id, video_uri, image_uri, truth_rows, product_settings, clip_settings, allowed = args
     from pe_udfs.errors import PEInputError
-    from pe_udfs.product import drop_unmatched_seconds, listing_features, load_image, product_map
+    from pe_udfs.listing import load_image
+    from pe_udfs.product import drop_unmatched_seconds, listing_features, product_map
     from pe_udfs.settings import ClipSettings, ProductSettings
     from pe_udfs.video import sample_video
 

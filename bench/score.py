@@ -39,7 +39,6 @@ def sample_campaign_with_champion(root: str, n_videos: int, min_seconds: float, 
                                   overrides: dict | None = None):
     """A sample campaign of ``n_videos`` in ``root``/lake and the default network (ImageNet backbone, untrained
     head) registered as @champion in its MLflow store → (cfg, spark, lake)."""
-    import mlflow
     import torch
 
     from jobs.config import load_config
@@ -47,7 +46,8 @@ def sample_campaign_with_champion(root: str, n_videos: int, min_seconds: float, 
     from jobs.sample import run_sample
     from jobs.spark import get_spark
     from models.network import build_engagement_net
-    from models.registry import ensure_experiment, log_engagement_model
+    from models.registry import log_engagement_model
+    from models.tracking import ensure_experiment, tracked_run
 
     cfg = load_config(lake=f"{root}/lake", overrides={"spark": {"show_progress": False}, **(overrides or {})})
     t = time.perf_counter()
@@ -57,12 +57,10 @@ def sample_campaign_with_champion(root: str, n_videos: int, min_seconds: float, 
     spark = get_spark(cfg)
     torch.manual_seed(0)
     net = build_engagement_net(cfg.model)
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    mlflow.set_registry_uri(cfg.tracking_uri)
-    with mlflow.start_run(experiment_id=ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)):
-        _, version = log_engagement_model(net, clip=cfg.clip, registered_model_name=cfg.mlflow.model_name)
-    mlflow.MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri).set_registered_model_alias(
-        cfg.mlflow.model_name, cfg.mlflow.alias, version)
+    exp = ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)
+    with tracked_run(cfg.tracking_uri, exp, run_name="bench-champion") as run:
+        _, version = log_engagement_model(run, net, clip=cfg.clip, registered_model_name=cfg.mlflow.model_name)
+        run.client.set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
     return cfg, spark, Lake.from_config(cfg, spark)
 
 

@@ -113,7 +113,7 @@ def evaluate_video(task: dict, *, cfg: dict) -> dict:
 
     from pe_udfs.baselines import baseline_shares, mask_agreement, product_masks
     from pe_udfs.errors import PEInputError
-    from pe_udfs.product import listing_silhouette, load_image
+    from pe_udfs.listing import listing_silhouette, load_image
     from pe_udfs.settings import ClipSettings, ProductSettings
     from pe_udfs.video import sample_video
 

@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 from jobs.config import PEConfig
-from pe_udfs.product import listing_features, load_image
+from pe_udfs.listing import load_image
+from pe_udfs.product import listing_features
 from pe_udfs.saliency import resolve_device
 from pe_udfs.score import score_video
 from pe_udfs.settings import scoring_clip, scoring_config_id
@@ -42,7 +43,7 @@ def score_one(cfg: PEConfig, video: str, product_image: str, *, model_uri: str |
 
 
 def _load_model(cfg: PEConfig, model_uri: str | None):
-    from models.promotion import champion_explained
+    from models.promotion_text import champion_explained
     from models.registry import ModelLoadError, load_engagement_model
 
     with champion_explained(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias,

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from jobs.config import PEConfig
+from models.tracking import TrackedRun, tracked_run
 
 __all__ = ["TrialResult", "run_sweep_trials"]
 
@@ -47,12 +48,12 @@ def trial_config(cfg: PEConfig, overrides: dict[str, dict[str, Any]]) -> PEConfi
     return type(cfg).model_validate(data)
 
 
-def run_sweep_trials(cfg: PEConfig, spec, usable, groups: dict[str, str], *, experiment_id: str,
+def run_sweep_trials(cfg: PEConfig, spec, usable, groups: dict[str, str], *, sweep_run: TrackedRun,
                      echo: Callable[[str], None] = print) -> tuple[PEConfig, list[TrialResult]]:
     """Fit every trial of ``spec`` (:class:`models.sweep.SweepSpec`) on the ``usable`` training_clips rows
-    (Spark DataFrame with split, video_id, label, feature_shape, features), each in a nested MLflow run under the
-    active run; return the best trial's config (lowest validation loss) and all results."""
-    import mlflow
+    (Spark DataFrame with split, video_id, label, feature_shape, features), each in an MLflow run nested under
+    ``sweep_run`` (which gets the best trial's settings); return the best trial's config (lowest validation loss)
+    and all results."""
     import torch
     from pyspark.sql import functions as F
 
@@ -80,9 +81,9 @@ def run_sweep_trials(cfg: PEConfig, spec, usable, groups: dict[str, str], *, exp
     for i, (overrides, tcfg) in enumerate(zip(trials, configs)):
         within = is_within_influencer(tcfg.train.label)
         t0 = time.perf_counter()
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i}", nested=True) as run:
-            mlflow.log_params({**_flat(overrides), "trial": i})
-            mlflow.set_tags({"pe.job": "train-sweep-trial"})
+        with tracked_run(sweep_run.tracking_uri, sweep_run.experiment_id, run_name=f"trial-{i}",
+                         parent_run_id=sweep_run.run_id, tags={"pe.job": "train-sweep-trial"}) as run:
+            run.log_params({**_flat(overrides), "trial": i})
             head, fit = fit_in_memory(rows["train"], rows["val"], model=tcfg.model, train=tcfg.train,
                                       in_channels=channels, val_groups=groups if within else None, device=device)
             ids, preds, labels = predict_head(head, InMemoryBatches(rows["val"], batch_size=tcfg.train.batch_size),
@@ -90,18 +91,18 @@ def run_sweep_trials(cfg: PEConfig, spec, usable, groups: dict[str, str], *, exp
             if within:
                 preds = within_groups(preds, [groups[v] for v in ids])
             rho = regression_metrics(labels, preds).spearman
-            mlflow.log_metrics({"best_val_loss": fit.best_val_loss, "val_spearman": rho,
-                                "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run})
+            run.log_metrics({"best_val_loss": fit.best_val_loss, "val_spearman": rho,
+                             "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run})
             results.append(TrialResult(i, overrides, fit.best_val_loss, rho, fit.best_epoch, fit.epochs_run,
-                                       time.perf_counter() - t0, run.info.run_id))
+                                       time.perf_counter() - t0, run.run_id))
         del head
         if device.type == "cuda":
             torch.cuda.empty_cache()
         echo(f"  trial {i:>2}  val loss {fit.best_val_loss:.4f}  val spearman {rho:+.3f}  epoch {fit.best_epoch}/"
              f"{fit.epochs_run}  {_flat(overrides)}")
     best = min(results, key=lambda r: (r.best_val_loss if np.isfinite(r.best_val_loss) else np.inf, r.index))
-    mlflow.log_params({f"best.{k}": v for k, v in _flat(best.overrides).items()})
-    mlflow.log_metrics({"best_trial": best.index, "best_val_loss": best.best_val_loss})
+    sweep_run.log_params({f"best.{k}": v for k, v in _flat(best.overrides).items()})
+    sweep_run.log_metrics({"best_trial": best.index, "best_val_loss": best.best_val_loss})
     echo(f"sweep: best trial {best.index} (val loss {best.best_val_loss:.4f}): {_flat(best.overrides)}; training it "
          "as the candidate")
     return configs[best.index], results

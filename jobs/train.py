@@ -90,29 +90,27 @@ def run_training(cfg: PEConfig, lake, *, echo: Callable[[str], None] = print, st
     # ---- train on cached features through petastorm (after a sweep: with its best settings by validation)
     if sweep is None:
         return _train_and_register(cfg, lake, net, ts, timings, echo, t_start, promote=promote)
-    import mlflow
-
     from jobs.sweep import run_sweep_trials
     from models.network import head_from_settings
-    from models.registry import ensure_experiment, mlflow_store
+    from models.tracking import ensure_experiment, tracked_run
 
     exp_id = ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)
-    with mlflow_store(cfg.tracking_uri, cfg.mlflow.registry_uri), \
-            mlflow.start_run(experiment_id=exp_id, run_name=f"sweep-{cfg.model.backbone}"):
-        mlflow.set_tags({"pe.job": "train-sweep", "pe.training_clips_version": str(ts.table_version)})
+    with tracked_run(cfg.tracking_uri, exp_id, run_name=f"sweep-{cfg.model.backbone}",
+                     registry_uri=cfg.mlflow.registry_uri,
+                     tags={"pe.job": "train-sweep", "pe.training_clips_version": str(ts.table_version)}) as sweep_run:
         t0 = time.perf_counter()
-        best, _ = run_sweep_trials(cfg, sweep, ts.usable, ts.groups, experiment_id=exp_id, echo=echo)
+        best, _ = run_sweep_trials(cfg, sweep, ts.usable, ts.groups, sweep_run=sweep_run, echo=echo)
         timings["sweep_s"] = time.perf_counter() - t0
         net.head, net.settings = head_from_settings(best.model, net.backbone.out_channels), best.model
-        return _train_and_register(best, lake, net, ts, timings, echo, t_start, promote=promote, nested=True)
+        return _train_and_register(best, lake, net, ts, timings, echo, t_start, promote=promote,
+                                   parent_run_id=sweep_run.run_id)
 
 
 def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict[str, float],
-                        echo: Callable[[str], None], t_start: float, *, promote: bool = True, nested: bool = False
-                        ) -> TrainResult:
+                        echo: Callable[[str], None], t_start: float, *, promote: bool = True,
+                        parent_run_id: str | None = None) -> TrainResult:
     """Train the head on ``ts`` through petastorm, evaluate on its test split (with the champion re-scored), log
-    one MLflow run (nested under an active sweep run when ``nested``), register and apply the gate."""
-    import mlflow
+    one MLflow run (nested under the sweep run ``parent_run_id`` when given), register and apply the gate."""
     import torch
     from pyspark.sql import functions as F
 
@@ -121,16 +119,11 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
     from models.gate import evaluate_gate
     from models.labels import is_within_influencer, within_groups
     from models.loader import feature_batches
-    from models.promotion import (
-        apply_gate,
-        defer_promotion,
-        evaluation_metrics,
-        evaluation_tags,
-        gate_lines,
-        log_gate,
-        log_split,
-    )
-    from models.registry import champion_version, ensure_experiment, log_engagement_model, mlflow_store
+    from models.logged_evaluation import evaluation_metrics, evaluation_tags, log_gate, log_split
+    from models.promotion import apply_gate, defer_promotion
+    from models.promotion_text import gate_lines
+    from models.registry import champion_version, log_engagement_model
+    from models.tracking import ensure_experiment, tracked_run
     from models.training import fit_head, predict_head
     from pe_udfs.saliency import resolve_device
 
@@ -147,21 +140,21 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
     tracking = cfg.tracking_uri
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     exp_id = ensure_experiment(tracking, cfg.mlflow.experiment, cfg.artifact_root)
-    with mlflow_store(tracking, cfg.mlflow.registry_uri), \
-            mlflow.start_run(experiment_id=exp_id, run_name=f"train-{cfg.model.backbone}", nested=nested) as run:
-        run_id = run.info.run_id
-        mlflow.log_params(_flat_params(cfg, label_info, split_counts, table_version, device))
-        mlflow.set_tags({"pe.job": "train", "pe.backbone": cfg.model.backbone,
-                         "pe.training_clips_version": str(table_version), "pe.label": tc.label})
-        log_split(split_ids)
+    with tracked_run(tracking, exp_id, run_name=f"train-{cfg.model.backbone}", registry_uri=cfg.mlflow.registry_uri,
+                     parent_run_id=parent_run_id,
+                     tags={"pe.job": "train", "pe.backbone": cfg.model.backbone,
+                           "pe.training_clips_version": str(table_version), "pe.label": tc.label}) as run:
+        run_id = run.run_id
+        run.log_params(_flat_params(cfg, label_info, split_counts, table_version, device))
+        log_split(run, split_ids)
         t0 = time.perf_counter()
         with feature_batches(by_split["train"], batch_size=tc.batch_size, shuffle_buffer=tc.shuffle_buffer,
                              workers=tc.loader_workers, seed=tc.seed) as train_loader, \
                 feature_batches(by_split["val"], batch_size=tc.batch_size, workers=tc.loader_workers) as val_loader, \
                 feature_batches(by_split["test"], batch_size=tc.batch_size, workers=tc.loader_workers) as test_loader:
             def on_epoch(row: dict[str, float]) -> None:
-                mlflow.log_metrics({"train_loss": row["train_loss"], "val_loss": row["val_loss"],
-                                    "epoch_seconds": row["seconds"]}, step=int(row["epoch"]))
+                run.log_metrics({"train_loss": row["train_loss"], "val_loss": row["val_loss"],
+                                 "epoch_seconds": row["seconds"]}, step=int(row["epoch"]))
                 echo(f"  epoch {int(row['epoch']):>3}  train {row['train_loss']:.4f}  val {row['val_loss']:.4f}  "
                      f"({row['seconds']:.1f} s)")
 
@@ -173,7 +166,7 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
             champ = champion_version(tracking, cfg.mlflow.model_name, cfg.mlflow.alias)
             evidence = _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, echo)
         # which champion this run is compared with: `pe models promote` refuses if the alias moves after
-        mlflow.set_tags(evaluation_tags(None if champ is None else str(champ.version),
+        run.set_tags(evaluation_tags(None if champ is None else str(champ.version),
                                         None if evidence is None else evidence.unavailable))
         raw_preds = preds
         if is_within_influencer(tc.label):  # compared within influencer, like the label (models.labels)
@@ -202,12 +195,12 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
             metrics.update(test_truth_spearman=truth_rho, test_baseline_truth_spearman=0.0,
                            test_label_truth_spearman=label_truth_rho)
         metrics.update(best_epoch=fit.best_epoch, epochs_run=fit.epochs_run, best_val_loss=fit.best_val_loss)
-        mlflow.log_metrics(metrics)
-        log_gate(gate)
-        mlflow.log_dict({"video_id": ids, "prediction": raw_preds.tolist(), "prediction_compared": preds.tolist(),
+        run.log_metrics(metrics)
+        log_gate(run, gate)
+        run.log_dict({"video_id": ids, "prediction": raw_preds.tolist(), "prediction_compared": preds.tolist(),
                          "label": labels.tolist(),
                          "true_engagement": None if truth is None else truth.tolist()}, "test_predictions.json")
-        mlflow.log_dict({"label": label_info, "skipped": skipped}, "training_data.json")
+        run.log_dict({"label": label_info, "skipped": skipped}, "training_data.json")
 
         within = " (predictions compared within influencer, as the label)" if is_within_influencer(tc.label) else ""
         echo(f"test split ({report.n} videos, influencers not seen in training), label = {tc.label}{within}:")
@@ -223,7 +216,7 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
 
         label_cfg = {**label_info, "split_seed": tc.split_seed, "val_fraction": tc.val_fraction,
                      "test_fraction": tc.test_fraction, "feature_precision": tc.feature_precision}
-        _, version = log_engagement_model(net, clip=training_clip(cfg), label=label_cfg,
+        _, version = log_engagement_model(run, net, clip=training_clip(cfg), label=label_cfg,
                                           registered_model_name=cfg.mlflow.model_name)
         if promote:
             decision = apply_gate(tracking_uri=tracking, model_name=cfg.mlflow.model_name, version=str(version),
@@ -233,7 +226,7 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
                                        gate=gate, run_id=run_id)
         timings["register_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_start
-        mlflow.log_metrics({f"seconds_{k.removesuffix('_s')}": v for k, v in timings.items()})
+        run.log_metrics({f"seconds_{k.removesuffix('_s')}": v for k, v in timings.items()})
     held = f"v{champ.version}" if champ else "no version"
     if promote:
         verb = "now holds" if decision.promoted else f"stays with {held}"
@@ -259,7 +252,7 @@ def _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, ech
     another label or window); ``usable`` marks the test videos its run did not train on (its split.json). A
     champion trained on another label definition is comparable only by rank (gate metric spearman)."""
     from models.gate import ChampionEvidence
-    from models.promotion import training_videos
+    from models.logged_evaluation import training_videos
 
     if champ is None:
         return None

@@ -24,7 +24,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from models.weights import ensure_mobilenet_v2
 from pe_udfs.errors import PEError
+
+# Lazy imports here are deliberate: torchvision and timm load only for the backbone that is built.
 
 __all__ = [
     "Backbone", "PreprocessConfig", "UnknownBackbone", "BackboneWeightsError", "create_backbone",
@@ -103,7 +106,7 @@ class Backbone(nn.Module):
             p.requires_grad_(False)
         return super().train(False)
 
-    def train(self, mode: bool = True) -> "Backbone":  # noqa: ARG002 - a frozen backbone is always in eval mode
+    def train(self, mode: bool = True) -> "Backbone":  # a frozen backbone is always in eval mode
         return super().train(False)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -166,7 +169,7 @@ def load_state_dict_file(path: str) -> dict[str, torch.Tensor]:
         raise BackboneWeightsError("weights_missing", f"weights file {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - corrupt file, or a pickle that is not just tensors
+    except Exception as e:  # corrupt file, or a pickle that is not just tensors
         raise BackboneWeightsError("weights_unreadable", f"cannot read weights file {path} as a state dict: {e}") from e
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
@@ -202,8 +205,6 @@ def _mobilenet_v2_net(weights: str | None, weights_file: str | None):
         _load_into(net, load_state_dict_file(weights_file), weights_file)
         return net, os.path.basename(weights_file)
     if weights == "imagenet":
-        from models.weights import ensure_mobilenet_v2
-
         ensure_mobilenet_v2()  # the file is in the hub cache: torchvision checks its hash, no download
         return mobilenet_v2(weights=MobileNet_V2_Weights.IMAGENET1K_V1), "imagenet"
     return mobilenet_v2(weights=None), None

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Mapping
 
 import numpy as np
+from scipy.stats import rankdata
 
 __all__ = ["Metrics", "EvalReport", "regression_metrics", "metric_rows", "metric_value", "evaluate_predictions",
            "METRIC_DIRECTION"]
@@ -106,8 +107,6 @@ def metric_rows(name: str, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray
     correlation of average ranks (SciPy's ``rankdata``; equal to ``scipy.stats.spearmanr``) and 0 when either side
     is constant (no ranking information; SciPy would return NaN); R² is 1 − SS_res/SS_tot (as scikit-learn: 1.0 for
     a perfect fit of constant labels, else 0.0 when SS_tot = 0)."""
-    from scipy.stats import rankdata
-
     if name not in METRIC_DIRECTION:
         raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRIC_DIRECTION)}")
     y_true = np.asarray(y_true, dtype=np.float64)

@@ -17,7 +17,7 @@
 For mae (lower is better) Δ is taken the other way round, so Δ > 0 always means "candidate better". A constant
 ranks nothing: its Spearman is 0 on every resample (models.evaluate.metric_value). The intervals are bootstrap
 percentile intervals (scipy.stats.bootstrap, paired). Pure: arrays in, a result out; no console, no MLflow
-(models.registry logs it, the CLI prints it).
+(models.logged_evaluation logs it, models.promotion_text words it).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.stats import bootstrap
 
 from models.evaluate import METRIC_DIRECTION, metric_rows, metric_value
 from models.settings import GateSettings
@@ -50,8 +51,6 @@ def paired_difference(y: np.ndarray, candidate: np.ndarray, other: np.ndarray, *
                       confidence: float, seed: int) -> Interval:
     """Δ = direction · (metric(y, candidate) − metric(y, other)) and its paired bootstrap percentile interval: the
     videos are resampled with replacement, the same draw scoring both predictions. Arrays (N,), N ≥ 2."""
-    from scipy.stats import bootstrap
-
     y, a, b = (np.asarray(v, dtype=np.float64) for v in (y, candidate, other))
     if not (y.shape == a.shape == b.shape) or y.ndim != 1 or len(y) < 2:
         raise ValueError(f"need equal-length vectors of at least 2 videos, got {y.shape}, {a.shape}, {b.shape}")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from models.training import FeatureBatch, collate_feature_rows
 
+# Lazy imports here are deliberate: petastorm (which loads Spark) only when a loader is made.
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 

@@ -9,21 +9,20 @@ from the logged config + state dict exactly as :func:`models.registry.load_engag
 from __future__ import annotations
 
 import numpy as np
+import torch
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
+
+from models.registry import build_from_files
 
 
 class EngagementPyfunc(PythonModel):
     _skip_type_hint_validation = True  # the logged tensor signature describes the input; no type-hint checks
 
     def load_context(self, context) -> None:
-        from models.registry import build_from_files
-
         self.net = build_from_files(context.artifacts["config"], context.artifacts["weights"], device="auto")
 
-    def predict(self, context, model_input, params=None):  # noqa: ARG002 - pyfunc signature
-        import torch
-
+    def predict(self, context, model_input, params=None):  # pyfunc signature
         if isinstance(model_input, dict):  # a named-tensor input
             (model_input,) = model_input.values()
         clips = torch.as_tensor(np.asarray(model_input, dtype=np.float32))

@@ -12,8 +12,8 @@ A logged model is a directory with two files PE-score reads back, plus MLflow's 
 :func:`load_engagement_model` reads the JSON, rebuilds the architecture from the backbone registry and loads
 the tensors with ``torch.load(weights_only=True)``: nothing stored is ever unpickled or executed.
 
-Promotion to ``@champion`` (the gate, deferred promotion, the logged evaluations, the version listing) is
-:mod:`models.promotion`.
+MLflow runs are written through :mod:`models.tracking`; promotion to ``@champion`` is :mod:`models.promotion`
+(the policy), :mod:`models.logged_evaluation` (what a run logs, deferred promotion) and :mod:`models.versions`.
 """
 from __future__ import annotations
 
@@ -23,20 +23,28 @@ import re
 import tempfile
 import threading
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from importlib import metadata
+from typing import Any
 
+import numpy as np
 import torch
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.pyfunc import save_model
+from mlflow.types import Schema, TensorSpec
 
+from models.backbones import BackboneWeightsError, UnknownBackbone
 from models.network import EngagementNet, build_engagement_net
 from models.settings import ModelSettings
+from models.tracking import TrackedRun, mlflow_client
 from pe_udfs.errors import PEError
 from pe_udfs.saliency import resolve_device
 from pe_udfs.settings import ClipSettings
 
 __all__ = [
-    "LoadedModel", "NoChampionError", "ModelLoadError", "mlflow_store", "ensure_experiment", "model_config",
+    "LoadedModel", "NoChampionError", "ModelLoadError", "model_config",
     "log_engagement_model", "build_from_files", "load_engagement_model", "clear_model_cache", "champion_version",
     "MODEL_ARTIFACT", "CONFIG_FILE", "WEIGHTS_FILE", "FORMAT_VERSION",
 ]
@@ -75,76 +83,19 @@ class LoadedModel:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------------------------- MLflow setup
-@contextmanager
-def mlflow_store(tracking_uri: str, registry_uri: str | None = None) -> Iterator[None]:
-    """Point MLflow's fluent API (``mlflow.start_run``, ``log_model(registered_model_name=...)``) at one store for
-    the duration of a block, then restore what was there. MLflow keeps these URIs process-wide and also exports
-    them as MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI to every child process, so a job that set them and left
-    them would send later work in the same process (tests, notebooks) and its subprocesses to its store."""
-    import mlflow
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry_uri or tracking_uri)
-    try:
-        yield
-    finally:
-        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _client(tracking_uri: str, registry_uri: str | None = None):
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
-
-
-def ensure_experiment(tracking_uri: str, name: str, artifact_location: str | None = None) -> str:
-    """The id of experiment ``name``, created (with ``artifact_location``, e.g. inside the lake) if missing."""
-    client = _client(tracking_uri)
-    exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    if artifact_location and "://" not in artifact_location:
-        os.makedirs(artifact_location, exist_ok=True)
-        artifact_location = "file://" + os.path.abspath(artifact_location)
-    try:
-        return client.create_experiment(name, artifact_location=artifact_location)
-    except Exception:  # noqa: BLE001 - a concurrent creator won
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
-
-
 # --------------------------------------------------------------------------------------------- saving
 def model_config(net: EngagementNet, clip: ClipSettings, label: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON saved with a model: everything scoring needs to rebuild it and make its clips."""
     return {"format": FORMAT_VERSION, **net.config(), "clip": clip.model_dump(), "label": label or {}}
 
 
-def log_engagement_model(net: EngagementNet, *, clip: ClipSettings, label: dict[str, Any] | None = None,
-                         registered_model_name: str | None = None) -> tuple[str, str | None]:
-    """Log ``net`` into the active MLflow run as artifact ``model`` (pyfunc flavour with signature, config JSON
-    and state dict); register it under ``registered_model_name`` when given.
+def log_engagement_model(run: TrackedRun, net: EngagementNet, *, clip: ClipSettings,
+                         label: dict[str, Any] | None = None, registered_model_name: str | None = None
+                         ) -> tuple[str, str | None]:
+    """Save ``net`` as artifact ``model`` of ``run`` (pyfunc flavour with signature, config JSON and state dict);
+    register it under ``registered_model_name`` when given (the registered model is created if missing).
 
     Returns ``(model_uri, version)``; ``version`` is None when not registered."""
-    import mlflow
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
-
-    run = mlflow.active_run()
-    if run is None:
-        raise RuntimeError("log_engagement_model needs an active MLflow run")
     h, w = clip.size, clip.size
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, 3, h, w))]),
@@ -157,31 +108,43 @@ def log_engagement_model(net: EngagementNet, *, clip: ClipSettings, label: dict[
             json.dump(model_config(net, clip, label), f, indent=2, sort_keys=True)
         state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
         torch.save(state, weights_path)
+        model_dir = os.path.join(tmp, MODEL_ARTIFACT)
         with warnings.catch_warnings():  # MLflow nags about type hints / input examples; the signature is explicit
             warnings.simplefilter("ignore", UserWarning)
-            info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT,
+            save_model(
+                model_dir,
                 python_model=os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_entry.py"),
                 artifacts={"config": cfg_path, "weights": weights_path},
                 signature=signature,
                 pip_requirements=_requirements(),
-                registered_model_name=registered_model_name,
-                await_registration_for=60,
             )
-    run_uri = f"runs:/{run.info.run_id}/{MODEL_ARTIFACT}"
-    version = getattr(info, "registered_model_version", None)
-    return run_uri, (str(version) if version is not None else None)
+        run.log_artifacts(model_dir, MODEL_ARTIFACT)
+    run_uri = f"runs:/{run.run_id}/{MODEL_ARTIFACT}"
+    if registered_model_name is None:
+        return run_uri, None
+    return run_uri, _register(run, registered_model_name)
+
+
+def _register(run: TrackedRun, name: str) -> str:
+    """A new version of ``name`` whose source is the run's ``model`` artifact."""
+    try:
+        run.client.get_registered_model(name)
+    except MlflowException:
+        try:
+            run.client.create_registered_model(name)
+        except MlflowException:  # a concurrent creator won
+            run.client.get_registered_model(name)
+    mv = run.client.create_model_version(name, source=f"{run.artifact_uri}/{MODEL_ARTIFACT}", run_id=run.run_id)
+    return str(mv.version)
 
 
 def _requirements() -> list[str]:
     """Pinned requirements recorded with the model (environment stays local: nothing is rebuilt from them)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     out = []
     for pkg in ("torch", "torchvision", "timm", "mlflow", "numpy", "pydantic"):
         try:
-            out.append(f"{pkg}=={version(pkg).split('+')[0]}")
-        except PackageNotFoundError:
+            out.append(f"{pkg}=={metadata.version(pkg).split('+')[0]}")
+        except metadata.PackageNotFoundError:
             continue
     return out
 
@@ -207,8 +170,6 @@ def _read_config(config_path: str) -> dict[str, Any]:
 
 
 def _build(config_path: str, weights_path: str, device: str) -> tuple[EngagementNet, dict[str, Any]]:
-    from models.backbones import BackboneWeightsError, UnknownBackbone
-
     cfg = _read_config(config_path)
     try:
         settings = ModelSettings(**{**cfg["model"], "backbone_weights": None})
@@ -223,7 +184,7 @@ def _build(config_path: str, weights_path: str, device: str) -> tuple[Engagement
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
         raise ModelLoadError("no_weights", f"the model has no {WEIGHTS_FILE}") from e
-    except Exception as e:  # noqa: BLE001 - corrupt file or a pickle that is not plain tensors
+    except Exception as e:  # corrupt file or a pickle that is not plain tensors
         raise ModelLoadError("weights_unreadable", f"cannot read the model weights {weights_path} as tensors: {e}") from e
     try:
         net.load_state_dict(state, strict=True)
@@ -259,9 +220,7 @@ def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, mo
 
     Raises :class:`NoChampionError` when no version has the alias, :class:`ModelLoadError` when the model
     is missing or broken."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     uri = model_uri or f"models:/{model_name}@{alias}"
     dev = str(resolve_device(device))
     try:
@@ -275,7 +234,7 @@ def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, mo
                         f"no version of model '{name}' has the alias @{uri_alias} in {tracking_uri}; train one "
                         f"first: run `pe train` (or `make demo`)") from e
             else:
-                mv = client.get_model_version(name, version)
+                mv = client.get_model_version(name, str(version))
             key = (tracking_uri, f"{name}/{mv.version}", dev)
             name, version, run_id = mv.name, str(mv.version), mv.run_id or ""
             location = client.get_model_version_download_uri(name, version)
@@ -298,12 +257,10 @@ def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, mo
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
-    import mlflow
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with tempfile.TemporaryDirectory(prefix="pe-load-") as tmp:
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri)
+            local = download_artifacts(artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri)
         except (MlflowException, OSError) as e:
             raise ModelLoadError("download_failed", f"cannot download model {uri} (version {version}): {e}") from e
         files = os.path.join(local, "artifacts")
@@ -318,9 +275,7 @@ def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, mo
 
 def champion_version(tracking_uri: str, model_name: str, alias: str = "champion"):
     """The ``ModelVersion`` holding ``alias``, or None."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client(tracking_uri)
+    client = mlflow_client(tracking_uri)
     try:
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException:

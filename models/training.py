@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.labels import within_groups
 from pe_udfs.saliency import resolve_device
 
 __all__ = [
@@ -194,8 +195,6 @@ def evaluate_loss(head: nn.Module, batches: Iterable[FeatureBatch], *, device: s
     """Mean squared error of ``head`` over all rows of ``batches`` (eval mode). With ``groups`` (video_id →
     group), each prediction first loses the mean prediction of its group (models.labels.within_groups)."""
     if groups is not None:
-        from models.labels import within_groups
-
         ids, preds, labels = predict_head(head, batches, device=device)
         if not ids:
             raise ValueError("the validation split is empty")

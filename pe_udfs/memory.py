@@ -14,6 +14,7 @@ scoring modules imported, before any model.
 """
 from __future__ import annotations
 
+import re
 import weakref
 from dataclasses import dataclass
 
@@ -163,8 +164,6 @@ _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "m": 2**20, "mb": 2**20, "g": 
 
 def parse_size(text: str) -> int:
     """A JVM/Spark memory string ('16g', '512m', '4096', '1.5g') → bytes; a bare number is MiB, as in Spark."""
-    import re
-
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?b?)\s*", str(text).lower())
     if not m:
         raise ValueError(f"not a memory size: {text!r} (use e.g. 512m, 16g)")

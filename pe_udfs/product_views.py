@@ -22,17 +22,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from pe_udfs.errors import PEInputError, ProductImageError
-from pe_udfs.product import (
-    FrameMatch,
-    ListingFeatures,
-    ProductMap,
-    frame_features,
-    listing_features,
-    load_image,
-    match_frame,
-    second_mask,
-)
+from pe_udfs.listing import FrameMatch, ListingFeatures, load_image
+from pe_udfs.product import ProductMap, frame_features, listing_features, match_frame, second_mask
 from pe_udfs.settings import ProductSettings
+from pe_udfs.uris import resolve_uri
 
 __all__ = ["DEFAULT_VIEW", "ListingView", "ListingCache", "row_views", "best_match", "views_product_map"]
 
@@ -126,8 +119,6 @@ def _value(v: Any) -> ListingFeatures:
 def _file_stamp(uri: str, allowed_schemes, allowed_roots) -> tuple[int, int] | None:
     """(mtime ns, size) of a local image file; None for a remote URI or a file that cannot be checked (the
     load then raises the precise error)."""
-    from pe_udfs.uris import resolve_uri
-
     try:
         scheme, location = resolve_uri(uri, allowed_schemes=allowed_schemes, allowed_roots=allowed_roots,
                                        error_cls=ProductImageError)

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from pe_udfs.errors import ModelError, ProductImageError
+from pe_udfs.listing import ListingFeatures
 from pe_udfs.pe_math import coarse_grid, per_second_sums, scores_from_sums
-from pe_udfs.product import ListingFeatures, ProductMap, drop_unmatched_seconds
+from pe_udfs.product import ProductMap, drop_unmatched_seconds
 from pe_udfs.product_views import ListingView, views_product_map
 from pe_udfs.saliency import HeatmapResult, engagement_heatmap, resolve_device
 from pe_udfs.settings import ClipSettings, DecodeSettings, ProductSettings, SaliencySettings

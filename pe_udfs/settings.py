@@ -3,6 +3,8 @@
 The clip settings are saved with every model and are what scoring uses to make clips."""
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -110,9 +112,6 @@ def scoring_config_id(saliency: SaliencySettings, product: ProductSettings, clip
     """What a stored score depends on besides the model version, as ``<saliency>/<product>/<window>s/<hash>``,
     e.g. ``vanilla/sift/60s/3f9a0c1e``: the hash covers every saliency and product setting that changes a result
     (not ``match_workers``, ``max_image_pixels`` nor ``frame_chunk``, which change no result), the window and the matching resolution. A new id makes videos candidates again."""
-    import hashlib
-    import json
-
     payload = {"saliency": saliency.model_dump(exclude={"frame_chunk"}), "product": product.model_dump(exclude=RESULT_NEUTRAL_PRODUCT_SETTINGS),
                "window_s": clip.max_seconds, "match_max_width": clip.match_max_width}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]

@@ -22,6 +22,8 @@ from typing import IO, Iterator, Sequence
 
 from pe_udfs.errors import FetchError, PEInputError
 
+# Lazy imports here are deliberate: fsspec and pyarrow.fs load only when a remote URI is opened.
+
 
 def resolve_uri(uri: str, *, allowed_schemes: Sequence[str] | None = None,
                 allowed_roots: Sequence[str] | None = None, error_cls: type[PEInputError] = FetchError,

@@ -44,22 +44,3 @@ def lake(cfg, spark):
     from jobs.lake import Lake
 
     return Lake.from_config(cfg, spark)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_mlflow_uris():
-    """MLflow keeps its tracking/registry URIs process-wide (and in MLFLOW_*_URI for child processes): restore
-    them after every test, so one test's store never receives another test's runs or registrations."""
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    yield
-    if "mlflow" in sys.modules:
-        from mlflow.tracking._model_registry import utils as registry_utils
-        from mlflow.tracking._tracking_service import utils as tracking_utils
-
-        tracking_utils._tracking_uri = None
-        registry_utils._registry_uri = None
-    for key, value in saved_env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value

@@ -49,7 +49,7 @@ def models(ctx: typer.Context) -> None:
     `pe models promote` act on one version)."""
     if ctx.invoked_subcommand is not None:
         return
-    from models.promotion import list_models
+    from models.versions import list_models
 
     cfg = state(ctx).cfg
     uri = cfg.tracking_uri
@@ -76,7 +76,7 @@ def models(ctx: typer.Context) -> None:
 
 
 def _registry_uri(ctx: typer.Context) -> str:
-    from models.promotion import EvaluationError
+    from models.logged_evaluation import EvaluationError
 
     uri = state(ctx).cfg.tracking_uri
     if no_registry(uri):
@@ -91,12 +91,13 @@ def models_evaluate(
 ) -> None:
     """A version's held-out test metrics (logged by `pe train`) beside the constant baseline and the champion's
     on the same test videos, and the promotion gate with its intervals. Exits 1 without logged test metrics."""
-    from models.promotion import evaluation_of
+    from models.logged_evaluation import evaluation_of
+    from models.promotion_text import evaluation_lines
 
     cfg = state(ctx).cfg
     ev = evaluation_of(_registry_uri(ctx), cfg.mlflow.model_name, None if version is None else str(version),
                        alias=cfg.mlflow.alias)
-    for line in ev.describe():
+    for line in evaluation_lines(ev):
         typer.echo(line)
 
 
@@ -109,7 +110,7 @@ def models_promote(
 ) -> None:
     """Move @champion to a version evaluated by `pe train --no-promote` if the promotion gate its training run
     logged passed (the same gate as `pe train`). Exits 1 if @champion has moved since the evaluation."""
-    from models.promotion import promote_evaluated
+    from models.logged_evaluation import promote_evaluated
 
     cfg = state(ctx).cfg
     ev, decision = promote_evaluated(

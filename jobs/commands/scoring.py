@@ -22,7 +22,7 @@ def score(
 ) -> None:
     """Nightly job: score every campaign video the @champion model has not scored yet (Spark)."""
     from jobs.score import run_score
-    from models.promotion import champion_explained
+    from models.promotion_text import champion_explained
 
     cfg = state(ctx).cfg
     with champion_explained(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias):

@@ -68,22 +68,17 @@ def make_campaign(cfg, lake):
 
 
 def _register_tiny_champion(cfg) -> str:
-    import mlflow
     import torch
 
     from models.network import build_engagement_net
-    from models.registry import ensure_experiment, log_engagement_model
     from models.settings import ModelSettings
+    from tests.models.synthetic import register_model
 
     torch.manual_seed(0)
     net = build_engagement_net(ModelSettings(backbone="tiny", conv_filters=4, dense_units=8), weights=None)
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    mlflow.set_registry_uri(cfg.tracking_uri)  # process-wide in MLflow: another test may have set its own
-    exp = ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)
-    with mlflow.start_run(experiment_id=exp):
-        _, version = log_engagement_model(net, clip=cfg.clip.model_copy(update={"max_seconds": 10}),
-                                          registered_model_name=cfg.mlflow.model_name)
-    mlflow.MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
+    _, version = register_model(cfg.tracking_uri, cfg.mlflow.experiment, net,
+                                cfg.clip.model_copy(update={"max_seconds": 10}), model_name=cfg.mlflow.model_name,
+                                alias=cfg.mlflow.alias, artifact_location=cfg.artifact_root)
     return version
 
 

@@ -9,23 +9,22 @@ import os
 
 import pytest
 
-from models.promotion import (
+from models.logged_evaluation import (
     GATE_ARTIFACT,
-    PENDING,
     EvaluationError,
     StaleEvaluationError,
-    defer_promotion,
     evaluation_metrics,
     evaluation_of,
     evaluation_tags,
     promote_evaluated,
 )
+from models.promotion import PENDING, defer_promotion
 from tests.models.synthetic import gate as known_gate
 from tests.models.synthetic import report
 
 
 def _store(root) -> str:
-    from models.registry import ensure_experiment
+    from models.tracking import ensure_experiment
 
     os.makedirs(root, exist_ok=True)
     uri = f"sqlite:///{root}/mlflow.db"
@@ -239,7 +238,7 @@ def test_without_a_champion_pe_score_explains_the_gate_and_force_promotes_with_a
     from typer.testing import CliRunner
 
     from jobs.cli import app
-    from models.promotion import explain_no_champion
+    from models.promotion_text import explain_no_champion
 
     lake = tmp_path / "lake"
     uri = _store(lake)

@@ -4,50 +4,42 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 
-from models.promotion import apply_gate, list_models
-from models.registry import ModelLoadError, NoChampionError, load_engagement_model, log_engagement_model
-from tests.models.synthetic import gate
+from models.promotion import apply_gate
+from models.registry import ModelLoadError, NoChampionError, load_engagement_model
+from models.versions import list_models
+from tests.models.synthetic import gate, register_model
 
 
 # --------------------------------------------------------------------------------------------- MLflow
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    import mlflow
-
-    from models.registry import ensure_experiment
+    from models.tracking import ensure_experiment
 
     root = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{root}/mlflow.db"
     exp = ensure_experiment(uri, "pe-test", str(root / "artifacts"))
-    prev = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    yield uri, exp
-    mlflow.set_tracking_uri(prev[0])
-    mlflow.set_registry_uri(prev[1])
+    return uri, exp
 
 
 def _log(store, seed: int, max_seconds: int = 60):
-    import mlflow
-
     from models.network import build_engagement_net
     from models.settings import ModelSettings
     from pe_udfs.settings import ClipSettings
 
     torch.manual_seed(seed)
     net = build_engagement_net(ModelSettings(backbone="tiny", dense_units=32)).eval()
-    with mlflow.start_run(experiment_id=store[1]) as run:
-        uri, version = log_engagement_model(net, clip=ClipSettings(max_seconds=max_seconds),
-                                            label={"definition": "log1p_shares"}, registered_model_name="pe-test")
-    return net, run.info.run_id, version
+    run_id, version = register_model(store[0], "pe-test", net, ClipSettings(max_seconds=max_seconds),
+                                     model_name="pe-test", label={"definition": "log1p_shares"})
+    return net, run_id, version
 
 
 @pytest.mark.slow
-def test_registry_round_trip_and_gated_promotion(store):
+def test_registry_round_trip_and_gated_promotion(store, tmp_path):
     from models.registry import clear_model_cache
 
     uri, _ = store
@@ -66,6 +58,15 @@ def test_registry_round_trip_and_gated_promotion(store):
     with torch.no_grad():
         torch.testing.assert_close(loaded.module(clips), net1(clips))
     assert load_engagement_model(tracking_uri=uri, model_name="pe-test", device="cpu") is loaded  # cached
+    # the pyfunc flavour (MLflow tooling, serving) loads from the downloaded version and predicts the same
+    import mlflow.pyfunc
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    source = MlflowClient(uri, registry_uri=uri).get_model_version_download_uri("pe-test", v1)
+    local = download_artifacts(artifact_uri=source, dst_path=str(tmp_path / "pyfunc"), tracking_uri=uri)
+    pyfunc = mlflow.pyfunc.load_model(local)
+    np.testing.assert_allclose(pyfunc.predict(clips.numpy()), net1(clips).detach().numpy(), rtol=1e-5, atol=1e-6)
 
     # a worse model registers as v2 but does not take @champion; the version and the run say why
     _, run2, v2 = _log(store, seed=2)
@@ -105,7 +106,7 @@ def test_registry_round_trip_and_gated_promotion(store):
 
 @pytest.mark.slow
 def test_broken_or_foreign_models_give_clear_errors(store, tmp_path):
-    import mlflow
+    from models.tracking import tracked_run
 
     uri, exp = store
     with pytest.raises(ModelLoadError):
@@ -128,10 +129,10 @@ def test_broken_or_foreign_models_give_clear_errors(store, tmp_path):
     with pytest.raises(ModelLoadError, match="not a PE-score model config"):
         build_from_files(str(tmp_path / "bad.json"), str(evil))
     # an MLflow model without PE-score's files
-    with mlflow.start_run(experiment_id=exp) as run:
-        mlflow.log_dict({"hello": 1}, "model/artifacts/other.json")
+    with tracked_run(uri, exp, run_name="foreign") as run:
+        run.log_dict({"hello": 1}, "model/artifacts/other.json")
     with pytest.raises(ModelLoadError):
-        load_engagement_model(f"runs:/{run.info.run_id}/model", tracking_uri=uri)
+        load_engagement_model(f"runs:/{run.run_id}/model", tracking_uri=uri)
 
 
 def test_loaded_models_are_frozen_but_pass_gradients_to_the_input(tmp_path):

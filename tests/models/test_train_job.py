@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -27,29 +28,33 @@ def _cfg(tmp_path, **train):
 
 
 def _split_of_run(cfg, run_id) -> dict[str, list[str]]:
-    import mlflow
+    from models.tracking import run_json
 
-    from models.registry import mlflow_store
-
-    with mlflow_store(cfg.tracking_uri):
-        return mlflow.artifacts.load_dict(f"runs:/{run_id}/split.json")
+    split = run_json(cfg.tracking_uri, run_id, "split.json")
+    assert split is not None
+    return split
 
 
 def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
+    import mlflow
     from mlflow import MlflowClient
 
     from jobs.lake import Lake
     from jobs.train import run_training, training_clip
-    from models.promotion import list_models
     from models.registry import clear_model_cache, load_engagement_model
     from models.training import decode_features
+    from models.versions import list_models
 
     # shares here follow the picture alone (no influencer effect is planted), so the label without fixed effects
     cfg = _cfg(tmp_path, label="log1p_shares")
     lake = Lake(cfg.lake_path, spark)
     levels = write_campaign(lake, cfg.media_root + "/videos", n=45, influencers=15, broken=1)
     lines: list[str] = []
+    uris_before = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     first = run_training(cfg, lake, echo=lines.append)
+    # every MLflow call named its store: the process-wide tracking URI (and its variable) did not move
+    assert (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")) == uris_before
+    assert cfg.tracking_uri not in uris_before
 
     # features: computed once per video into training_clips, the broken file recorded with its reason
     clips = lake.read_pandas("training_clips")
@@ -128,7 +133,7 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 
     # --no-promote (the retrain DAG's train stage): evaluated and registered, @champion untouched, pending;
     # `pe models promote` then decides from the logged metrics exactly as `pe train` would have
-    from models.promotion import evaluation_of, promote_evaluated
+    from models.logged_evaluation import evaluation_of, promote_evaluated
 
     lines.clear()
     third = run_training(worse_cfg, lake, echo=lines.append, promote=False)

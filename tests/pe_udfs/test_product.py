@@ -9,21 +9,11 @@ import pytest
 from pe_media import paste
 from skimage import data
 
-from pe_udfs import product as product_module
+from pe_udfs import product_orb
 from pe_udfs.errors import ProductImageError
-from pe_udfs.product import (
-    ListingFeatures,
-    _quad_gate,
-    _ratio_matches,
-    drop_unmatched_seconds,
-    listing_features,
-    load_image,
-    match_frame,
-    orb_detector,
-    orb_norm,
-    product_map,
-    quad_mask,
-)
+from pe_udfs.listing import ListingFeatures, load_image, ratio_matches
+from pe_udfs.product import _quad_gate, drop_unmatched_seconds, listing_features, match_frame, product_map, quad_mask
+from pe_udfs.product_orb import orb_detector, orb_norm
 from pe_udfs.settings import ProductSettings
 
 SIFT = ProductSettings()
@@ -158,8 +148,8 @@ def test_matcher_norm_picks_a_different_nearest_neighbour():
     frame = np.zeros((2, 32), np.uint8)
     frame[0] = 1
     frame[1, 0] = 128
-    assert _ratio_matches(listing, frame, 0.75, orb_norm(PAPER)) == [(0, 0)]
-    assert _ratio_matches(listing, frame, 0.75, orb_norm(PAPER.model_copy(update={"norm": "hamming"}))) == [(0, 1)]
+    assert ratio_matches(listing, frame, 0.75, orb_norm(PAPER)) == [(0, 0)]
+    assert ratio_matches(listing, frame, 0.75, orb_norm(PAPER.model_copy(update={"norm": "hamming"}))) == [(0, 1)]
 
 
 @pytest.mark.parametrize("norm", ["l2", "hamming"])
@@ -170,8 +160,8 @@ def test_orb_hull_mask_is_the_authors_hull_of_rounded_matches(coffee, norm, monk
 
     settings = PAPER.model_copy(update={"norm": norm})
     used = []
-    monkeypatch.setattr(product_module, "_ratio_matches",
-                        lambda *a: used.append(a[3]) or _ratio_matches(*a))
+    monkeypatch.setattr(product_orb, "ratio_matches",
+                        lambda *a: used.append(a[3]) or ratio_matches(*a))
     feats = listing_features(coffee, settings)
     frame = paste(coffee, SCENE, QUAD)
     pm = product_map([frame], feats, settings)
@@ -233,7 +223,7 @@ def _cutout_on_white():
 
 
 def test_listing_silhouette_is_the_non_background_of_a_white_listing_photo():
-    from pe_udfs.product import listing_silhouette
+    from pe_udfs.listing import listing_silhouette
 
     rgb, truth = _cutout_on_white()
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -282,7 +272,7 @@ def test_huge_truncated_and_fake_listing_images_fail_at_the_product_stage(tmp_pa
     from skimage import data
 
     from pe_udfs.errors import ProductImageError
-    from pe_udfs.product import load_image
+    from pe_udfs.listing import load_image
 
     huge = tmp_path / "huge.png"
     cv2.imwrite(str(huge), np.full((10_000, 10_000), 255, np.uint8))  # compresses to a few hundred KB

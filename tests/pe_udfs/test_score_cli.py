@@ -74,24 +74,16 @@ def test_without_a_champion_it_says_how_to_get_one(media, tmp_path):
 
 @pytest.mark.slow
 def test_scores_with_the_registered_champion(media, tmp_path):
-    import mlflow
-    from mlflow import MlflowClient
-
     from jobs.config import load_config
     from models.network import build_engagement_net
-    from models.registry import log_engagement_model
     from models.settings import ModelSettings
+    from tests.models.synthetic import register_model
 
     cfg = load_config(lake=str(tmp_path / "lake"))
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    mlflow.set_registry_uri(cfg.tracking_uri)  # process-wide in MLflow: another test may have set its own
-    mlflow.set_experiment("score-video-test")
-    with mlflow.start_run():
-        # trained on 2-s clips: scoring still covers clip.max_seconds (all 3 s of the video)
-        _, version = log_engagement_model(build_engagement_net(ModelSettings(backbone="tiny")),
-                                          clip=cfg.clip.model_copy(update={"max_seconds": 2}),
-                                          registered_model_name=cfg.mlflow.model_name)
-    MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri).set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
+    # trained on 2-s clips: scoring still covers clip.max_seconds (all 3 s of the video)
+    _, version = register_model(cfg.tracking_uri, "score-video-test", build_engagement_net(ModelSettings(backbone="tiny")),
+                                cfg.clip.model_copy(update={"max_seconds": 2}), model_name=cfg.mlflow.model_name,
+                                alias=cfg.mlflow.alias, artifact_location=cfg.artifact_root)
     video, image = media
     code, out, err = run("--lake", cfg.lake_path, "score-video", video, "--product", image, "--json")
     assert code == 0, err
