@@ -235,7 +235,7 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
     )
     # Same product together (listing features are cached per worker), many small tasks for balance/progress.
     rows = candidates.sort_values(["product_id", "video_id"]).reset_index(drop=True)
-    n_parts = scoring_partitions(len(rows), parallelism, cfg.score.partitions)
+    n_parts = max(1, min(len(rows), cfg.score.partitions or parallelism * 4))
     keyed = spark.sparkContext.parallelize(
         [(i * n_parts // len(rows), _plain(r)) for i, r in enumerate(rows[CANDIDATE_COLUMNS].itertuples(index=False))],
         n_parts,
@@ -251,18 +251,6 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
     finally:
         shutil.rmtree(task.crash_journal, ignore_errors=True)
     return results
-
-
-#: Videos per scoring task when the partitions are not configured: small tasks keep the cores busy to the end
-#: (a long task started last leaves the other cores idle) at a cost of milliseconds per task (workers are reused).
-VIDEOS_PER_TASK = 4
-
-
-def scoring_partitions(n_videos: int, parallelism: int, configured: int | None = None) -> int:
-    """Tasks for ``n_videos``: ``configured`` when set, else at least 4 per core and at most
-    :data:`VIDEOS_PER_TASK` videos each; never more tasks than videos."""
-    wanted = configured or max(4 * parallelism, -(-n_videos // VIDEOS_PER_TASK))
-    return max(1, min(n_videos, wanted))
 
 
 def _plain(row) -> tuple:

@@ -1,10 +1,10 @@
-"""The scoring job's input split (rows without a usable video_id are rejected and never scored) and its tasks."""
+"""The scoring job's input split: rows without a usable video_id are rejected and never scored."""
 from __future__ import annotations
 
 import pandas as pd
 
 from jobs.config import load_config
-from jobs.score import VIDEOS_PER_TASK, _reject_invalid_inputs, scoring_partitions
+from jobs.score import _reject_invalid_inputs
 
 
 def test_null_empty_and_whitespace_ids_are_rejected_and_never_scored(tmp_path):
@@ -19,12 +19,3 @@ def test_null_empty_and_whitespace_ids_are_rejected_and_never_scored(tmp_path):
     assert labels == sorted([f"<null video_id: {video}?n>", f"<blank video_id: {video}?w>",
                              f"<blank video_id: {video}?e>"])
     assert rejected["expectation"].eq("video_id_present").all()
-
-
-def test_tasks_hold_few_videos_so_no_core_waits_on_a_long_last_task():
-    assert scoring_partitions(200, parallelism=2) == 200 // VIDEOS_PER_TASK  # 50 tasks of 4 videos
-    assert scoring_partitions(10, parallelism=2) == 8  # at least 4 tasks per core
-    assert scoring_partitions(3, parallelism=2) == 3  # never more tasks than videos
-    assert scoring_partitions(201, parallelism=2) == 51  # the remainder gets a task of its own
-    assert scoring_partitions(200, parallelism=2, configured=7) == 7  # score.partitions wins
-    assert scoring_partitions(0, parallelism=2) == 1
