@@ -241,13 +241,9 @@ def _figures(result: AnalysisResult, folder: str) -> list[tuple[str, str]]:
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
     ax.hist(lifts, bins=min(60, max(5, len(lifts) // 4)), color="#4c72b0")
     ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlabel("first-stage lift (sales per day)")
-    ax.set_ylabel("products")
-    ax.set_title(f"Sales lift of {len(lifts)} treated products")
-    fig.tight_layout()
-    fig.savefig(os.path.join(folder, "lift_histogram.png"))
-    plt.close(fig)
-    made.append(("lift_histogram.png", "Distribution of the first-stage lifts (Table 4)."))
+    made.append(_saved(fig, ax, os.path.join(folder, "lift_histogram.png"), "first-stage lift (sales per day)",
+                       "products", f"Sales lift of {len(lifts)} treated products",
+                       "Distribution of the first-stage lifts (Table 4)."))
 
     headline = next((f for f in result.fits if f.spec.name == HEADLINE_SPEC and not f.skipped), None)
     if headline is not None:
@@ -264,28 +260,34 @@ def _figures(result: AnalysisResult, folder: str) -> list[tuple[str, str]]:
         top = infl["cooks_d"].idxmax()
         ax.annotate(f"Cook's D {infl.loc[top, 'cooks_d']:.2f}", (frame.loc[top, "pe"], frame.loc[top, "lift"]),
                     textcoords="offset points", xytext=(-90, -4), fontsize=8)
-        ax.set_xlabel("PE score (min-max normalised)")
-        ax.set_ylabel("lift")
-        ax.set_title(f"Specification {HEADLINE_SPEC}: lift on PE")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(os.path.join(folder, "lift_vs_pe.png"))
-        plt.close(fig)
-        made.append(("lift_vs_pe.png", f"Lift against the PE score with the fitted line of {HEADLINE_SPEC}; red: "
-                     "products whose Cook's distance exceeds 4/n."))
+        made.append(_saved(fig, ax, os.path.join(folder, "lift_vs_pe.png"), "PE score (min-max normalised)", "lift",
+                           f"Specification {HEADLINE_SPEC}: lift on PE",
+                           f"Lift against the PE score with the fitted line of {HEADLINE_SPEC}; red: products whose "
+                           "Cook's distance exceeds 4/n.", legend=True))
 
         fig, ax = plt.subplots(figsize=(6, 3), dpi=110)
         ax.stem(np.arange(len(infl)), infl["cooks_d"].to_numpy(), markerfmt=" ", basefmt=" ")
         ax.axhline(4.0 / headline.n, color="#c44e52", lw=1, ls="--", label="4/n")
-        ax.set_xlabel("product")
-        ax.set_ylabel("Cook's distance")
-        ax.set_title(f"Influence in {HEADLINE_SPEC}")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(os.path.join(folder, "cooks_distance.png"))
-        plt.close(fig)
-        made.append(("cooks_distance.png", f"Cook's distance of each product in {HEADLINE_SPEC}."))
+        made.append(_saved(fig, ax, os.path.join(folder, "cooks_distance.png"), "product", "Cook's distance",
+                           f"Influence in {HEADLINE_SPEC}", f"Cook's distance of each product in {HEADLINE_SPEC}.",
+                           legend=True))
     return made
+
+
+def _saved(fig, ax, path: str, xlabel: str, ylabel: str, title: str, caption: str, *, legend: bool = False
+           ) -> tuple[str, str]:
+    """Label, save (PNG at ``path``) and close one figure → (file name, caption) for the report."""
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if legend:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return os.path.basename(path), caption
 
 
 def _blocks(result: AnalysisResult, meta: dict[str, Any], images: list[tuple[str, str]]) -> list[tuple]:
