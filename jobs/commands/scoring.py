@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -33,7 +33,8 @@ def score(
 def score_video(
     ctx: typer.Context,
     video: str = typer.Argument(..., metavar="FILE", help="Video file (path, file:// URI, or a URI whose scheme io.allowed_schemes allows)."),
-    product: str = typer.Option(..., "--product", "-p", help="The product's listing image."),
+    product: List[str] = typer.Option(..., "--product", "-p", help="The product's listing image; repeat for its "
+                                      "views (front, side...), each as VIEW=IMAGE or IMAGE (named after the file)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="Model URI (models:/name/3, models:/name@alias, "
                                         "runs:/<id>/model); default: the registered @champion."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),

@@ -1,4 +1,4 @@
-"""`pe score-video FILE --product IMAGE [--model URI] [--json] [--product-only]` (jobs/score_one.py)."""
+"""`pe score-video FILE --product [VIEW=]IMAGE ... [--model URI] [--json] [--product-only]` (jobs/score_one.py)."""
 from __future__ import annotations
 
 import json
@@ -102,3 +102,36 @@ def test_scores_with_the_registered_champion(media, tmp_path):
     code, out, _ = run("--lake", cfg.lake_path, "score-video", video, "--product", image, "--model",
                        f"models:/{cfg.mlflow.model_name}/{version}")
     assert code == 0 and "pe_share" in out and "predicted engagement" in out
+
+
+def test_several_views_each_second_names_the_view_that_matched(media, tmp_path):
+    video, image = media
+    other = tmp_path / "other.png"  # another product's listing: shares no texture with the coffee cup
+    cv2.imwrite(str(other), cv2.cvtColor(data.chelsea(), cv2.COLOR_RGB2BGR))
+    code, out, err = run("--lake", str(tmp_path / "lake"), "score-video", video, "-p", f"side={other}",
+                         "-p", f"front={image}", "--product-only", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["product_views"] == {"side": str(other), "front": image}
+    assert [s["matched_view"] for s in report["seconds"]] == ["front", "front", None]
+    assert report["product_found_seconds"] == 2
+
+    code, out, _ = run("--lake", str(tmp_path / "lake"), "score-video", video, "-p", str(other), "-p", image,
+                       "--product-only")
+    assert code == 0
+    assert f"product: other {other}, coffee {image}" in out
+    rows = [line.split() for line in out.splitlines() if len(line.split()) >= 3 and line.split()[0].isdigit()]
+    assert [r[5] for r in rows] == ["coffee", "coffee", "-"]  # the view column, named after the files
+
+
+def test_view_arguments_are_checked_before_any_work(media, tmp_path):
+    from jobs.score_one import named_views
+
+    assert named_views(["a/b=c.png"]) == [("main", "a/b=c.png")]  # a path with '=' is a path
+    assert named_views(["file:///x=y.png", "front=f.png"]) == [("x=y", "file:///x=y.png"), ("front", "f.png")]
+    video, image = media
+    for args, reason in (([f"a={image}", f"a={image}"], "duplicate_view"), ([f"={image}"], "bad_product_view")):
+        code, out, err = run("--lake", str(tmp_path / "lake"), "score-video", video,
+                             *[x for a in args for x in ("-p", a)], "--product-only")
+        assert code == 2 and err.strip().startswith("error: usage:") and f"[{reason}]" in err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1
