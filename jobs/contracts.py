@@ -121,7 +121,7 @@ _CONTRACTS = [
         "e_score_6s DOUBLE, p_score_6s DOUBLE, predicted_engagement DOUBLE, n_seconds INT, "
         "product_found_seconds INT, model_name STRING, saliency_method STRING, product_method STRING, "
         "model_run_id STRING, run_id STRING, scored_at TIMESTAMP, window_seconds INT, scoring_config STRING, "
-        "input_truncated BOOLEAN, input_warnings STRING",
+        "input_truncated BOOLEAN, input_warnings STRING, listing_views_id STRING",
         keys=("video_id", "model_version"),
         description="PE-score and companion scores per video and model version; model_run_id is the MLflow run "
         "that trained the model, run_id the scoring run that wrote the row; window_seconds the scoring window "
@@ -129,7 +129,9 @@ _CONTRACTS = [
         "scoring_config the id of the saliency method, product settings and window "
         "(<saliency>/<product>/<window>s/<hash>): a new one makes the video a candidate again and replaces the row; "
         "input_truncated: decoding stopped early (corrupt or cut-off file) and the video was scored from its "
-        "decodable seconds (decode.on_truncated = flag), input_warnings says why.",
+        "decodable seconds (decode.on_truncated = flag), input_warnings says why; listing_views_id: which listing "
+        "images the video was matched against (product_image_uri and the product's product_images views): a view "
+        "added, removed or re-pointed makes the video a candidate again (NULL: scored before the id existed).",
         volatile=("run_id", "scored_at"),
         cluster_by=("video_id",),
     ),

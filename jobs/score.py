@@ -1,11 +1,10 @@
 """Nightly scoring job: score every campaign video the champion model has not scored yet.
 
-    extract   campaign_videos (Delta) ─ anti-join pe_scores of the champion's version and the current
-              scoring_config (saliency method, product settings, window) ─► candidates, each with its
-              product's listing views (product_images, joined by product_id; none: product_image_uri alone).
-              A product's view set is not part of the scoring_config: views added later are used for
-              videos scored from then on; `pe score --rescore` re-scores the rest
-              (input rows failing the quality suite are rejected here, one scoring_errors row each)
+    extract   campaign_videos (Delta) + its product's listing views (product_images, joined by product_id;
+              none: product_image_uri alone) ─ anti-join pe_scores of the champion's version, the current
+              scoring_config (saliency method, product settings, window) and the same listing_views_id (a
+              view added, removed or pointed at another image makes the product's videos candidates again)
+              ─► candidates (input rows failing the quality suite are rejected here, one scoring_errors row each)
     transform mapInPandas(pe_udfs.udf.score_partition): per worker, the model is loaded once from the MLflow
               registry and each product's listing features once; score_video per video, on the first
               clip.max_seconds (60 s) whatever window the model trained on (the head is length-agnostic)
@@ -93,6 +92,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     # 2. Extract: candidates = videos without a score from this model version and scoring config.
     config_id = current_scoring_config(cfg)
     candidates = _candidates(lake, champion.version, config_id, rescore=rescore, limit=limit or cfg.score.limit)
+    views_id_of = dict(zip(candidates["video_id"], candidates.pop(VIEWS_ID)))
     summary.candidates = len(candidates)
     uri_of = dict(zip(candidates["video_id"], candidates["video_uri"]))  # for the error rows
     rejected, candidates = _reject_invalid_inputs(candidates, cfg)
@@ -118,7 +118,9 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
             F.lit(champion.name).alias("model_name"), F.lit(cfg.saliency.method).alias("saliency_method"),
             F.lit(cfg.product.method).alias("product_method"), F.lit(champion.run_id).alias("model_run_id"),
             *stamp[1:], F.lit(now).alias("scored_at"), F.lit(cfg.clip.max_seconds).alias("window_seconds"), scoring,
-            "input_truncated", "input_warnings")
+            "input_truncated", "input_warnings"
+        ).join(spark.createDataFrame(list(views_id_of.items()), schema=f"video_id STRING, {VIEWS_ID} STRING"),
+               "video_id", "left")
         lake.merge("pe_scores", scores_df, metadata=meta)
         failed = results.where("kind = 'error'").select("video_id", "stage", "error_class", "reason", "message").toPandas()
         counts = results.where("kind = 'video'").agg(F.count(F.lit(1)).alias("scored"),
@@ -163,17 +165,38 @@ def current_scoring_config(cfg: PEConfig) -> str:
 
 
 def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore: bool, limit: int | None):
+    """Campaign rows to score (pandas: CANDIDATE_COLUMNS + listing_views_id), by video_id: those without a
+    pe_scores row of this model version and scoring config whose listing_views_id is the current one (a row
+    written before the id existed, NULL, counts as current: an upgrade re-scores nothing)."""
     from pyspark.sql import functions as F
 
     videos = _with_views(lake, lake.read("campaign_videos").select(*CANDIDATE_COLUMNS[:4]))
+    videos = videos.withColumn(VIEWS_ID, listing_views_id("product_image_uri", "view_names", "view_uris"))
     if not rescore and lake.exists("pe_scores"):
         done = (lake.read("pe_scores").where((F.col("model_version") == model_version)
-                                             & (F.col("scoring_config") == scoring_config)).select("video_id"))
-        videos = videos.join(done, "video_id", "left_anti")
+                                             & (F.col("scoring_config") == scoring_config))
+                .select("video_id", F.col(VIEWS_ID).alias("_done_views")))
+        same_views = (videos["video_id"] == done["video_id"]) & (done["_done_views"].isNull()
+                                                                 | (done["_done_views"] == videos[VIEWS_ID]))
+        videos = videos.join(done, same_views, "left_anti")
     videos = videos.orderBy("video_id")
     if limit:
         videos = videos.limit(limit)
     return videos.toPandas()
+
+
+#: pe_scores column: which listing images a video was matched against (see :func:`listing_views_id`)
+VIEWS_ID = "listing_views_id"
+
+
+def listing_views_id(image_uri: str, view_names: str, view_uris: str):
+    """Spark column: a 16-hex id of a row's listing views (its product_image_uri and its product's view names
+    and image URIs, in view_rank order): any view added, removed, renamed or pointed at another image changes it.
+    (A file replaced under the same URI does not.)"""
+    from pyspark.sql import functions as F
+
+    return F.substring(F.sha2(F.to_json(F.struct(F.col(image_uri).alias("main"), F.col(view_names).alias("names"),
+                                                  F.col(view_uris).alias("uris"))), 256), 1, 16)
 
 
 def _with_views(lake: Lake, videos):

@@ -46,6 +46,9 @@ def test_turning_products_are_found_through_their_side_view(cfg, lake, spark):
     assert (found["matched_view"] == found["product_view"]).mean() >= 0.9
     side_seconds = seconds[seconds["product_visible"] & (seconds["product_view"] == "side")]
     assert len(side_seconds) and side_seconds["product_found"].mean() >= 0.5
+    # each score records the views it was matched against, so an unchanged view set re-scores nothing
+    assert lake.read_pandas("pe_scores")["listing_views_id"].str.fullmatch("[0-9a-f]{16}").all()
+    assert run_score(cfg, spark=spark).candidates == 0
 
 
 def test_without_product_images_the_video_image_is_the_single_view(cfg, lake, spark):
@@ -66,3 +69,38 @@ def test_without_product_images_the_video_image_is_the_single_view(cfg, lake, sp
     assert list(views.loc["a", "view_names"]) == ["front", "side"]  # by view_rank
     assert list(views.loc["a", "view_uris"]) == ["/i/p1.jpg", "/i/p1-side.jpg"]
     assert views.loc["b", "view_names"] is None
+
+
+def test_a_changed_view_set_makes_only_that_products_videos_candidates_again(cfg, lake, spark):
+    from jobs.contracts import spark_schema
+    from jobs.score import VIEWS_ID, _candidates
+
+    now = pd.Timestamp("2026-11-01", tz="UTC")
+    lake.write_arrow("campaign_videos", pd.DataFrame({
+        "video_id": ["a", "b", "c"], "video_uri": ["/v/a.mp4", "/v/b.mp4", "/v/c.mp4"], "product_id": ["p1", "p2", "p3"],
+        "product_image_uri": ["/i/p1.jpg", "/i/p2.jpg", "/i/p3.jpg"], "influencer_id": None, "campaign_id": None,
+        "own_product": None, "published_at": now, "ingested_at": now}))
+    lake.write_arrow("product_images", pd.DataFrame({
+        "product_id": ["p1", "p2"], "view": ["front", "front"], "image_uri": ["/i/p1.jpg", "/i/p2.jpg"],
+        "view_rank": [1, 1], "ingested_at": now}))
+
+    def scored(rows):  # pe_scores rows as the job writes them for these candidates (c: written before the id)
+        given = {"video_id": list(rows.index), "model_version": "1", "scoring_config": "cfg",
+                 VIEWS_ID: [None if v == "c" else rows.loc[v, VIEWS_ID] for v in rows.index]}
+        lake.write_arrow("pe_scores", pd.DataFrame({c: given.get(c) for c in spark_schema("pe_scores").fieldNames()},
+                                                   index=range(len(rows))), mode="overwrite")
+
+    first = _candidates(lake, "1", "cfg", rescore=False, limit=None).set_index("video_id")
+    assert sorted(first.index) == ["a", "b", "c"] and first[VIEWS_ID].str.fullmatch("[0-9a-f]{16}").all()
+    assert first[VIEWS_ID].nunique() == 3
+    scored(first)
+    assert _candidates(lake, "1", "cfg", rescore=False, limit=None).empty  # scored, views unchanged
+
+    lake.write_arrow("product_images", pd.DataFrame({
+        "product_id": ["p1"], "view": ["side"], "image_uri": ["/i/p1-side.jpg"], "view_rank": [2], "ingested_at": now}))
+    again = _candidates(lake, "1", "cfg", rescore=False, limit=None)
+    assert list(again["video_id"]) == ["a"]  # only the product that gained a view
+    assert list(again["view_names"].iloc[0]) == ["front", "side"]
+    assert again[VIEWS_ID].iloc[0] != first.loc["a", VIEWS_ID]
+    # another scoring config or model version: every video, whatever its views
+    assert len(_candidates(lake, "1", "other-cfg", rescore=False, limit=None)) == 3
