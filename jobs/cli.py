@@ -48,7 +48,7 @@ class OneLineErrors(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
-        except Exception as e:  # noqa: BLE001 - the one place where errors become a message and an exit code
+        except Exception as e:  # any error: the one place where errors become a message and an exit code
             _report(e, getattr(ctx.obj, "debug", False))
 
 

@@ -46,7 +46,7 @@ def _read(spark, path: str) -> "DataFrame":
     try:
         df = reader.option("header", "true").option("inferSchema", "false").csv(path) if FORMATS[ext] == "csv" \
             else reader.format(FORMATS[ext]).load(path)
-        df.schema  # noqa: B018  (resolves the file now, so a bad one fails here with a readable message)
+        df.schema  # resolves the file now, so a bad one fails here with a readable message
     except AnalysisException as e:
         raise IngestError("unreadable", f"{path}: cannot read it as {FORMATS[ext]}: {str(e).splitlines()[0]}") from None
     df = df.select(*[F.nullif(F.trim(F.col(f"`{c}`").cast("string")), F.lit("")).alias(c) for c in df.columns])

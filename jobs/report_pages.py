@@ -120,9 +120,8 @@ def _evaluation_rows(ev: pd.DataFrame | None) -> dict | None:
     """Template data: the run, its whole-campaign metrics, and Spearman of pe_share vs area-only per scenario."""
     if ev is None or ev.empty:
         return None
-    fmt = lambda r: {"metric": r["metric"], "value": _fmt(r["value"]), "ci": f"[{_fmt(r['ci_low'])}, "  # noqa: E731
-                     f"{_fmt(r['ci_high'])}]", "n": int(r["n"])}
-    overall = [fmt(r) for _, r in ev[ev["scope"] == "all"].iterrows()]
+    overall = [{"metric": r["metric"], "value": _fmt(r["value"]), "ci": f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
+                "n": int(r["n"])} for _, r in ev[ev["scope"] == "all"].iterrows()]
     per = ev[(ev["scope"] != "all") & ev["metric"].isin(["spearman_pe_share", "spearman_area_only", "mean_pe_share",
                                                          "mean_true_pe", "product_iou_median"])]
     table = per.pivot_table(index="scope", columns="metric", values="value") if len(per) else pd.DataFrame()

@@ -23,7 +23,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 if __package__ in (None, ""):  # run as a file by spark-submit: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -32,6 +32,9 @@ import numpy as np  # noqa: E402
 
 from jobs.config import PEConfig  # noqa: E402
 from jobs.training_set import TrainingDataError, TrainingSet, build_training_set, training_clip  # noqa: E402
+
+if TYPE_CHECKING:
+    from models.gate import GateResult
 
 __all__ = ["TrainResult", "TrainingDataError", "run_training", "training_clip", "train_overrides"]
 
@@ -43,7 +46,7 @@ class TrainResult:
     promoted: bool
     promotion_status: str
     promotion_reason: str
-    gate: "GateResult"  # noqa: F821 - models.gate
+    gate: "GateResult"
     test: dict[str, float]
     truth_spearman: float | None
     label_stats: dict[str, Any]
@@ -324,7 +327,7 @@ def _same_tensors(a, b) -> bool:
     return sa.keys() == sb.keys() and all(torch.equal(sa[k].cpu(), sb[k].cpu()) for k in sa)
 
 
-def _truth(lake, ids) -> "np.ndarray | None":  # noqa: F821
+def _truth(lake, ids) -> "np.ndarray | None":
     """true_engagement of sample_truth for ``ids`` (same order), or None when the table or any video is missing."""
     if not ids or not lake.exists("sample_truth"):
         return None

@@ -18,11 +18,14 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from jobs.config import PEConfig
 from pe_udfs.errors import PEError
 from pe_udfs.settings import ClipSettings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 __all__ = ["TrainingDataError", "TrainingSet", "build_training_set", "labelled_videos", "labelled_split",
            "training_clip", "clip_config_json", "feature_rows"]
@@ -41,7 +44,7 @@ class TrainingSet:
     video's influencer (``groups``), videos per split, the videos whose features failed, the test videos' URIs
     (to re-score a champion with other features)."""
 
-    usable: "DataFrame"  # noqa: F821
+    usable: "DataFrame"
     table_version: int
     label_info: dict[str, Any]
     groups: dict[str, str]
@@ -51,7 +54,7 @@ class TrainingSet:
 
 
 # --------------------------------------------------------------------------------------------- extract
-def labelled_videos(lake) -> "DataFrame":  # noqa: F821
+def labelled_videos(lake) -> "DataFrame":
     """engagement_labels joined to campaign_videos on video_id: one row per labelled video with a URI."""
     from pyspark.sql import functions as F
 
@@ -69,8 +72,8 @@ def labelled_videos(lake) -> "DataFrame":  # noqa: F821
 
 
 # --------------------------------------------------------------------------------------------- transform
-def labelled_split(cfg: PEConfig, videos: "DataFrame"  # noqa: F821
-                   ) -> tuple["DataFrame", dict[str, Any], dict[str, str]]:  # noqa: F821
+def labelled_split(cfg: PEConfig, videos: "DataFrame"
+                   ) -> tuple["DataFrame", dict[str, Any], dict[str, str]]:
     """The labelled videos (Spark, one row per video) → (video_id, video_uri, label, split), the label statistics
     and each video's influencer (its split group), through :func:`models.labels.split_by_group` and
     :func:`models.labels.build_labels` on the driver (one small row per video). ``train.limit`` takes a
@@ -142,7 +145,7 @@ def feature_rows(rows, *, clip: dict, io: dict, backbone: str, backbone_weights:
             rec.update(n_seconds=int(shape[0]), feature_shape=shape, features=data)
         except PEInputError as e:
             rec.update(error_stage=e.stage, error_reason=e.reason, error_message=str(e))
-        except Exception as e:  # noqa: BLE001 - one bad video must not stop the job; it is recorded
+        except Exception as e:  # any failure: one bad video must not stop the job; it is recorded
             rec.update(error_stage="model", error_reason="model_failed", error_message=f"{type(e).__name__}: {e}")
         yield rec
 
@@ -156,8 +159,8 @@ def _feature_partition(batches, **kwargs):
             yield pd.DataFrame([rec])
 
 
-def _compute_features(cfg: PEConfig, todo: "DataFrame", clip_config: str, torch_threads: int,  # noqa: F821
-                      partitions: int) -> "DataFrame":  # noqa: F821
+def _compute_features(cfg: PEConfig, todo: "DataFrame", clip_config: str, torch_threads: int,
+                      partitions: int) -> "DataFrame":
     import functools
 
     from jobs.contracts import spark_schema

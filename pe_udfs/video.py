@@ -339,7 +339,7 @@ def _keyframe_times(stream) -> list[float]:
         if entries is None or tb is None:
             return []
         return sorted(float(e.timestamp * tb) for e in entries if e.is_keyframe)
-    except Exception:  # noqa: BLE001 - the index is an optimisation only
+    except Exception:  # any failure: the index is an optimisation only
         return []
 
 
@@ -348,7 +348,7 @@ def _rotation(frame, stream) -> int:
     angle = None
     try:
         angle = frame.rotation  # display matrix: degrees the display rotates the frame counterclockwise
-    except Exception:  # noqa: BLE001 - old PyAV / no side data
+    except Exception:  # any failure: old PyAV / no side data
         angle = None
     if not angle:
         tag = stream.metadata.get("rotate") if stream.metadata else None  # legacy tag: clockwise degrees
