@@ -80,17 +80,15 @@ def single_core_floor(uris: list[str], model, clip) -> float:
 def single_core_matching(rows, clip, cfg) -> float:
     """Mean seconds per video of product matching alone (each second's frame against the product's listing
     views, one thread; decoding and listing features not counted) — the work the floor leaves out."""
-    from pe_udfs.product_views import views_product_map
-    from pe_udfs.udf import ScoringTask, product_views_for
+    from pe_udfs.product_views import DEFAULT_VIEW, ListingCache, views_product_map
     from pe_udfs.video import sample_video
 
     product = cfg.product.model_copy(update={"match_workers": 1})
-    task = ScoringTask(model_uri="", tracking_uri=cfg.tracking_uri, product=product.model_dump(),
-                       saliency=cfg.saliency.model_dump(), allowed_roots=tuple(cfg.allowed_roots))
+    listings = ListingCache()
     total = 0.0
     with one_thread():
         for row in rows.itertuples():
-            views = product_views_for([("main", row.product_image_uri)], task)
+            views = listings.views([(DEFAULT_VIEW, row.product_image_uri)], product, allowed_roots=cfg.allowed_roots)
             frames = sample_video(row.video_uri, clip, allowed_roots=cfg.allowed_roots).match_frames
             t = time.perf_counter()
             views_product_map(frames, views, product, out_size=clip.size)

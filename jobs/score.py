@@ -39,6 +39,8 @@ CANDIDATE_COLUMNS = ["video_id", "video_uri", "product_id", "product_image_uri",
 #: Spark schema of the candidate rows the scoring UDF gets (view_*: the product's product_images, by view_rank)
 CANDIDATE_DDL = ("video_id STRING, video_uri STRING, product_id STRING, product_image_uri STRING, "
                  "view_names ARRAY<STRING>, view_uris ARRAY<STRING>")
+#: pe_scores column: which listing images a video was matched against (see :func:`listing_views_id`)
+VIEWS_ID = "listing_views_id"
 
 
 @dataclass
@@ -183,10 +185,6 @@ def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore:
     if limit:
         videos = videos.limit(limit)
     return videos.toPandas()
-
-
-#: pe_scores column: which listing images a video was matched against (see :func:`listing_views_id`)
-VIEWS_ID = "listing_views_id"
 
 
 def listing_views_id(image_uri: str, view_names: str, view_uris: str):

@@ -19,9 +19,7 @@ from typing import Any
 
 from jobs.config import PEConfig
 from pe_udfs.errors import UsageError
-from pe_udfs.listing import load_image
-from pe_udfs.product import listing_features
-from pe_udfs.product_views import DEFAULT_VIEW, ListingView
+from pe_udfs.product_views import DEFAULT_VIEW, ListingCache
 from pe_udfs.saliency import resolve_device
 from pe_udfs.score import score_video
 from pe_udfs.settings import scoring_clip, scoring_config_id
@@ -44,9 +42,7 @@ def score_one(cfg: PEConfig, video: str, product_images: str | list[str], *, mod
         module, clip, device = loaded.module, scoring_clip(loaded.clip, cfg.clip.max_seconds), loaded.device
         model_info = {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id, "uri": loaded.uri}
     schemes = cfg.io.allowed_schemes
-    listings = [ListingView(name, listing_features(load_image(image, allowed_schemes=schemes,
-                                                              max_pixels=cfg.product.max_image_pixels),
-                                                   cfg.product, name=image)) for name, image in views]
+    listings = ListingCache(max_size=len(views)).views(views, cfg.product, allowed_schemes=schemes)
     result = score_video(video, listings, model=module, clip=clip, product=cfg.product, saliency=cfg.saliency,
                          device=device, product_only=product_only, allowed_schemes=schemes, decode=cfg.decode)
     return {"product_image": views[0][1], "product_views": dict(views), "model": model_info, "device": device,
