@@ -163,7 +163,11 @@ def metric_rows(per_video: pd.DataFrame, seconds: pd.DataFrame, lifts: pd.DataFr
 
     per_video: video_id, scenario, true_pe, true_pe_window and one column per :data:`SCORES`;
     seconds: video_id, kind ('visible' | 'absent' | 'partial'), found, iou (product-map agreement);
-    lifts: product-level estimated ``lift`` and ``true_lift`` (None: no sales_lift table)."""
+    lifts: product-level estimated ``lift`` and ``true_lift`` (None: no sales_lift table).
+    The intervals do not depend on the order the rows come in (tables read through Spark have none): the rows
+    are sorted by video before resampling (the lifts come sorted by product), so the same scores always give the
+    same intervals."""
+    per_video = per_video.sort_values("video_id", kind="stable").reset_index(drop=True)
     rows = []
     scopes = [("all", per_video)] + [(str(k), g) for k, g in per_video.groupby("scenario", sort=True)]
     for scope, g in scopes:
@@ -310,7 +314,8 @@ def _lifts(lake: Lake, videos: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFram
     lifts = lifts[lifts["analysis_run"] == latest].dropna(subset=["lift"])
     true = truth.groupby("video_id")["true_sales_lift"].first()
     product_truth = videos.set_index("product_id")["video_id"].map(true).rename("true_lift")
-    return lifts.set_index("product_id").join(product_truth, how="inner").dropna(subset=["true_lift"])
+    joined = lifts.set_index("product_id").join(product_truth, how="inner").dropna(subset=["true_lift"])
+    return joined.reset_index().sort_values(["product_id", "true_lift"], kind="stable")  # an order of its own
 
 
 def _log_to_model_run(cfg: PEConfig, scores: pd.DataFrame, rows: pd.DataFrame) -> str | None:

@@ -63,7 +63,8 @@ class TrainSettings(StrictSettings):
     torch_threads: int | None = Field(None, ge=1)  # per Spark task; None → cores / concurrent tasks
     partitions: int | None = Field(None, ge=1)  # of the feature pass; None → Spark's default parallelism
     shuffle_buffer: int = Field(256, ge=0)  # petastorm row shuffling queue (0 = no shuffling)
-    loader_workers: int = Field(2, ge=1)  # petastorm reader threads
+    # petastorm reader threads; more than 1 reads faster but makes the batch order, and so the model, vary between runs
+    loader_workers: int = Field(1, ge=1)
     min_videos: int = Field(10, ge=3)  # fewer usable labelled videos is an error
     # Regularisation of the head (models.augment; training batches only, never validation or test):
     window_seconds: int | None = Field(None, ge=1)  # random run of this many consecutive cached seconds per clip

@@ -94,3 +94,12 @@ def test_evaluate_job_on_scores_made_from_the_truth(cfg, lake, tmp_path):
     written = lake.read_pandas("evaluations")
     assert len(written) == len(summary.rows) and set(written["run"]) == {summary.run}
     assert any("goal" in line for line in summary.lines())
+
+
+def test_the_intervals_do_not_depend_on_the_order_of_the_rows():
+    """Tables read through Spark come in no set order: the same scores must give the same intervals."""
+    pv = _per_video(n=40, seed=3)
+    seconds = pd.DataFrame(columns=["video_id", "second", "kind", "found", "iou"])
+    shuffled = pv.sample(frac=1.0, random_state=5)
+    assert list(shuffled["video_id"]) != list(pv["video_id"])
+    pd.testing.assert_frame_equal(metric_rows(pv, seconds, None), metric_rows(shuffled, seconds, None))
