@@ -1,6 +1,8 @@
 """The engagement model in MLflow: save, register, load by alias, version or run.
 
-A logged model is a directory with two files PE-score reads back, plus MLflow's own metadata::
+A model is the training run's MLflow LoggedModel named ``model`` (``models:/<model_id>``, also reached as
+``runs:/<run_id>/model``; registered versions point at it): a directory with two files PE-score reads back,
+plus MLflow's own metadata::
 
     model/
       MLmodel, requirements.txt, pyfunc_entry.py   pyfunc flavour (models from code, signature
@@ -30,10 +32,12 @@ from typing import Any
 import numpy as np
 import torch
 from mlflow.artifacts import download_artifacts
+from mlflow.entities import LoggedModel, LoggedModelOutput
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.pyfunc import save_model
 from mlflow.types import Schema, TensorSpec
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from models.backbones import BackboneWeightsError, UnknownBackbone
 from models.network import EngagementNet, build_engagement_net
@@ -118,15 +122,34 @@ def log_engagement_model(run: TrackedRun, net: EngagementNet, *, clip: ClipSetti
                 signature=signature,
                 pip_requirements=_requirements(),
             )
-        run.log_artifacts(model_dir, MODEL_ARTIFACT)
+        model = _log_model(run, model_dir)
     run_uri = f"runs:/{run.run_id}/{MODEL_ARTIFACT}"
     if registered_model_name is None:
         return run_uri, None
-    return run_uri, _register(run, registered_model_name)
+    return run_uri, _register(run, registered_model_name, model)
 
 
-def _register(run: TrackedRun, name: str) -> str:
-    """A new version of ``name`` whose source is the run's ``model`` artifact."""
+def _log_model(run: TrackedRun, model_dir: str) -> LoggedModel:
+    """Upload the saved model as the run's MLflow LoggedModel named ``model``. As
+    ``mlflow.pyfunc.log_model`` does, minus the fluent active run: the run's "Logged models" list it,
+    ``models:/<model_id>`` names it and ``runs:/<run_id>/model`` resolves to it."""
+    model = run.client.create_logged_model(run.experiment_id, name=MODEL_ARTIFACT, source_run_id=run.run_id,
+                                           model_type="pe-engagement")
+    try:
+        run.client.log_model_artifacts(model.model_id, model_dir)
+    except BaseException:
+        run.client.finalize_logged_model(model.model_id, "FAILED")
+        raise
+    run.client.finalize_logged_model(model.model_id, "READY")
+    run.client.log_outputs(run.run_id, [LoggedModelOutput(model.model_id, step=0)])
+    return model
+
+
+def _register(run: TrackedRun, name: str, model: LoggedModel) -> str:
+    """A new version of ``name`` made from the LoggedModel ``model``; the logged model lists the versions made
+    from it (tag ``mlflow.modelVersions``, as MLflow's own registration writes). The source is the model's
+    artifact location, not ``models:/<model_id>``: MLflow's SQL registry resolves that through the process's
+    global tracking URI, which PE-score never sets."""
     try:
         run.client.get_registered_model(name)
     except MlflowException:
@@ -134,7 +157,11 @@ def _register(run: TrackedRun, name: str) -> str:
             run.client.create_registered_model(name)
         except MlflowException:  # a concurrent creator won
             run.client.get_registered_model(name)
-    mv = run.client.create_model_version(name, source=f"{run.artifact_uri}/{MODEL_ARTIFACT}", run_id=run.run_id)
+    mv = run.client.create_model_version(name, source=model.artifact_location, run_id=run.run_id,
+                                         model_id=model.model_id)
+    made = json.loads(run.client.get_logged_model(model.model_id).tags.get(MLFLOW_MODEL_VERSIONS, "[]"))
+    run.client.set_logged_model_tags(model.model_id, {
+        MLFLOW_MODEL_VERSIONS: json.dumps(made + [{"name": mv.name, "version": mv.version}])})
     return str(mv.version)
 
 
@@ -247,7 +274,7 @@ def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, mo
             name = registered[0].name if registered else model_name
             version = str(registered[0].version) if registered else "unregistered"
             key = (tracking_uri, uri, dev)
-            location = uri
+            location = _run_model_location(client, run_id, m.group(2)) or uri
         else:
             _parse_models_uri(uri)  # raises the explanatory ValueError
             raise AssertionError("unreachable")
@@ -271,6 +298,17 @@ def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, mo
     with _CACHE_LOCK:
         _CACHE[key] = loaded
     return loaded
+
+
+def _run_model_location(client, run_id: str, name: str) -> str | None:
+    """Artifact location of the LoggedModel ``name`` the run logged (its outputs), or None when the run stored
+    its model as run artifacts (models logged before the LoggedModel record): those load by the runs:/ URI.
+    MLflow's own runs:/ fallback to logged models looks them up through the global tracking URI."""
+    for output in client.get_run(run_id).outputs.model_outputs:
+        model = client.get_logged_model(output.model_id)
+        if model.name == name:
+            return model.artifact_location
+    return None
 
 
 def champion_version(tracking_uri: str, model_name: str, alias: str = "champion"):

@@ -103,6 +103,41 @@ def test_registry_round_trip_and_gated_promotion(store, tmp_path):
         torch.testing.assert_close(by_version.module(clips), net4(clips))
         torch.testing.assert_close(by_run.module(clips), net4(clips))
 
+    # MLflow 3's model record: the run's LoggedModel 'model' (its "Logged models"), naming the version made from it
+    from mlflow.entities import LoggedModelStatus
+
+    outputs = client.get_run(run4).outputs.model_outputs
+    assert len(outputs) == 1
+    logged = client.get_logged_model(outputs[0].model_id)
+    assert (logged.name, logged.source_run_id, logged.status) == ("model", run4, LoggedModelStatus.READY)
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": "pe-test", "version": 4}]
+
+
+@pytest.mark.slow
+def test_models_stored_as_run_artifacts_by_earlier_versions_still_load(store, tmp_path):
+    """Before the LoggedModel record, a model was the run's artifact folder 'model' and versions pointed at it."""
+    from mlflow.artifacts import download_artifacts
+
+    from models.registry import clear_model_cache
+    from models.tracking import mlflow_client, tracked_run
+
+    uri, exp = store
+    net, _, v = _log(store, seed=6)
+    client = mlflow_client(uri)
+    files = download_artifacts(artifact_uri=client.get_model_version_download_uri("pe-test", v),
+                               dst_path=str(tmp_path), tracking_uri=uri)
+    with tracked_run(uri, exp, run_name="older-layout") as run:
+        run.log_artifacts(files, "model")
+    assert client.get_run(run.run_id).outputs.model_outputs == []
+    client.create_registered_model("pe-old")
+    version = client.create_model_version("pe-old", source=f"{run.artifact_uri}/model", run_id=run.run_id).version
+    clear_model_cache()
+    clips = torch.rand(1, 2, 3, 224, 224)
+    for loaded in (load_engagement_model(f"runs:/{run.run_id}/model", tracking_uri=uri, device="cpu"),
+                   load_engagement_model(f"models:/pe-old/{version}", tracking_uri=uri, device="cpu")):
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.module(clips), net(clips))
+
 
 @pytest.mark.slow
 def test_broken_or_foreign_models_give_clear_errors(store, tmp_path):
