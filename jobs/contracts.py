@@ -121,7 +121,7 @@ _CONTRACTS = [
         "e_score_6s DOUBLE, p_score_6s DOUBLE, predicted_engagement DOUBLE, n_seconds INT, "
         "product_found_seconds INT, model_name STRING, saliency_method STRING, product_method STRING, "
         "model_run_id STRING, run_id STRING, scored_at TIMESTAMP, window_seconds INT, scoring_config STRING, "
-        "input_truncated BOOLEAN, input_warnings STRING, listing_views_id STRING",
+        "input_truncated BOOLEAN, input_warnings STRING, listing_views_id STRING, listing_files_id STRING",
         keys=("video_id", "model_version"),
         description="PE-score and companion scores per video and model version; model_run_id is the MLflow run "
         "that trained the model, run_id the scoring run that wrote the row; window_seconds the scoring window "
@@ -131,7 +131,9 @@ _CONTRACTS = [
         "input_truncated: decoding stopped early (corrupt or cut-off file) and the video was scored from its "
         "decodable seconds (decode.on_truncated = flag), input_warnings says why; listing_views_id: which listing "
         "images the video was matched against (product_image_uri and the product's product_images views): a view "
-        "added, removed or re-pointed makes the video a candidate again (NULL: scored before the id existed).",
+        "added, removed or re-pointed makes the video a candidate again (NULL: scored before the id existed); "
+        "listing_files_id: the size and modification time of those images' files when it was scored: a file "
+        "replaced under the same URI makes it a candidate again (NULL: scored before the id existed).",
         volatile=("run_id", "scored_at"),
         cluster_by=("video_id",),
     ),

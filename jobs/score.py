@@ -4,6 +4,7 @@
               none: product_image_uri alone) ─ anti-join pe_scores of the champion's version, the current
               scoring_config (saliency method, product settings, window) and the same listing_views_id (a
               view added, removed or pointed at another image makes the product's videos candidates again)
+              and listing_files_id (so does an image file replaced under the same URI)
               ─► candidates (input rows failing the quality suite are rejected here, one scoring_errors row each)
     transform mapInPandas(pe_udfs.udf.score_partition): per worker, the model is loaded once from the MLflow
               registry and each product's listing features once; score_video per video, on the first
@@ -25,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Sequence
 
 if __package__ in (None, ""):  # spark-submit jobs/score.py: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,6 +43,8 @@ CANDIDATE_DDL = ("video_id STRING, video_uri STRING, product_id STRING, product_
                  "view_names ARRAY<STRING>, view_uris ARRAY<STRING>")
 #: pe_scores column: which listing images a video was matched against (see :func:`listing_views_id`)
 VIEWS_ID = "listing_views_id"
+#: pe_scores column: those images' files as scoring found them (see :func:`_with_files_id`)
+FILES_ID = "listing_files_id"
 
 
 @dataclass
@@ -93,8 +97,10 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
 
     # 2. Extract: candidates = videos without a score from this model version and scoring config.
     config_id = current_scoring_config(cfg)
-    candidates = _candidates(lake, champion.version, config_id, rescore=rescore, limit=limit or cfg.score.limit)
-    views_id_of = dict(zip(candidates["video_id"], candidates.pop(VIEWS_ID)))
+    candidates = _candidates(lake, champion.version, config_id, rescore=rescore, limit=limit or cfg.score.limit,
+                             allowed_schemes=cfg.io.allowed_schemes, allowed_roots=cfg.allowed_roots)
+    listing_ids = candidates[["video_id", VIEWS_ID, FILES_ID]]
+    candidates = candidates.drop(columns=[VIEWS_ID, FILES_ID])
     summary.candidates = len(candidates)
     uri_of = dict(zip(candidates["video_id"], candidates["video_uri"]))  # for the error rows
     rejected, candidates = _reject_invalid_inputs(candidates, cfg)
@@ -121,7 +127,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
             F.lit(cfg.product.method).alias("product_method"), F.lit(champion.run_id).alias("model_run_id"),
             *stamp[1:], F.lit(now).alias("scored_at"), F.lit(cfg.clip.max_seconds).alias("window_seconds"), scoring,
             "input_truncated", "input_warnings"
-        ).join(spark.createDataFrame(list(views_id_of.items()), schema=f"video_id STRING, {VIEWS_ID} STRING"),
+        ).join(spark.createDataFrame(listing_ids, schema=f"video_id STRING, {VIEWS_ID} STRING, {FILES_ID} STRING"),
                "video_id", "left")
         lake.merge("pe_scores", scores_df, metadata=meta)
         failed = results.where("kind = 'error'").select("video_id", "stage", "error_class", "reason", "message").toPandas()
@@ -166,21 +172,25 @@ def current_scoring_config(cfg: PEConfig) -> str:
     return scoring_config_id(cfg.saliency, cfg.product, cfg.clip)
 
 
-def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore: bool, limit: int | None):
-    """Campaign rows to score (pandas: CANDIDATE_COLUMNS + listing_views_id), by video_id: those without a
-    pe_scores row of this model version and scoring config whose listing_views_id is the current one (a row
-    written before the id existed, NULL, counts as current: an upgrade re-scores nothing)."""
+def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore: bool, limit: int | None,
+                allowed_schemes: Sequence[str] | None = None, allowed_roots: Sequence[str] | None = None):
+    """Campaign rows to score (pandas: CANDIDATE_COLUMNS + listing_views_id + listing_files_id), by video_id:
+    those without a pe_scores row of this model version and scoring config whose listing_views_id and
+    listing_files_id are the current ones (an id written as NULL, before it existed, counts as current: an
+    upgrade re-scores nothing). ``allowed_*``: the URI policy the listing files are looked up under."""
     from pyspark.sql import functions as F
 
     videos = _with_views(lake, lake.read("campaign_videos").select(*CANDIDATE_COLUMNS[:4]))
     videos = videos.withColumn(VIEWS_ID, listing_views_id("product_image_uri", "view_names", "view_uris"))
+    videos = _with_files_id(videos, allowed_schemes, allowed_roots)
     if not rescore and lake.exists("pe_scores"):
         done = (lake.read("pe_scores").where((F.col("model_version") == model_version)
                                              & (F.col("scoring_config") == scoring_config))
-                .select("video_id", F.col(VIEWS_ID).alias("_done_views")))
-        same_views = (videos["video_id"] == done["video_id"]) & (done["_done_views"].isNull()
-                                                                 | (done["_done_views"] == videos[VIEWS_ID]))
-        videos = videos.join(done, same_views, "left_anti")
+                .select("video_id", F.col(VIEWS_ID).alias("_done_views"), F.col(FILES_ID).alias("_done_files")))
+        current = ((videos["video_id"] == done["video_id"])
+                   & (done["_done_views"].isNull() | (done["_done_views"] == videos[VIEWS_ID]))
+                   & (done["_done_files"].isNull() | (done["_done_files"] == videos[FILES_ID])))
+        videos = videos.join(done, current, "left_anti")
     videos = videos.orderBy("video_id")
     if limit:
         videos = videos.limit(limit)
@@ -190,11 +200,31 @@ def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore:
 def listing_views_id(image_uri: str, view_names: str, view_uris: str):
     """Spark column: a 16-hex id of a row's listing views (its product_image_uri and its product's view names
     and image URIs, in view_rank order): any view added, removed, renamed or pointed at another image changes it.
-    (A file replaced under the same URI does not.)"""
+    (A file replaced under the same URI changes listing_files_id instead.)"""
     from pyspark.sql import functions as F
 
     return F.substring(F.sha2(F.to_json(F.struct(F.col(image_uri).alias("main"), F.col(view_names).alias("names"),
                                                   F.col(view_uris).alias("uris"))), 256), 1, 16)
+
+
+def _with_files_id(videos, allowed_schemes: Sequence[str] | None, allowed_roots: Sequence[str] | None):
+    """``videos`` (with product_image_uri, view_uris) + listing_files_id: a 16-hex id of the size and
+    modification time of every listing image file of the row, so an image replaced under the same URI makes
+    the row a candidate again. Each distinct image is looked up once, on the driver (a local file's stat; a
+    remote image, or one that cannot be read, counts as unchanged: NULL in the id)."""
+    from pyspark.sql import functions as F
+
+    from pe_udfs.product_views import file_stamp
+
+    images = F.concat(F.array("product_image_uri"), F.coalesce("view_uris", F.array().cast("array<string>")))
+    uris = [r["uri"] for r in videos.select(F.explode(images).alias("uri")).where("uri IS NOT NULL").distinct()
+            .collect()]
+    stamps = {u: None if (st := file_stamp(u, allowed_schemes, allowed_roots)) is None else f"{st[1]}@{st[0]}"
+              for u in uris}
+    table = videos.sparkSession.createDataFrame([(stamps,)], "_stamps MAP<STRING, STRING>")
+    files = F.transform(images, lambda u: F.try_element_at(F.col("_stamps"), u))
+    return (videos.crossJoin(F.broadcast(table))
+            .withColumn(FILES_ID, F.substring(F.sha2(F.to_json(files), 256), 1, 16)).drop("_stamps"))
 
 
 def _with_views(lake: Lake, videos):

@@ -27,7 +27,7 @@ from pe_udfs.product import ProductMap, frame_features, listing_features, match_
 from pe_udfs.settings import ProductSettings
 from pe_udfs.uris import resolve_uri
 
-__all__ = ["DEFAULT_VIEW", "ListingView", "ListingCache", "row_views", "best_match", "views_product_map"]
+__all__ = ["DEFAULT_VIEW", "ListingView", "ListingCache", "row_views", "file_stamp", "best_match", "views_product_map"]
 
 #: view name of a video's own product_image_uri when product_images has no row naming that image
 DEFAULT_VIEW = "main"
@@ -86,7 +86,7 @@ class ListingCache:
         """Features of the image at ``uri``; raises the image's :class:`ProductImageError`."""
         if not uri:
             raise ProductImageError("not_found", "the campaign row has no product image")
-        key = (uri, _file_stamp(uri, allowed_schemes, allowed_roots), tuple(sorted(settings.model_dump(exclude={"match_workers"}).items())),
+        key = (uri, file_stamp(uri, allowed_schemes, allowed_roots), tuple(sorted(settings.model_dump(exclude={"match_workers"}).items())),
                tuple(allowed_schemes or ()), tuple(allowed_roots or ()))
         with self._lock:
             if key in self._entries:
@@ -116,7 +116,7 @@ def _value(v: Any) -> ListingFeatures:
     return v
 
 
-def _file_stamp(uri: str, allowed_schemes, allowed_roots) -> tuple[int, int] | None:
+def file_stamp(uri: str, allowed_schemes=None, allowed_roots=None) -> tuple[int, int] | None:
     """(mtime ns, size) of a local image file; None for a remote URI or a file that cannot be checked (the
     load then raises the precise error)."""
     try:

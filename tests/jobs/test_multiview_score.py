@@ -71,8 +71,19 @@ def test_without_product_images_the_video_image_is_the_single_view(cfg, lake, sp
     assert views.loc["b", "view_names"] is None
 
 
-def test_a_changed_view_set_makes_only_that_products_videos_candidates_again(cfg, lake, spark):
+def _write_scores(lake, rows, before_ids=()):
+    """pe_scores rows as the job writes them for these candidates; ``before_ids``: rows written before the
+    listing ids existed (NULL)."""
     from jobs.contracts import spark_schema
+    from jobs.score import FILES_ID, VIEWS_ID
+
+    given = {"video_id": list(rows.index), "model_version": "1", "scoring_config": "cfg",
+             **{col: [None if v in before_ids else rows.loc[v, col] for v in rows.index] for col in (VIEWS_ID, FILES_ID)}}
+    lake.write_arrow("pe_scores", pd.DataFrame({c: given.get(c) for c in spark_schema("pe_scores").fieldNames()},
+                                               index=range(len(rows))), mode="overwrite")
+
+
+def test_a_changed_view_set_makes_only_that_products_videos_candidates_again(cfg, lake, spark):
     from jobs.score import VIEWS_ID, _candidates
 
     now = pd.Timestamp("2026-11-01", tz="UTC")
@@ -85,10 +96,7 @@ def test_a_changed_view_set_makes_only_that_products_videos_candidates_again(cfg
         "view_rank": [1, 1], "ingested_at": now}))
 
     def scored(rows):  # pe_scores rows as the job writes them for these candidates (c: written before the id)
-        given = {"video_id": list(rows.index), "model_version": "1", "scoring_config": "cfg",
-                 VIEWS_ID: [None if v == "c" else rows.loc[v, VIEWS_ID] for v in rows.index]}
-        lake.write_arrow("pe_scores", pd.DataFrame({c: given.get(c) for c in spark_schema("pe_scores").fieldNames()},
-                                                   index=range(len(rows))), mode="overwrite")
+        _write_scores(lake, rows, before_ids=["c"])
 
     first = _candidates(lake, "1", "cfg", rescore=False, limit=None).set_index("video_id")
     assert sorted(first.index) == ["a", "b", "c"] and first[VIEWS_ID].str.fullmatch("[0-9a-f]{16}").all()
@@ -104,3 +112,42 @@ def test_a_changed_view_set_makes_only_that_products_videos_candidates_again(cfg
     assert again[VIEWS_ID].iloc[0] != first.loc["a", VIEWS_ID]
     # another scoring config or model version: every video, whatever its views
     assert len(_candidates(lake, "1", "other-cfg", rescore=False, limit=None)) == 3
+
+
+def test_an_image_file_replaced_under_the_same_uri_makes_only_its_videos_candidates_again(cfg, lake, spark, tmp_path):
+    from jobs.score import FILES_ID, _candidates
+
+    images = tmp_path / "lake" / "images"
+    images.mkdir(parents=True)
+    for name in ("p1.jpg", "p1-side.jpg", "p2.jpg"):
+        (images / name).write_bytes(b"listing " + name.encode())
+    now = pd.Timestamp("2026-11-01", tz="UTC")
+    lake.write_arrow("campaign_videos", pd.DataFrame({
+        "video_id": ["a", "b", "c", "d"], "video_uri": ["/v/a.mp4", "/v/b.mp4", "/v/c.mp4", "/v/d.mp4"],
+        "product_id": ["p1", "p2", "p2", "p3"],
+        "product_image_uri": [str(images / "p1.jpg"), str(images / "p2.jpg"), str(images / "p2.jpg"),
+                              "https://cdn.example.com/p3.jpg"],
+        "influencer_id": None, "campaign_id": None, "own_product": None, "published_at": now, "ingested_at": now}))
+    lake.write_arrow("product_images", pd.DataFrame({
+        "product_id": ["p1", "p1"], "view": ["front", "side"], "image_uri": [str(images / "p1.jpg"),
+                                                                           (images / "p1-side.jpg").as_uri()],
+        "view_rank": [1, 2], "ingested_at": now}))
+    candidates = lambda: _candidates(lake, "1", "cfg", rescore=False, limit=None,  # noqa: E731
+                                     allowed_schemes=["file", "https"], allowed_roots=[str(tmp_path / "lake")])
+
+    first = candidates().set_index("video_id")
+    assert sorted(first.index) == ["a", "b", "c", "d"] and first[FILES_ID].str.fullmatch("[0-9a-f]{16}").all()
+    assert first.loc["b", FILES_ID] == first.loc["c", FILES_ID] != first.loc["a", FILES_ID]
+    _write_scores(lake, first)
+    assert candidates().empty  # nothing changed since
+
+    (images / "p1-side.jpg").write_bytes(b"a new side photo of p1")  # replaced under the same URI (a view's)
+    again = candidates().set_index("video_id")
+    assert list(again.index) == ["a"] and again.loc["a", FILES_ID] != first.loc["a", FILES_ID]
+    _write_scores(lake, pd.concat([first.drop(index="a"), again]))  # a re-scored
+    st = os.stat(images / "p2.jpg")
+    os.utime(images / "p2.jpg", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same bytes, written again
+    assert sorted(candidates()["video_id"]) == ["b", "c"]
+    # rows written before the id existed count as current: an upgrade re-scores nothing
+    _write_scores(lake, first, before_ids=["a", "b", "c", "d"])
+    assert candidates().empty
