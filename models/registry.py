@@ -159,7 +159,7 @@ def _register(run: TrackedRun, name: str, model: LoggedModel) -> str:
             run.client.get_registered_model(name)
     mv = run.client.create_model_version(name, source=model.artifact_location, run_id=run.run_id,
                                          model_id=model.model_id)
-    made = json.loads(run.client.get_logged_model(model.model_id).tags.get(MLFLOW_MODEL_VERSIONS, "[]"))
+    made = json.loads(model.tags.get(MLFLOW_MODEL_VERSIONS, "[]"))  # the model was just logged: its own tags
     run.client.set_logged_model_tags(model.model_id, {
         MLFLOW_MODEL_VERSIONS: json.dumps(made + [{"name": mv.name, "version": mv.version}])})
     return str(mv.version)
