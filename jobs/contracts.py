@@ -180,16 +180,19 @@ _CONTRACTS = [
     TableContract(
         "evaluations",
         "model_version STRING NOT NULL, run STRING NOT NULL, metric STRING NOT NULL, scope STRING NOT NULL, "
-        "value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n BIGINT, evaluated_at TIMESTAMP",
+        "value DOUBLE, ci_low DOUBLE, ci_high DOUBLE, n BIGINT, evaluated_at TIMESTAMP, detail STRING",
         keys=("model_version", "run", "metric", "scope"),
-        description="`pe evaluate` on the sample campaign (jobs/evaluate.py): one row per metric and scope (all, "
-        "or a scenario name) with its bootstrap 95 % interval [ci_low, ci_high] over n units (videos; seconds "
-        "for product-map metrics, intervals by resampling videos). spearman_<score>: Spearman with the true "
-        "product engagement of pe_share (the model), area_only (product share of the frame), "
-        "spectral_residual (saliency PE), centre_prior (Gaussian centre prior x product mask), constant; "
-        "*_window: against the truth over the scored seconds only; spearman_pe_share_minus_area_only: paired "
-        "bootstrap; spearman_pe_share_permuted: negative control, median and 95 % band of Spearman with pe_share shuffled across videos (2,000 permutations); product_iou_median (visible seconds, silhouette), product_false_found (absent seconds); "
-        "lift_correlation: estimated (sales_lift, latest run) vs true sales lifts; mean_pe_share, mean_true_pe.",
+        description="`pe evaluate` on the sample campaign (jobs/evaluate.py): one row per metric and scope (test: "
+        "videos of the model's test influencers, the headline; all; or a scenario name) with its bootstrap 95 % "
+        "interval [ci_low, ci_high] over n videos, resampling whole influencers (product-map metrics: seconds, "
+        "intervals by resampling videos). spearman_<score>: Spearman with the true product engagement of pe_share "
+        "(the model) and of every model-free rule of pe_udfs.baselines (area_only, centre_prior, spectral_residual, "
+        "motion_in_mask, product_speed, face_distance, steady_shots) and the constant; spearman_best_baseline: the "
+        "best rule of that scope (its name in detail); spearman_pe_share_minus_<rule | best_baseline>: paired "
+        "bootstrap; *_window: against the truth over the scored seconds only; spearman_pe_share_permuted: negative "
+        "control, median and 95 % band of Spearman with pe_share shuffled across videos (2,000 permutations); "
+        "product_iou_median (visible seconds, silhouette), product_false_found (absent seconds); lift_correlation: "
+        "estimated (sales_lift, latest run) vs true sales lifts; mean_pe_share, mean_true_pe.",
         volatile=("evaluated_at",),
     ),
 ]

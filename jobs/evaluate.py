@@ -32,10 +32,18 @@ import pandas as pd
 from jobs.config import PEConfig
 from jobs.lake import Lake
 from models.agreement import Estimate, bootstrap, paired_difference, pearson, permutation_null
+from pe_udfs.baselines import BASELINES
 from pe_udfs.errors import PEError
+from pe_udfs.saliency import METHODS
 
+#: model-free rules (pe_udfs.baselines' registry), compared with the model's pe_share on the same product maps
+BASELINE_NAMES = tuple(BASELINES)
 #: score columns compared with the truth (pe_share is the model's; the rest need no engagement model)
-SCORES = ("pe_share", "area_only", "spectral_residual", "centre_prior", "constant")
+SCORES = ("pe_share", *BASELINE_NAMES, "constant")
+#: the headline scope: videos of the influencers the model never saw in training or validation
+HEADLINE = "test"
+#: the goal: on the headline scope, Spearman(pe_share) at least this and above the best baseline (paired interval)
+GOAL_SPEARMAN = 0.6
 RESULT_DDL = "video_id STRING, result STRING"
 
 
@@ -55,6 +63,7 @@ class EvaluateSummary:
     mlflow_run_id: str | None = None
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    per_video: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per video: truth, scores, split
 
     def value(self, metric: str, scope: str = "all") -> pd.Series:
         hit = self.rows[(self.rows["metric"] == metric) & (self.rows["scope"] == scope)]
@@ -62,23 +71,33 @@ class EvaluateSummary:
 
     def lines(self) -> list[str]:
         out = [f"evaluation {self.run} of model v{self.model_version} on {self.videos} videos "
-               "(Spearman with the true product engagement, bootstrap 95 % intervals):"]
-        for _, r in self.rows[self.rows["scope"] == "all"].iterrows():
-            out.append(f"  {r['metric']:<40} {r['value']:8.3f}  [{r['ci_low']:7.3f}, {r['ci_high']:7.3f}]  n={r['n']}")
-        per = self.rows[(self.rows["scope"] != "all") & self.rows["metric"].isin(
-            ["spearman_pe_share", "spearman_area_only", "mean_pe_share", "mean_true_pe", "product_iou_median"])]
+               "(Spearman with the true product engagement; 95 % intervals resample influencers; every row, with the "
+               "differences against each rule and the scored-window variants, is in the evaluations table):"]
+        scopes = [sc for sc in (HEADLINE, "all") if (self.rows["scope"] == sc).any()]
+        for scope in scopes:
+            label = ("videos of the model's test influencers (headline)" if scope == HEADLINE else "all videos")
+            out.append(f"  {label}:")
+            shown = self.rows[(self.rows["scope"] == scope) & ~self.rows["metric"].str.endswith("_window")
+                              & ~(self.rows["metric"].str.contains("_minus_")
+                                  & ~self.rows["metric"].str.endswith("_minus_best_baseline"))]
+            for _, r in shown.iterrows():
+                detail = f"  ({r['detail']})" if isinstance(r.get("detail"), str) and r["detail"] else ""
+                out.append(f"    {r['metric']:<44} {r['value']:8.3f}  [{r['ci_low']:7.3f}, {r['ci_high']:7.3f}]  "
+                           f"n={r['n']}{detail}")
+        per = self.rows[~self.rows["scope"].isin([HEADLINE, "all"]) & self.rows["metric"].isin(
+            ["spearman_pe_share", "spearman_best_baseline", "mean_pe_share", "mean_true_pe", "product_iou_median"])]
         if len(per):
             table = per.pivot_table(index="scope", columns="metric", values="value")
-            out.append("  per scenario:")
+            out.append("  per scenario (all videos):")
             out += ["    " + line for line in table.round(3).to_string().splitlines()]
         for e in self.errors:
             out.append(f"  not evaluated: {e}")
-        goal = self.value("spearman_pe_share")
-        diff = self.value("spearman_pe_share_minus_area_only")
+        scope = scopes[0] if scopes else "all"
+        goal, diff = self.value("spearman_pe_share", scope), self.value("spearman_pe_share_minus_best_baseline", scope)
         if len(goal) and len(diff):
-            met = goal["value"] >= 0.7 and diff["value"] >= 0.15 and diff["ci_low"] > 0
-            out.append(f"  goal (Spearman >= 0.7, >= 0.15 above area-only, paired interval above 0): "
-                       f"{'met' if met else 'NOT met'}")
+            met = goal["value"] >= GOAL_SPEARMAN and diff["ci_low"] > 0
+            out.append(f"  goal on {scope} (Spearman >= {GOAL_SPEARMAN}, paired interval against the best model-free "
+                       f"rule above 0): {'met' if met else 'NOT met'}")
         return out
 
 
@@ -134,11 +153,39 @@ def evaluate_video(task: dict, *, cfg: dict) -> dict:
         return {"error": f"{e.stage}/{e.reason}: {e}"}
     masks = product_masks(task["quads"], silhouette, clip.size)
     k = min(n, video.n_seconds)
-    shares = baseline_shares(video.model_frames[:k], masks[:k])
+    shares = baseline_shares(video.model_frames[:k], masks[:k], cfg.get("baselines"))
+    if cfg.get("methods") and task.get("with_methods", True):
+        shares.update(method_shares(video.model_frames[:k], masks[:k], cfg))
     truth = [None if p is None else cv2.resize(cv2.imdecode(np.frombuffer(base64.b64decode(p), np.uint8),
                                                             cv2.IMREAD_GRAYSCALE), (clip.size, clip.size),
                                                interpolation=cv2.INTER_NEAREST) > 0 for p in task["truth"]]
     return {**shares, "seconds": mask_agreement(masks, np.array(task["found"]), truth, task["visible"])}
+
+
+def method_shares(frames: np.ndarray, masks: np.ndarray, cfg: dict) -> dict[str, float | None]:
+    """``map_<method>``: pe_share of each engagement-map method in ``cfg['methods']`` with the model
+    ``cfg['methods_model_uri']``, on frames (S, H, W, 3) and the product masks (S, H, W) the score used; None
+    where the method does not apply to that model (e.g. 'density' without a density head)."""
+    import torch
+
+    from models.registry import load_engagement_model
+    from pe_udfs.errors import ModelError
+    from pe_udfs.pe_math import pe_scores
+    from pe_udfs.saliency import engagement_heatmap
+    from pe_udfs.settings import SaliencySettings
+    from pe_udfs.video import clip_tensor
+
+    model = load_engagement_model(cfg["methods_model_uri"], tracking_uri=cfg["tracking_uri"], device="cpu")
+    torch.set_num_threads(int(cfg.get("torch_threads", 1)))
+    out: dict[str, float | None] = {}
+    for name in cfg["methods"]:
+        try:
+            heat = engagement_heatmap(model.module, clip_tensor(frames), SaliencySettings(method=name),
+                                      product_masks=masks)
+            out[f"map_{name}"] = pe_scores(heat.heatmap, masks)["pe_share"]
+        except ModelError:
+            out[f"map_{name}"] = None
+    return out
 
 
 def evaluate_partition(frames: Iterator[pd.DataFrame], *, cfg: dict) -> Iterator[pd.DataFrame]:
@@ -149,48 +196,68 @@ def evaluate_partition(frames: Iterator[pd.DataFrame], *, cfg: dict) -> Iterator
 
 
 # ---------------------------------------------------------------------------------------------- metrics
-def _row(metric: str, scope: str, e: Estimate) -> dict:
-    return {"metric": metric, "scope": scope, "value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n}
+def _row(metric: str, scope: str, e: Estimate, detail: str | None = None) -> dict:
+    return {"metric": metric, "scope": scope, "value": e.value, "ci_low": e.ci_low, "ci_high": e.ci_high, "n": e.n,
+            "detail": detail}
 
 
-def _mean(x: np.ndarray, seed: int) -> Estimate:
-    return bootstrap(x, x, stat=lambda a, _: np.mean(a, axis=-1), seed=seed)
+def _mean(x: np.ndarray, seed: int, groups=None) -> Estimate:
+    return bootstrap(x, x, stat=lambda a, _: np.mean(a, axis=-1), seed=seed, groups=groups)
 
 
 def metric_rows(per_video: pd.DataFrame, seconds: pd.DataFrame, lifts: pd.DataFrame | None, *, seed: int = 0
                 ) -> pd.DataFrame:
-    """Every metric with its bootstrap interval, for all videos and per scenario.
+    """Every metric with its bootstrap interval, for the model's test influencers (scope ``test``, the
+    headline), all videos and per scenario.
 
-    per_video: video_id, scenario, true_pe, true_pe_window and one column per :data:`SCORES`;
+    per_video: video_id, scenario, true_pe, true_pe_window, one column per :data:`SCORES` present, and optionally
+    influencer_id (intervals resample whole influencers) and split ('test' marks the model's test influencers);
     seconds: video_id, kind ('visible' | 'absent' | 'partial'), found, iou (product-map agreement);
     lifts: product-level estimated ``lift`` and ``true_lift`` (None: no sales_lift table).
-    The intervals do not depend on the order the rows come in (tables read through Spark have none): the rows
-    are sorted by video before resampling (the lifts come sorted by product), so the same scores always give the
-    same intervals."""
+    Per scope: Spearman of every score; the best model-free rule of that scope (``spearman_best_baseline``, its
+    name in ``detail``) and the paired difference of pe_share against it and against every rule. The intervals do
+    not depend on the order the rows come in: rows are sorted by video before resampling."""
     per_video = per_video.sort_values("video_id", kind="stable").reset_index(drop=True)
+    methods = sorted(c for c in per_video.columns if c.startswith("map_") and per_video[c].notna().any())
+    scores = [c for c in SCORES if c in per_video.columns] + methods
+    baselines = [c for c in BASELINE_NAMES if c in per_video.columns]
     rows = []
-    scopes = [("all", per_video)] + [(str(k), g) for k, g in per_video.groupby("scenario", sort=True)]
+    scopes = [("all", per_video)]
+    if "split" in per_video.columns and (per_video["split"] == HEADLINE).any():
+        scopes.insert(0, (HEADLINE, per_video[per_video["split"] == HEADLINE]))
+    scopes += [(str(k), g) for k, g in per_video.groupby("scenario", sort=True)]
     for scope, g in scopes:
+        groups = g["influencer_id"].astype(str).to_numpy() if "influencer_id" in g.columns else None
         for truth_col, suffix in (("true_pe", ""), ("true_pe_window", "_window")):
             t = g[truth_col].to_numpy(float)
             if np.ptp(t) == 0 if len(t) else True:
                 continue  # e.g. no_product: the truth is 0 everywhere, nothing to rank
-            for name in SCORES:
-                rows.append(_row(f"spearman_{name}{suffix}", scope, bootstrap(g[name].to_numpy(float), t, seed=seed)))
-            rows.append(_row(f"spearman_pe_share_minus_area_only{suffix}", scope,
-                             paired_difference(g["pe_share"].to_numpy(float), g["area_only"].to_numpy(float), t,
-                                               seed=seed)))
-        if scope == "all":  # negative control: the band pe_share shuffled across videos reaches by chance
+            here = [c for c in scores if not c.startswith("map_") or g[c].notna().all()]  # methods: where computed
+            est = {name: bootstrap(g[name].to_numpy(float), t, seed=seed, groups=groups) for name in here}
+            rows += [_row(f"spearman_{name}{suffix}", scope, e) for name, e in est.items()]
+            if not baselines or "pe_share" not in est:
+                continue
+            best = max(baselines, key=lambda b: (est[b].value if np.isfinite(est[b].value) else -np.inf, b))
+            rows.append(_row(f"spearman_best_baseline{suffix}", scope, est[best], detail=best))
+            for b in (*baselines, "best_baseline"):
+                other = best if b == "best_baseline" else b
+                rows.append(_row(f"spearman_pe_share_minus_{b}{suffix}", scope, paired_difference(
+                    g["pe_share"].to_numpy(float), g[other].to_numpy(float), t, seed=seed, groups=groups),
+                    detail=other if b == "best_baseline" else None))
+            for m in (c for c in here if c.startswith("map_")):
+                rows.append(_row(f"spearman_{m}_minus_best_baseline{suffix}", scope, paired_difference(
+                    g[m].to_numpy(float), g[best].to_numpy(float), t, seed=seed, groups=groups), detail=best))
+        if scope in ("all", HEADLINE) and len(g) >= 3:  # negative control: what pe_share shuffled across videos reaches
             rows.append(_row("spearman_pe_share_permuted", scope, permutation_null(
                 g["pe_share"].to_numpy(float), g["true_pe"].to_numpy(float), seed=seed)))
-        rows.append(_row("mean_pe_share", scope, _mean(g["pe_share"].to_numpy(float), seed)))
-        rows.append(_row("mean_true_pe", scope, _mean(g["true_pe"].to_numpy(float), seed)))
+        rows.append(_row("mean_pe_share", scope, _mean(g["pe_share"].to_numpy(float), seed, groups)))
+        rows.append(_row("mean_true_pe", scope, _mean(g["true_pe"].to_numpy(float), seed, groups)))
         s = seconds[seconds["video_id"].isin(set(g["video_id"]))]
         rows += _mask_rows(s, scope, seed)
     if lifts is not None and len(lifts) >= 3:
         rows.append(_row("lift_correlation", "all", bootstrap(lifts["lift"].to_numpy(float),
                                                               lifts["true_lift"].to_numpy(float), stat=pearson, seed=seed)))
-    out = pd.DataFrame(rows, columns=["metric", "scope", "value", "ci_low", "ci_high", "n"])
+    out = pd.DataFrame(rows, columns=["metric", "scope", "value", "ci_low", "ci_high", "n", "detail"])
     return out.astype({"n": "int64"})
 
 
@@ -207,7 +274,7 @@ def _mask_rows(seconds: pd.DataFrame, scope: str, seed: int) -> list[dict]:
         boots = [stat(pd.concat([groups[i] for i in rng.integers(0, len(groups), len(groups))])) for _ in range(500)]
         lo, hi = np.quantile(boots, [0.025, 0.975])
         rows.append({"metric": metric, "scope": scope, "value": stat(s), "ci_low": float(lo), "ci_high": float(hi),
-                     "n": len(s)})
+                     "n": len(s), "detail": None})
     return rows
 
 
@@ -229,8 +296,13 @@ def require_truth(lake: Lake) -> None:
 
 
 def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None, run: str | None = None,
-                 log_mlflow: bool = True) -> EvaluateSummary:
-    """Evaluate one model version's scores (default: the @champion's) on the lake's sample campaign."""
+                 log_mlflow: bool = True, methods: list[str] | None = None, methods_model: str | None = None
+                 ) -> EvaluateSummary:
+    """Evaluate one model version's scores (default: the @champion's) on the lake's sample campaign.
+
+    ``methods``: engagement-map methods (pe_udfs.saliency.METHODS) to score as well, each on the same product
+    maps with the model version ``methods_model`` (default: the evaluated one), on the videos of the model's test
+    influencers only (all videos when the split is unknown): rows ``spearman_map_<method>``."""
     from pyspark.sql import functions as F
 
     from jobs.analyze import choose_model_version
@@ -256,8 +328,18 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
     # transform: per video on Spark
     spark = lake.spark
     tasks = video_tasks(videos.sort_values("video_id"), seconds, truth)
+    split = _model_split(cfg, lake, scores)
     job_cfg = {"product": cfg.product.model_dump(), "clip": cfg.clip.model_dump(),
                "allowed_schemes": list(cfg.io.allowed_schemes)}
+    if methods:
+        unknown = sorted(set(methods) - set(METHODS))
+        if unknown:
+            raise EvaluateError("unknown_method", f"unknown engagement-map methods {unknown}; known: {', '.join(METHODS)}")
+        job_cfg.update(methods=list(methods), tracking_uri=cfg.tracking_uri,
+                       methods_model_uri=f"models:/{cfg.mlflow.model_name}/{methods_model or version}")
+        if split is not None:
+            tasks = [(vid, json.dumps({**json.loads(t), "with_methods": split.get(vid) == HEADLINE}))
+                     for vid, t in tasks]
     n_parts = max(1, min(len(tasks), spark.sparkContext.defaultParallelism * 4))
     df = spark.createDataFrame(pd.DataFrame(tasks, columns=["video_id", "task"])).repartition(n_parts)
     results = df.mapInPandas(partial(evaluate_partition, cfg=job_cfg), schema=RESULT_DDL).toPandas()
@@ -268,16 +350,22 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
         if "error" in res:
             errors.append(f"{r.video_id}: {res['error']}")
             continue
-        per_video.append({"video_id": r.video_id, "spectral_residual": res["spectral_residual_pe_share"],
-                          "centre_prior": res["centre_prior_pe_share"]})
+        per_video.append({"video_id": r.video_id, **{b: res[b] for b in BASELINE_NAMES},
+                          **{k: v for k, v in res.items() if k.startswith("map_")}})
         second_rows += [{"video_id": r.video_id, **s} for s in res["seconds"]]
-    frame = _per_video_frame(pd.DataFrame(per_video), scores, seconds, truth)
+    frame = _per_video_frame(pd.DataFrame(per_video), scores, truth)
+    frame["influencer_id"] = frame["video_id"].map(videos.set_index("video_id")["influencer_id"]).fillna(
+        "video:" + frame["video_id"])
+    if split is None:
+        errors.append("the model's test influencers are unknown (no training_clips rows of its run): only all videos")
+    else:
+        frame["split"] = frame["video_id"].map(split)
     rows = metric_rows(frame, pd.DataFrame(second_rows, columns=["video_id", "second", "kind", "found", "iou"]),
                        _lifts(lake, videos, truth))
     rows.insert(0, "model_version", version)
     rows.insert(1, "run", run)
     rows["evaluated_at"] = pd.Timestamp(dt.datetime.now(dt.timezone.utc))
-    summary = EvaluateSummary(version, run, rows, len(frame), errors=errors)
+    summary = EvaluateSummary(version, run, rows, len(frame), errors=errors, per_video=frame)
 
     lake.merge("evaluations", spark.createDataFrame(rows[spark_schema("evaluations").fieldNames()],
                                                     schema=spark_schema("evaluations")),
@@ -289,18 +377,35 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
     return summary
 
 
-def _per_video_frame(baselines: pd.DataFrame, scores: pd.DataFrame, seconds: pd.DataFrame, truth: pd.DataFrame
-                     ) -> pd.DataFrame:
-    """One row per evaluated video: truth (whole video and scored window), scenario and the five scores."""
+def _per_video_frame(baselines: pd.DataFrame, scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """One row per evaluated video: truth (whole video and scored window), scenario, pe_share and the baselines."""
     per = truth.groupby("video_id").agg(scenario=("scenario", "first"), true_pe=("true_product_engagement", "first"))
     n_seconds = scores.set_index("video_id")["n_seconds"]
     per["true_pe_window"] = true_window_pe(truth, n_seconds)
-    area = seconds.groupby("video_id")["p_mass"].sum() / (seconds.groupby("video_id").size() * 224 * 224)
     frame = baselines.set_index("video_id").join(per, how="inner")
     frame["pe_share"] = scores.set_index("video_id")["pe_share"]
-    frame["area_only"] = area
     frame["constant"] = 0.0
     return frame.reset_index().dropna(subset=["pe_share", "true_pe", "area_only"])
+
+
+def _model_split(cfg: PEConfig, lake: Lake, scores: pd.DataFrame) -> pd.Series | None:
+    """video_id → 'train' | 'val' | 'test' of the split the scoring model was trained with: the ``training_clips``
+    version its MLflow run logged (``training_clips_version``); None when that cannot be known."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    run_ids = scores["model_run_id"].dropna().unique() if "model_run_id" in scores.columns else []
+    if len(run_ids) != 1 or not lake.exists("training_clips"):
+        return None
+    client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.mlflow.registry_uri or cfg.tracking_uri)
+    try:
+        version = client.get_run(str(run_ids[0])).data.params.get("training_clips_version")
+    except MlflowException:
+        return None
+    if version is None:
+        return None
+    clips = lake.read_pandas("training_clips", version=int(version), columns=["video_id", "split"])
+    return clips.dropna().drop_duplicates("video_id").set_index("video_id")["split"]
 
 
 def _lifts(lake: Lake, videos: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame | None:

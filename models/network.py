@@ -21,7 +21,7 @@ equals ``net(clips)``. Gradients flow through the frozen backbone to the input p
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -30,8 +30,8 @@ from models.backbones import Backbone, create_backbone
 from models.settings import ModelSettings
 from pe_udfs.errors import ModelError
 
-__all__ = ["EngagementHead", "EngagementNet", "create_engagement_head", "build_engagement_net", "head_from_settings", "backbone_features",
-           "extract_features", "fast_bfloat16"]
+__all__ = ["EngagementHead", "DensityHead", "EngagementNet", "create_engagement_head", "create_density_head",
+           "build_engagement_net", "head_from_settings", "backbone_features", "extract_features", "fast_bfloat16"]
 
 
 def backbone_features(backbone: Backbone, frames: torch.Tensor, chunk: int = 32) -> torch.Tensor:
@@ -146,6 +146,76 @@ def create_engagement_head(
     return EngagementHead(conv, activation(), mlp)
 
 
+class DensityHead(nn.Module):
+    """A head whose spatial map *is* its prediction: a non-negative engagement density per second and cell, and the
+    video's engagement is its bias plus the density summed over the frame and averaged over the seconds::
+
+        features (B, S, C, h, w) ─► permute (B, C, S, h, w) ─► Conv3d 1×1×1 (C→F) = z
+          z, |z_s − z_s−1| (0 at s = 0) ─► concat (2F) ─► Conv3d k×k×k same (2F→F) ─► ReLU ─► Dropout
+          ─► Conv3d 1×1×1 (F→1) ─► softplus ─► density d (B, S, h, w) ≥ 0
+        ŷ = bias + mean over real seconds of Σ_hw d        (B,)
+
+    The change channel |z_s − z_s−1| lets a cell's density depend on what moves there. Because ŷ is a sum over
+    space, "how much of the predicted engagement sits in a region" has one answer: the density's share there, or
+    what the sum loses when the region is removed from the frames (pe_udfs.saliency's 'density' and 'ablation').
+    With a mask (B, S) padded seconds count nowhere."""
+
+    def __init__(self, in_channels: int, filters: int = 16, kernel_size: int = 3, dropout: float = 0.1) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+        self.reduce = nn.Conv3d(in_channels, filters, 1)
+        self.conv = nn.Conv3d(2 * filters, filters, kernel_size, padding=kernel_size // 2)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Conv3d(filters, 1, 1)
+        nn.init.constant_(cast(torch.Tensor, self.out.bias), -4.0)  # a small density everywhere at the start
+        self.bias = nn.Parameter(torch.zeros(()))
+
+    @property
+    def in_channels(self) -> int:
+        return self.reduce.in_channels
+
+    def density(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, S, C, h, w)`` → ``(B, S, h, w)`` non-negative density (0 on padded seconds)."""
+        if features.ndim != 5 or features.shape[2] != self.in_channels or features.shape[1] < 1:
+            raise ModelError("bad_clip", f"the density head expects features (B, S≥1, {self.in_channels}, h, w), "
+                                         f"got {tuple(features.shape)}")
+        x = features.permute(0, 2, 1, 3, 4)  # (B, C, S, h, w)
+        keep = None
+        if mask is not None:
+            if mask.shape != features.shape[:2]:
+                raise ModelError("bad_clip", f"mask {tuple(mask.shape)} does not match features "
+                                             f"{tuple(features.shape[:2])}")
+            keep = mask.to(dtype=x.dtype, device=x.device)[:, None, :, None, None]
+            x = x * keep
+        z = self.reduce(x)
+        if keep is not None:
+            z = z * keep
+        change = torch.zeros_like(z)
+        change[:, :, 1:] = (z[:, :, 1:] - z[:, :, :-1]).abs()
+        if keep is not None:
+            change = change * keep * torch.cat([torch.zeros_like(keep[:, :, :1]), keep[:, :, :-1]], dim=2)
+        h = self.dropout(torch.relu(self.conv(torch.cat([z, change], dim=1))))
+        d = nn.functional.softplus(self.out(h))[:, 0]  # (B, S, h, w)
+        if keep is not None:
+            d = d * keep[:, 0]
+        return d
+
+    def forward(self, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        d = self.density(features, mask)
+        seconds = (mask.sum(dim=1).to(d.dtype) if mask is not None
+                   else torch.full((d.shape[0],), float(d.shape[1]), dtype=d.dtype, device=d.device))
+        if bool((seconds < 1).any()):
+            raise ModelError("bad_clip", "every clip needs at least one unmasked frame")
+        return self.bias + d.sum(dim=(1, 2, 3)) / seconds
+
+
+def create_density_head(*, in_channels: int, filters: int = 16, kernel_size: int = 3, dropout: float = 0.1
+                        ) -> DensityHead:
+    """Build a :class:`DensityHead` (see its diagram)."""
+    return DensityHead(in_channels, filters, kernel_size, dropout)
+
+
 class EngagementNet(nn.Module):
     """Frozen backbone per frame + trainable 3-D head: clips ``(B, S, 3, H, W)`` float RGB in [0, 1] → ``(B,)``.
 
@@ -155,7 +225,7 @@ class EngagementNet(nn.Module):
     ``settings`` is the :class:`ModelSettings` it was built from (saved with the model).
     """
 
-    def __init__(self, backbone: Backbone, head: EngagementHead, *, settings: ModelSettings | None = None,
+    def __init__(self, backbone: Backbone, head: EngagementHead | DensityHead, *, settings: ModelSettings | None = None,
                  frame_chunk: int = 32) -> None:
         super().__init__()
         if head.in_channels != backbone.out_channels:
@@ -197,8 +267,11 @@ def build_engagement_net(settings: ModelSettings, *, weights: str | None = "imag
                          frame_chunk=frame_chunk)
 
 
-def head_from_settings(settings: ModelSettings, in_channels: int) -> EngagementHead:
-    """A freshly initialised :class:`EngagementHead` with ``cfg.model``'s sizes (seed torch first)."""
+def head_from_settings(settings: ModelSettings, in_channels: int) -> EngagementHead | DensityHead:
+    """A freshly initialised head of ``cfg.model.head`` ('max_pool': the paper's :class:`EngagementHead`;
+    'density': :class:`DensityHead`) with ``cfg.model``'s sizes (seed torch first)."""
+    if settings.head == "density":
+        return create_density_head(in_channels=in_channels, filters=settings.conv_filters, dropout=settings.dropout)
     return create_engagement_head(in_channels=in_channels, conv_filters=settings.conv_filters,
                                   dense_units=settings.dense_units, dropout=settings.dropout,
                                   padding=settings.conv_padding)

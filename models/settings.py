@@ -19,6 +19,10 @@ class ModelSettings(StrictSettings):
     # map in as many windows as the others, so the first and last seconds are not under-weighted in the max pool
     # or in the saliency map (the first 6 s are the paper's peak window), and any clip of >= 1 s can be scored.
     conv_padding: Literal["same", "valid"] = "same"
+    # the head: "max_pool" is the paper's (Conv3d, global max pool, MLP); "density" predicts engagement as a
+    # non-negative density per second and cell whose sum is the prediction (models.network.DensityHead), so its
+    # map says where the predicted engagement is (conv_filters = its channels; dense_units unused)
+    head: Literal["max_pool", "density"] = "max_pool"
 
 
 class GateSettings(StrictSettings):

@@ -29,7 +29,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from models.augment import Augmentation
-from models.network import EngagementHead, head_from_settings
+from models.network import DensityHead, EngagementHead, head_from_settings
 from models.settings import ModelSettings, TrainSettings
 from models.training import FitResult, InMemoryBatches, fit_head
 from pe_udfs.errors import PEError
@@ -110,7 +110,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
 def fit_in_memory(train_rows: Sequence[Mapping[str, Any]], val_rows: Sequence[Mapping[str, Any]], *,
                   model: ModelSettings, train: TrainSettings, in_channels: int,
                   val_groups: Mapping[str, str] | None = None, device: str | torch.device = "cpu",
-                  on_epoch=None) -> tuple[EngagementHead, FitResult]:
+                  on_epoch=None) -> tuple[EngagementHead | DensityHead, FitResult]:
     """A fresh head trained on driver-held feature rows (video_id, label, feature_shape, features) with the
     trial's settings: the same :func:`models.training.fit_head`, augmentation and early stopping as ``pe train``,
     batches drawn in memory instead of through petastorm. Seeds torch with ``train.seed``."""

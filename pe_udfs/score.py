@@ -30,7 +30,7 @@ from pe_udfs.listing import ListingFeatures
 from pe_udfs.pe_math import coarse_grid, per_second_sums, scores_from_sums
 from pe_udfs.product import ProductMap, drop_unmatched_seconds
 from pe_udfs.product_views import ListingView, views_product_map
-from pe_udfs.saliency import HeatmapResult, engagement_heatmap, resolve_device
+from pe_udfs.saliency import METHODS, HeatmapResult, engagement_heatmap, resolve_device
 from pe_udfs.settings import ClipSettings, DecodeSettings, ProductSettings, SaliencySettings
 from pe_udfs.video import SampledVideo, clip_tensor, sample_video
 
@@ -87,7 +87,8 @@ def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | S
     and not product-only, ``saliency.method`` must be 'spectral_residual'. Raises FetchError /
     DecodeError (decoding), ProductImageError (product stage), ModelError (stage 'model')."""
     needs_engagement = not product_only
-    if needs_engagement and model is None and saliency.method != "spectral_residual":
+    method = METHODS[saliency.method]
+    if needs_engagement and model is None and method.needs_model:
         raise ModelError("model_failed", f"saliency method '{saliency.method}' needs an engagement model; "
                                          "pass a model, product_only=True or method 'spectral_residual'")
     views = _as_views(listing) or None
@@ -105,20 +106,29 @@ def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | S
         raise ValueError("the sampled video has no match frames; sample it with with_match_frames=True")
 
     threads = torch.get_num_threads()
-    cnn_threads, product = _split_cores(threads, product, needs_engagement and views is not None
+    # a method that reads the product map (ablation) runs after it, with every core; the others beside it
+    side_by_side = needs_engagement and not method.needs_product_map
+    cnn_threads, product = _split_cores(threads, product, side_by_side and views is not None
                                         and resolve_device(device).type == "cpu")
+    heat: HeatmapResult | None = None
+
+    def engagement(masks: np.ndarray | None) -> HeatmapResult:
+        t = time.perf_counter()
+        torch.set_num_threads(cnn_threads)
+        try:
+            return engagement_heatmap(model, clip_tensor(sampled.model_frames), saliency, device=device,
+                                      product_masks=masks)
+        finally:
+            torch.set_num_threads(threads)
+            timings["saliency"] = time.perf_counter() - t
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pe-product") as pool:
         product_future = pool.submit(_timed_product_map, sampled, views, product, size)
-        heat: HeatmapResult | None = None
-        if needs_engagement:
-            t = time.perf_counter()
-            torch.set_num_threads(cnn_threads)
-            try:
-                heat = engagement_heatmap(model, clip_tensor(sampled.model_frames), saliency, device=device)
-            finally:
-                torch.set_num_threads(threads)
-            timings["saliency"] = time.perf_counter() - t
+        if side_by_side:
+            heat = engagement(None)
         pmap, product_seconds, timings["product"] = product_future.result()
+    if needs_engagement and heat is None:
+        heat = engagement(_masks_on_video_seconds(pmap, product_seconds, sampled.n_seconds))
 
     t = time.perf_counter()
     result = _assemble(sampled, pmap, product_seconds, heat, saliency, keep_maps)
@@ -126,6 +136,14 @@ def score_video(uri_or_sampled: str | SampledVideo, listing: ListingFeatures | S
     timings["total"] = time.perf_counter() - t_start
     result.timings = timings
     return result
+
+
+def _masks_on_video_seconds(pmap: ProductMap, product_seconds: np.ndarray, n_seconds: int) -> np.ndarray:
+    """The product masks (S, H, W) on the video's own seconds: mask k belongs to video second
+    ``product_seconds[k]`` (differs only when the paper's mode dropped unmatched seconds); others empty."""
+    masks = np.zeros((n_seconds, *pmap.masks.shape[1:]), pmap.masks.dtype)
+    masks[product_seconds] = pmap.masks
+    return masks
 
 
 def _as_views(listing: ListingFeatures | Sequence[ListingView] | None) -> list[ListingView]:

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class StrictSettings(BaseModel):
@@ -84,9 +84,12 @@ class ProductSettings(StrictSettings):
 
 
 class SaliencySettings(StrictSettings):
-    method: Literal["vanilla", "smoothgrad", "spectral_residual"] = "vanilla"
+    # a method registered in pe_udfs.saliency.METHODS (vanilla, smoothgrad, integrated_gradients, gradcam,
+    # spectral_residual, density, ablation)
+    method: str = "vanilla"
     smoothgrad_samples: int = Field(8, ge=1)
     smoothgrad_stdev: float = Field(0.1, gt=0)
+    ig_steps: int = Field(8, ge=1)  # integrated_gradients: steps from the black clip
     first_seconds: int = Field(6, ge=1)  # the paper's peak-attention window
     grid: int = Field(14, ge=1)  # coarse per-second engagement grid stored in pe_seconds
     # frames per backbone pass of the gradient (peak memory grows with it, not with the clip); 0 = auto: on
@@ -95,6 +98,15 @@ class SaliencySettings(StrictSettings):
     # backbone arithmetic of the gradient passes: float32 (exact), or bfloat16 autocast (GPU, or CPUs with
     # native bf16 kernels; heatmaps within the tolerance tests/pe_udfs/test_saliency.py states)
     precision: Literal["float32", "bfloat16"] = "float32"
+
+    @field_validator("method")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from pe_udfs.saliency import METHODS  # the registry is the list of allowed names
+
+        if value not in METHODS:
+            raise ValueError(f"unknown saliency method {value!r}; known: {', '.join(METHODS)}")
+        return value
 
 
 def scoring_clip(model_clip: ClipSettings, max_seconds: int) -> ClipSettings:
@@ -112,7 +124,9 @@ def scoring_config_id(saliency: SaliencySettings, product: ProductSettings, clip
     """What a stored score depends on besides the model version, as ``<saliency>/<product>/<window>s/<hash>``,
     e.g. ``vanilla/sift/60s/3f9a0c1e``: the hash covers every saliency and product setting that changes a result
     (not ``match_workers``, ``max_image_pixels`` nor ``frame_chunk``, which change no result), the window and the matching resolution. A new id makes videos candidates again."""
-    payload = {"saliency": saliency.model_dump(exclude={"frame_chunk"}), "product": product.model_dump(exclude=RESULT_NEUTRAL_PRODUCT_SETTINGS),
+    # ig_steps was added later and changes only integrated_gradients: left out otherwise, so earlier ids stand
+    neutral = {"frame_chunk"} | (set() if saliency.method == "integrated_gradients" else {"ig_steps"})
+    payload = {"saliency": saliency.model_dump(exclude=neutral), "product": product.model_dump(exclude=RESULT_NEUTRAL_PRODUCT_SETTINGS),
                "window_s": clip.max_seconds, "match_max_width": clip.match_max_width}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:8]
     return f"{saliency.method}/{product.method}/{clip.max_seconds}s/{digest}"

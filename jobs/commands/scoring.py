@@ -52,15 +52,25 @@ def evaluate(
     model_version: Optional[str] = typer.Option(None, "--model-version", help=MODEL_VERSION_HELP),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Default: evaluate-<UTC timestamp>-v<version>."),
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log the metrics to the model's MLflow run."),
+    methods: Optional[str] = typer.Option(None, "--methods", help="Comma-separated engagement-map methods to score "
+                                          "too on the same product maps (e.g. vanilla,gradcam,density,ablation), on "
+                                          "the test influencers' videos."),
+    methods_model: Optional[str] = typer.Option(None, "--methods-model", help="Model version the --methods use "
+                                                "(default: the evaluated one)."),
 ) -> None:
-    """Score the scores on a sample campaign: Spearman of pe_share with the true product engagement next to
-    area-only, spectral-residual, centre-prior and constant baselines (bootstrap 95 % intervals), per scenario,
-    product-map IoU and false-found rate, estimated vs true sales lifts; writes the `evaluations` table."""
+    """Score the scores on a sample campaign: Spearman of pe_share with the true product engagement on the videos
+    of the model's test influencers (the headline) and on all videos, next to every model-free rule on the same
+    product maps (area, centre prior, spectral residual, motion in the mask, product speed, distance from faces,
+    steady shots) and the constant, with 95 % intervals that resample influencers and the paired interval against
+    the best rule; per scenario, product-map IoU and false-found rate, estimated vs true sales lifts; writes the
+    `evaluations` table."""
     from jobs.evaluate import require_truth, run_evaluate
 
     require_truth(open_lake(ctx, with_spark=False))  # before starting Spark
     summary = run_evaluate(state(ctx).cfg, open_lake(ctx), model_version=model_version, run=run_id,
-                           log_mlflow=not no_mlflow)
+                           log_mlflow=not no_mlflow,
+                           methods=[m.strip() for m in methods.split(",") if m.strip()] if methods else None,
+                           methods_model=methods_model)
     for line in summary.lines():
         typer.echo(line)
     typer.echo(f"evaluations: {len(summary.rows)} rows (table version {summary.table_version})"

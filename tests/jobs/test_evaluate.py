@@ -103,3 +103,25 @@ def test_the_intervals_do_not_depend_on_the_order_of_the_rows():
     shuffled = pv.sample(frac=1.0, random_state=5)
     assert list(shuffled["video_id"]) != list(pv["video_id"])
     pd.testing.assert_frame_equal(metric_rows(pv, seconds, None), metric_rows(shuffled, seconds, None))
+
+
+def test_headline_scope_is_the_test_influencers_and_the_goal_is_against_the_best_rule():
+    """Influencers of 3 videos each; the test split's pe_share follows the truth, one rule (motion_in_mask) follows
+    it almost as well and the others not at all: the best rule is named, and the interval resamples influencers."""
+    pv = _per_video(n=90, seed=3)
+    rng = np.random.default_rng(4)
+    pv["influencer_id"] = [f"i{k // 3:02d}" for k in range(90)]
+    pv["split"] = np.where(np.arange(90) < 45, "test", "train")
+    pv["motion_in_mask"] = pv["true_pe"] + rng.normal(0, 0.15, 90)
+    rows = metric_rows(pv, pd.DataFrame(columns=["video_id", "second", "kind", "found", "iou"]), None)
+    get = lambda m, s: rows[(rows.metric == m) & (rows.scope == s)].iloc[0]  # noqa: E731
+    assert get("spearman_pe_share", "test").n == 45 and get("spearman_pe_share", "all").n == 90
+    best = get("spearman_best_baseline", "test")
+    assert best.detail == "motion_in_mask" and best.value == get("spearman_motion_in_mask", "test").value
+    d = get("spearman_pe_share_minus_best_baseline", "test")
+    assert d.detail == "motion_in_mask" and d.ci_low > 0
+    # a clustered interval is wider than one that treats the 3 videos of an influencer as independent
+    from models.agreement import bootstrap
+    naive = bootstrap(pv["motion_in_mask"][:45].to_numpy(), pv["true_pe"][:45].to_numpy())
+    assert best.ci_high - best.ci_low != pytest.approx(naive.ci_high - naive.ci_low)
+    assert "spearman_pe_share_permuted" in set(rows[rows.scope == "test"].metric)

@@ -69,3 +69,29 @@ def test_permutation_null_band_is_chance_alone():
     assert null.ci_high == pytest.approx(1.96 / math.sqrt(199), abs=0.03)
     assert null.ci_low == pytest.approx(-1.96 / math.sqrt(199), abs=0.03)
     assert spearman(score, truth) > null.ci_high
+
+
+def test_cluster_bootstrap_of_duplicated_videos_equals_the_bootstrap_of_the_originals():
+    """Every video repeated 5 times in its own cluster: resampling clusters is resampling the originals (the same
+    draws, and Spearman of exact copies equals Spearman of the originals), so the intervals match exactly;
+    resampling the copies as if independent gives an interval about √5 narrower."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=40)
+    y = 0.5 * x + rng.normal(size=40)
+    xs, ys, groups = np.repeat(x, 5), np.repeat(y, 5), np.repeat([f"inf-{i:03d}" for i in range(40)], 5)  # names sort in video order
+    plain = bootstrap(x, y, seed=5)
+    clustered = bootstrap(xs, ys, seed=5, groups=groups)
+    assert clustered.value == pytest.approx(plain.value)
+    assert (clustered.ci_low, clustered.ci_high) == pytest.approx((plain.ci_low, plain.ci_high))
+    naive = bootstrap(xs, ys, seed=5)
+    assert (naive.ci_high - naive.ci_low) < 0.6 * (clustered.ci_high - clustered.ci_low)
+    d = paired_difference(xs, -xs, ys, seed=5, groups=groups)
+    d_plain = paired_difference(x, -x, y, seed=5)
+    assert (d.value, d.ci_low, d.ci_high) == pytest.approx((d_plain.value, d_plain.ci_low, d_plain.ci_high))
+
+
+def test_fewer_than_three_clusters_give_nan():
+    x = np.arange(10.0)
+    assert math.isnan(bootstrap(x, x, groups=["a"] * 5 + ["b"] * 5).value)
+    with pytest.raises(ValueError):
+        bootstrap(x, x, groups=["a"] * 3)
