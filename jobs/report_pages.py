@@ -117,12 +117,21 @@ def render_campaign_page(out_dir: str, campaign_id: str, board: pd.DataFrame, th
 
 
 def _evaluation_rows(ev: pd.DataFrame | None) -> dict | None:
-    """Template data: the run, its whole-campaign metrics, and Spearman of pe_share vs area-only per scenario."""
+    """Template data: the run, its metrics on the model's test influencers (the headline) and on all videos (not
+    the scored-window variants nor the difference against each single rule: those stay in the table), and
+    Spearman of pe_share vs area-only per scenario."""
     if ev is None or ev.empty:
         return None
-    overall = [{"metric": r["metric"], "value": _fmt(r["value"]), "ci": f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
-                "n": int(r["n"])} for _, r in ev[ev["scope"] == "all"].iterrows()]
-    per = ev[(ev["scope"] != "all") & ev["metric"].isin(["spearman_pe_share", "spearman_area_only", "mean_pe_share",
+    metric = ev["metric"].astype(str)
+    shown = ev[ev["scope"].isin(["test", "all"]) & ~metric.str.endswith("_window")
+               & ~(metric.str.contains("_minus_") & ~metric.str.endswith("_minus_best_baseline"))]
+    shown = shown.assign(order=shown["scope"].map({"test": 0, "all": 1})).sort_values("order", kind="stable")
+    detail = shown["detail"] if "detail" in shown.columns else pd.Series(None, index=shown.index)
+    overall = [{"metric": (f"{r['metric']} ({detail[i]})" if isinstance(detail[i], str) else r["metric"])
+                + ("" if r["scope"] == "all" else " — test influencers"),
+                "value": _fmt(r["value"]), "ci": f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
+                "n": int(r["n"])} for i, r in shown.iterrows()]
+    per = ev[~ev["scope"].isin(["all", "test"]) & ev["metric"].isin(["spearman_pe_share", "spearman_area_only", "mean_pe_share",
                                                          "mean_true_pe", "product_iou_median"])]
     table = per.pivot_table(index="scope", columns="metric", values="value") if len(per) else pd.DataFrame()
     return {"run": str(ev["run"].iloc[0]), "model_version": str(ev["model_version"].iloc[0]), "overall": overall,

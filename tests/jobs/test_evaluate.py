@@ -125,3 +125,17 @@ def test_headline_scope_is_the_test_influencers_and_the_goal_is_against_the_best
     naive = bootstrap(pv["motion_in_mask"][:45].to_numpy(), pv["true_pe"][:45].to_numpy())
     assert best.ci_high - best.ci_low != pytest.approx(naive.ci_high - naive.ci_low)
     assert "spearman_pe_share_permuted" in set(rows[rows.scope == "test"].metric)
+
+
+def test_engagement_map_methods_are_ranked_where_they_were_computed():
+    """A method scored on the test influencers' videos only (NaN elsewhere) gets rows in the test scope, with its
+    paired difference against the best rule there, and none in the scopes it was not computed for."""
+    pv = _per_video(n=60, seed=5)
+    pv["influencer_id"] = [f"i{k // 3:02d}" for k in range(60)]
+    pv["split"] = np.where(np.arange(60) < 30, "test", "train")
+    pv["map_density"] = np.where(pv["split"] == "test", pv["true_pe"] * 2 + 0.01, np.nan)
+    rows = metric_rows(pv, pd.DataFrame(columns=["video_id", "second", "kind", "found", "iou"]), None)
+    test = rows[rows.scope == "test"].set_index("metric")
+    assert test.loc["spearman_map_density", "value"] == pytest.approx(1.0)
+    assert test.loc["spearman_map_density_minus_best_baseline", "ci_low"] > 0
+    assert "spearman_map_density" not in set(rows[rows.scope == "all"].metric)

@@ -220,3 +220,19 @@ def test_video_and_campaign_reports_from_the_lake(scored_lake, cfg, tmp_path):
     with pytest.raises(ReportError) as err:
         write_campaign_report(cfg, scored_lake, "other", str(out))
     assert err.value.reason == "campaign_not_found"
+
+
+def test_campaign_page_leads_with_the_test_influencers_and_names_the_best_rule(tmp_path):
+    from jobs.report_pages import render_campaign_page
+
+    board = pd.DataFrame({"video_id": ["a"], "pe_share": [0.2], "model_version": ["3"]})
+    ev = pd.DataFrame({"model_version": "3", "run": "evaluate-y-v3",
+                       "metric": ["spearman_pe_share", "spearman_best_baseline", "spearman_pe_share_window",
+                                  "spearman_pe_share_minus_area_only", "spearman_pe_share"],
+                       "scope": ["all", "test", "test", "test", "test"], "value": [0.3, 0.66, 0.1, 0.2, 0.01],
+                       "ci_low": [0.1, 0.4, 0.0, 0.0, -0.3], "ci_high": [0.5, 0.8, 0.2, 0.4, 0.3], "n": [200, 50, 50, 50, 50],
+                       "detail": [None, "product_speed", None, None, None]})
+    html = open(render_campaign_page(str(tmp_path), "c", board, {}, evaluation=ev), encoding="utf-8").read()
+    assert "spearman_best_baseline (product_speed) — test influencers" in html
+    assert html.index("— test influencers") < html.index("[0.1, 0.5]")  # the headline comes first
+    assert "spearman_pe_share_window" not in html and "minus_area_only" not in html  # left in the table
