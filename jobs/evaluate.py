@@ -64,6 +64,7 @@ class EvaluateSummary:
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     per_video: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per video: truth, scores, split
+    notes: list[str] = field(default_factory=list)  # what limits the evaluation (e.g. no known test split)
 
     def value(self, metric: str, scope: str = "all") -> pd.Series:
         hit = self.rows[(self.rows["metric"] == metric) & (self.rows["scope"] == scope)]
@@ -92,6 +93,8 @@ class EvaluateSummary:
             out += ["    " + line for line in table.round(3).to_string().splitlines()]
         for e in self.errors:
             out.append(f"  not evaluated: {e}")
+        for note in self.notes:
+            out.append(f"  note: {note}")
         scope = scopes[0] if scopes else "all"
         goal, diff = self.value("spearman_pe_share", scope), self.value("spearman_pe_share_minus_best_baseline", scope)
         if len(goal) and len(diff):
@@ -356,8 +359,9 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
     frame = _per_video_frame(pd.DataFrame(per_video), scores, truth)
     frame["influencer_id"] = frame["video_id"].map(videos.set_index("video_id")["influencer_id"]).fillna(
         "video:" + frame["video_id"])
+    notes = []
     if split is None:
-        errors.append("the model's test influencers are unknown (no training_clips rows of its run): only all videos")
+        notes.append("the model's test influencers are unknown (no training_clips rows of its run): only all videos")
     else:
         frame["split"] = frame["video_id"].map(split)
     rows = metric_rows(frame, pd.DataFrame(second_rows, columns=["video_id", "second", "kind", "found", "iou"]),
@@ -365,7 +369,7 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
     rows.insert(0, "model_version", version)
     rows.insert(1, "run", run)
     rows["evaluated_at"] = pd.Timestamp(dt.datetime.now(dt.timezone.utc))
-    summary = EvaluateSummary(version, run, rows, len(frame), errors=errors, per_video=frame)
+    summary = EvaluateSummary(version, run, rows, len(frame), errors=errors, per_video=frame, notes=notes)
 
     lake.merge("evaluations", spark.createDataFrame(rows[spark_schema("evaluations").fieldNames()],
                                                     schema=spark_schema("evaluations")),

@@ -88,6 +88,7 @@ def test_evaluate_job_on_scores_made_from_the_truth(cfg, lake, tmp_path):
                    mode="overwrite")
     summary = run_evaluate(cfg, lake, model_version="1", log_mlflow=False)
     assert summary.videos == 7 and not summary.errors
+    assert any("test influencers are unknown" in n for n in summary.notes)  # scores of no training run: all only
     assert summary.value("spearman_pe_share")["value"] == pytest.approx(1.0)
     assert summary.value("product_iou_median")["value"] > 0.85  # listing-JPEG background model vs true alpha
     assert summary.value("product_false_found")["value"] == 0
