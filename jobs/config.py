@@ -10,6 +10,7 @@ changes. Unknown keys and wrong types are rejected with the offending key and th
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -32,17 +33,103 @@ class ConfigError(PEError):
     exit_code = 2
 
 
+#: Spark's master URL forms (Spark 4 has no Mesos); anything else makes the JVM exit at start-up.
+_MASTER_FORMS = (
+    r"local(\[(\*|[1-9]\d*)(,[1-9]\d*)?\])?",
+    r"local-cluster\[[1-9]\d*,\s*[1-9]\d*,\s*[1-9]\d*\]",
+    r"spark://[^/\s:,]+:\d{1,5}(,[^/\s:,]+:\d{1,5})*",
+    r"yarn",
+    r"k8s://(https?://)?[^/\s:]+(:\d{1,5})?(/\S*)?",
+)
+MASTER_HELP = "local, local[N], local[*], local[N,F], local-cluster[N,C,M], spark://HOST:PORT, yarn, k8s://HOST:PORT"
+#: A JVM memory string Spark accepts: a whole number with an optional unit (a bare number is MiB).
+_MEMORY = re.compile(r"([0-9]+)([kmgtp]?)b?", re.IGNORECASE)
+_MEMORY_UNITS = {"": 2**20, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
+#: The JVM heap Spark needs to start a driver or executor at all (it refuses less than 450 MiB).
+MIN_HEAP_BYTES = 512 * 2**20
+#: More shuffle partitions than this is a typo (each costs a task per shuffle; 10^9 exhausts the driver).
+MAX_PARTITIONS = 100_000
+#: spark.conf keys checked like the section's own settings, before any JVM starts: key → kind.
+_CHECKED_CONF = {
+    "spark.master": "master",
+    "spark.driver.memory": "heap", "spark.executor.memory": "heap",
+    "spark.driver.memoryOverhead": "memory", "spark.executor.memoryOverhead": "memory",
+    "spark.executor.pyspark.memory": "memory", "spark.driver.maxResultSize": "memory",
+    "spark.sql.shuffle.partitions": "partitions", "spark.default.parallelism": "partitions",
+}
+
+
+def memory_bytes(text: str) -> int | None:
+    """A Spark memory string ('4g', '512m', '2048') → bytes; None when Spark would not accept it."""
+    m = _MEMORY.fullmatch(text.strip())
+    return int(m.group(1)) * _MEMORY_UNITS[m.group(2).lower()] if m else None
+
+
+def check_master(value: str) -> str:
+    """``value`` when it is one of Spark's master URL forms, else ValueError naming the forms."""
+    if not any(re.fullmatch(form, value.strip()) for form in _MASTER_FORMS):
+        raise ValueError(f"not a Spark master URL (forms: {MASTER_HELP})")
+    return value.strip()
+
+
+def check_memory(value: str, *, heap: bool) -> str:
+    """``value`` when Spark accepts it as a memory size (a heap: at least 512m), else ValueError."""
+    size = memory_bytes(value)
+    if size is None:
+        raise ValueError("not a memory size (a whole number and a unit: 512m, 4g, 1t)")
+    if heap and size < MIN_HEAP_BYTES:
+        raise ValueError("below 512m, the least heap Spark starts with")
+    if size > 2**50:
+        raise ValueError("above 1p")
+    return value.strip()
+
+
+def check_partitions(value: str) -> str:
+    """``value`` when it is a whole number of partitions in [1, MAX_PARTITIONS], else ValueError."""
+    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_PARTITIONS:
+        raise ValueError(f"must be a whole number from 1 to {MAX_PARTITIONS:,}")
+    return value.strip()
+
+
 class SparkSettings(StrictSettings):
+    """Checked here, before any JVM starts: a value the JVM refuses would end in a Java gateway crash."""
+
     master: str = "local[*]"
     app_name: str = "pe-score"
-    shuffle_partitions: int = Field(4, ge=1)
+    shuffle_partitions: int = Field(4, ge=1, le=MAX_PARTITIONS)
     driver_memory: str = "4g"
     conf: dict[str, str] = Field(default_factory=dict)
-    show_progress: bool = True
-    log_level: str = "ERROR"
+    show_progress: bool = True  # Spark's progress bar, drawn only when stderr is a terminal
+    log_level: Literal["ALL", "DEBUG", "INFO", "WARN", "ERROR", "FATAL", "OFF", "TRACE"] = "ERROR"
     # a failed task (e.g. a Python worker killed by the OOM killer) is tried again this often, in local mode
     # too; a video that kills its worker twice becomes one scoring_errors row (stage worker)
     task_retries: int = Field(3, ge=0, le=20)
+
+    @field_validator("master")
+    @classmethod
+    def _master_form(cls, v: str) -> str:
+        return check_master(v)
+
+    @field_validator("driver_memory")
+    @classmethod
+    def _driver_memory_form(cls, v: str) -> str:
+        return check_memory(v, heap=True)
+
+    @field_validator("conf")
+    @classmethod
+    def _known_conf_values(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            kind = _CHECKED_CONF.get(key)
+            try:
+                if kind == "master":
+                    check_master(value)
+                elif kind in ("heap", "memory"):
+                    check_memory(value, heap=kind == "heap")
+                elif kind == "partitions":
+                    check_partitions(value)
+            except ValueError as e:
+                raise ValueError(f"{key}: {e}") from None
+        return v
 
 
 class MlflowSettings(StrictSettings):
@@ -55,7 +142,7 @@ class MlflowSettings(StrictSettings):
 
 class ScoreSettings(StrictSettings):
     limit: int | None = None
-    partitions: int | None = None  # None → Spark's default parallelism
+    partitions: int | None = Field(None, ge=1, le=MAX_PARTITIONS)  # None → Spark's default parallelism
     frame_batch: int = Field(64, ge=1)  # frames per backbone batch on the accelerator
 
 
@@ -198,7 +285,8 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without anchors/aliases: a few hundred bytes of nested aliases expand to gigabytes."""
+    """YAML without anchors/aliases (a few hundred bytes of nested aliases expand to gigabytes) and without
+    duplicate keys (YAML would silently keep the last one)."""
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -206,6 +294,26 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise ConfigError("yaml_alias", f"YAML aliases (*{event.anchor}) are not allowed in config files "
                               f"(line {event.start_mark.line + 1}); write the values out")
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, str) and key in seen:
+                raise ConfigError("duplicate_key", f"key '{_short(key, 40)[1:-1]}' appears twice in one mapping of the "
+                                  f"config file (lines {seen[key]} and {line}); keep one")
+            if isinstance(key, str):
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """The parser's problem without the text it quotes from the file (which may be anything, even a secret)."""
+    problem = getattr(e, "problem", None) or "syntax error"
+    return re.sub(r"'(?!<)[^']*'", "…", problem)
 
 
 def load_config(path: str | os.PathLike | None = None, *, lake: str | None = None,
@@ -231,9 +339,13 @@ def load_config(path: str | os.PathLike | None = None, *, lake: str | None = Non
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-            raise ConfigError("bad_yaml", f"config file {source} is not valid YAML{where}: {getattr(e, 'problem', None) or 'syntax error'}") from None
+            raise ConfigError("bad_yaml", f"config file {source} is not valid YAML{where}: {_yaml_problem(e)}") from None
         if not isinstance(data, dict):
             raise ConfigError("not_a_mapping", f"config file {source} must hold a mapping at the top level")
+        if data and not set(map(str, data)) & (set(PEConfig.model_fields) - {"source"}):
+            # not a config at all (a credentials file, someone's YAML): name nothing from it
+            raise ConfigError("not_a_config", f"config file {source} is not a PE-score config: none of its "
+                              f"top-level keys is a section ({', '.join(sorted(set(PEConfig.model_fields) - {'source'}))})")
     data = _deep_merge(data, overrides or {})
     if lake is not None:
         data["lake"] = lake

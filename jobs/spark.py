@@ -16,8 +16,8 @@ def get_spark(cfg: PEConfig, app_name: str | None = None):
     """Return the active SparkSession or build one from ``cfg.spark``.
 
     Local runs use ``cfg.spark.master``; under ``spark-submit`` the master given there wins. Executors run
-    the current interpreter (``PYSPARK_PYTHON``), Arrow is on for pandas UDFs, logs are quiet and the
-    console progress bar is on.
+    the current interpreter (``PYSPARK_PYTHON``), Arrow is on for pandas UDFs, logs are quiet and Spark's
+    console progress bar is drawn only on a terminal.
     """
     from pyspark.sql import SparkSession
 
@@ -44,7 +44,7 @@ def get_spark(cfg: PEConfig, app_name: str | None = None):
         "spark.sql.execution.arrow.pyspark.fallback.enabled": "false",
         "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
         "spark.driver.memory": cfg.spark.driver_memory,
-        "spark.ui.showConsoleProgress": str(cfg.spark.show_progress).lower(),
+        "spark.ui.showConsoleProgress": str(show_console_progress(cfg.spark.show_progress)).lower(),
         "spark.ui.enabled": "false",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
@@ -62,6 +62,15 @@ def get_spark(cfg: PEConfig, app_name: str | None = None):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
     return spark
+
+
+def show_console_progress(wanted: bool) -> bool:
+    """Spark's progress bar redraws one line with carriage returns: on a terminal that is a bar, in a log file
+    or a scheduler's captured stderr it is thousands of lines of noise. Our own progress lines are not this."""
+    try:
+        return wanted and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # stderr replaced or closed
+        return False
 
 
 def with_task_retries(master: str, retries: int) -> str:

@@ -39,3 +39,23 @@ def test_sql_select_one_and_formats(tmp_path):
     assert json.loads(run_pe("--lake", lake, "sql", "select 2 as x", "--format", "json").stdout) == {"x": 2}
     bad = run_pe("--lake", lake, "sql", "select * from no_such_table", check=False)
     assert bad.returncode == 1 and "no_such_table" in bad.stderr
+
+
+@pytest.mark.slow
+def test_sparks_progress_bar_stays_out_of_a_log_file(tmp_path):
+    """stderr to a file (a scheduler's log): a multi-second stage draws no '[Stage N:' bar there."""
+    repo = Path(__file__).resolve().parents[2]
+    script = (
+        "from jobs.config import load_config\n"
+        "from jobs.spark import get_spark\n"
+        f"cfg = load_config(lake={str(tmp_path / 'lake')!r}, overrides={{'spark': {{'master': 'local[1]', "
+        "'show_progress': True, 'shuffle_partitions': 1}})\n"
+        "spark = get_spark(cfg)\n"
+        "spark.range(0, 3, 1, 3).selectExpr(\"java_method('java.lang.Thread', 'sleep', 1500L)\").collect()\n"
+        "print('done')\n")
+    log = tmp_path / "stderr.log"
+    with open(log, "w") as err:
+        p = subprocess.run([sys.executable, "-c", script], cwd=repo, stdout=subprocess.PIPE, stderr=err, text=True,
+                           timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(repo)})
+    assert p.returncode == 0 and p.stdout.strip() == "done", log.read_text()[-2000:]
+    assert "[Stage" not in log.read_text(), log.read_text()[-2000:]

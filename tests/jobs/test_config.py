@@ -98,3 +98,92 @@ def test_long_wrong_values_are_cut_in_the_message():
     with pytest.raises(ConfigError) as e:
         load_config(overrides={"clip": {"fps": "x" * 5000}})
     assert len(str(e.value)) < 400
+
+
+# Values that pass a type check but make the JVM exit at start-up: refused at load, before any JVM, naming the key.
+@pytest.mark.parametrize("overrides, key", [
+    ({"spark": {"shuffle_partitions": 1_000_000_000}}, "spark.shuffle_partitions"),
+    ({"spark": {"driver_memory": "lots"}}, "spark.driver_memory"),
+    ({"spark": {"driver_memory": "0g"}}, "spark.driver_memory"),
+    ({"spark": {"driver_memory": "1.5g"}}, "spark.driver_memory"),
+    ({"spark": {"master": "yarn://nowhere"}}, "spark.master"),
+    ({"spark": {"master": "local[0]"}}, "spark.master"),
+    ({"spark": {"log_level": "LOUD"}}, "spark.log_level"),
+    ({"spark": {"conf": {"spark.executor.memory": "lots"}}}, "spark.executor.memory"),
+    ({"spark": {"conf": {"spark.sql.shuffle.partitions": "1000000000"}}}, "spark.sql.shuffle.partitions"),
+    ({"spark": {"conf": {"spark.master": "yarn://nowhere"}}}, "spark.master"),
+    ({"score": {"partitions": 0}}, "score.partitions"),
+])
+def test_spark_values_the_jvm_refuses_are_refused_at_load(overrides, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as e:
+        load_config(overrides=overrides)
+    assert e.value.exit_code == 2
+
+
+@pytest.mark.parametrize("master", ["local", "local[2]", "local[*]", "local[*,4]", "local-cluster[2,1,1024]",
+                                    "spark://10.0.0.1:7077", "spark://a:7077,b:7077", "yarn",
+                                    "k8s://https://api.example.com:6443"])
+def test_every_spark_master_form_is_accepted(master):
+    assert load_config(overrides={"spark": {"master": master, "driver_memory": "512m"}}).spark.master == master
+
+
+def test_cli_bad_spark_value_is_exit_2_naming_the_key_before_any_jvm(tmp_path):
+    import time
+
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+
+    for text, key in (("spark:\n  driver_memory: lots\n", "spark.driver_memory"),
+                      ("spark:\n  master: yarn://nowhere\n", "spark.master"),
+                      ("spark:\n  shuffle_partitions: 1000000000\n", "spark.shuffle_partitions")):
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        t0 = time.perf_counter()
+        out = CliRunner().invoke(app, ["--config", str(bad), "--lake", str(tmp_path / "lake"), "tables"])
+        assert out.exit_code == 2 and out.output.startswith("error: config: ") and key in out.output, out.output
+        assert "JAVA_GATEWAY" not in out.output and time.perf_counter() - t0 < 5
+
+
+def test_duplicate_keys_are_refused_naming_the_lines(tmp_path):
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("spark:\n  master: local[2]\n  driver_memory: 2g\n  master: local[8]\n")
+    with pytest.raises(ConfigError, match=r"key 'master' appears twice .*lines 2 and 4") as e:
+        load_config(dup)
+    assert e.value.reason == "duplicate_key"
+    top = tmp_path / "top.yaml"
+    top.write_text("lake: ./a\nclip:\n  fps: 2\nlake: ./b\n")
+    with pytest.raises(ConfigError, match="key 'lake' appears twice"):
+        load_config(top)
+    same_name_elsewhere = tmp_path / "ok.yaml"  # one name in two different mappings is fine
+    same_name_elsewhere.write_text("spark:\n  conf: {}\nclip:\n  fps: 2\nsample:\n  fps: 25\n")
+    assert load_config(same_name_elsewhere).sample.fps == 25
+
+
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.mark.parametrize("name, text", [
+    ("credentials", f"[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = {SECRET}\n"),
+    ("config.json", '{"auths": {"registry.example.com": {"auth": "' + SECRET + '"}}}'),
+    ("kubeconfig", f"apiVersion: v1\nusers:\n- name: admin\n  user:\n    token: {SECRET}\n"),
+    ("passwd", f"root:x:0:0:{SECRET}:/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/sh\n"),
+    (".env", f"SECRET_KEY={SECRET}\nDB_PASSWORD: {SECRET}\n"),
+    ("tabbed", f"token:\t{SECRET}\n\t{SECRET}: x\n"),
+    ("tagged", f"!{SECRET} x: 1\n"),
+    ("keyed.yaml", f"{SECRET}: default\nAKIAIOSFODNN7EXAMPLE: 1\n"),
+])
+def test_errors_never_echo_the_contents_of_a_file_that_is_not_a_config(tmp_path, name, text):
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(path)
+    assert e.value.exit_code == 2
+    for part in (SECRET, "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI"):
+        assert part not in str(e.value), str(e.value)
+    out = CliRunner().invoke(app, ["--config", str(path), "tables"])
+    assert out.exit_code == 2 and SECRET[:12] not in out.output and out.output.count("\n") == 1, out.output
