@@ -70,7 +70,8 @@ _CONTRACTS = [
         description="One row per failed check of a `pe ingest` input row: the source file, its line (CSV and "
         "JSON Lines: the line in the file; Parquet: the row number, 1-based; null for a file found by --folder), "
         "the column, a reason code (missing_value, bad_timestamp, bad_number, bad_boolean, negative_count, "
-        "duplicate_key, unknown_product, unknown_video, scheme_not_allowed, outside_allowed_roots, not_found) "
+        "duplicate_key, unknown_product, unknown_video, scheme_not_allowed, file_host_not_allowed, outside_allowed_roots, "
+        "not_found) "
         "and a message. ingest_run and at are those of the first ingest that found it.",
         volatile=("ingest_run", "at"),
     ),

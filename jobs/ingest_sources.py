@@ -31,8 +31,14 @@ def absolute(path: str) -> str:
     return path.rstrip("/") if "://" in path else os.path.abspath(os.path.expanduser(path))
 
 
+#: Line breaks inside the quoted fields of the CSV records before this one (so ``_line`` is where a record starts).
+BREAKS_BEFORE = "_breaks_before"
+
+
 def _read(spark, path: str) -> "DataFrame":
-    """A manifest as a DataFrame of trimmed strings (blank → null) with ``_seq`` (1-based row order)."""
+    """A manifest as a DataFrame of trimmed strings (blank → null) with ``_seq`` (1-based row order) and
+    ``_breaks_before``. CSV is read as RFC 4180 says: a quoted field may hold line breaks (a file name with a
+    newline is one value, not two broken rows) and a doubled quote inside quotes is one quote."""
     from pyspark.errors import AnalysisException
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -44,15 +50,24 @@ def _read(spark, path: str) -> "DataFrame":
         raise IngestError("not_found", f"{path} does not exist")
     reader = spark.read.option("mode", "PERMISSIVE")
     try:
-        df = reader.option("header", "true").option("inferSchema", "false").csv(path) if FORMATS[ext] == "csv" \
-            else reader.format(FORMATS[ext]).load(path)
+        df = (reader.option("header", "true").option("inferSchema", "false").option("multiLine", "true")
+              .option("escape", '"').csv(path)) if FORMATS[ext] == "csv" else reader.format(FORMATS[ext]).load(path)
         df.schema  # resolves the file now, so a bad one fails here with a readable message
     except AnalysisException as e:
         raise IngestError("unreadable", f"{path}: cannot read it as {FORMATS[ext]}: {str(e).splitlines()[0]}") from None
-    df = df.select(*[F.nullif(F.trim(F.col(f"`{c}`").cast("string")), F.lit("")).alias(c) for c in df.columns])
+    breaks = F.lit(0)
+    if FORMATS[ext] == "csv":  # line breaks inside this record's quoted fields
+        for c in df.columns:
+            raw = F.col(f"`{c}`").cast("string")
+            breaks = breaks + F.coalesce(F.length(raw) - F.length(F.regexp_replace(raw, "\n", "")), F.lit(0))
+    header_breaks = sum(c.count("\n") for c in df.columns) if FORMATS[ext] == "csv" else 0
+    df = df.select(*[F.nullif(F.trim(F.col(f"`{c}`").cast("string")), F.lit("")).alias(c) for c in df.columns],
+                   breaks.alias("_breaks"))
     order = Window.orderBy("_mid")
+    before = F.sum("_breaks").over(order.rowsBetween(Window.unboundedPreceding, -1))
     return df.withColumn("_mid", F.monotonically_increasing_id()).withColumn(
-        "_seq", F.row_number().over(order).cast("long")).drop("_mid")
+        "_seq", F.row_number().over(order).cast("long")).withColumn(
+        BREAKS_BEFORE, (F.coalesce(before, F.lit(0)) + header_breaks).cast("long")).drop("_mid", "_breaks")
 
 
 def _mapped(df: "DataFrame", spec: Kind, path: str, fmt: str, required: tuple[str, ...]) -> "DataFrame":
@@ -60,7 +75,7 @@ def _mapped(df: "DataFrame", spec: Kind, path: str, fmt: str, required: tuple[st
     one-line :class:`IngestError` naming missing and unknown columns."""
     names: dict[str, str] = {}
     unknown = []
-    for c in (c for c in df.columns if c != "_seq"):
+    for c in (c for c in df.columns if c not in ("_seq", BREAKS_BEFORE)):
         key = c.strip().lstrip("\ufeff").lower()  # a spreadsheet export may start with a byte-order mark
         key = PANEL_COLUMNS.get(key) if fmt == "panel" else key
         if fmt == "panel" and key is None:
@@ -79,7 +94,7 @@ def _mapped(df: "DataFrame", spec: Kind, path: str, fmt: str, required: tuple[st
         optional = [shown[c] for c in spec.columns if c not in required and c in shown]
         raise IngestError("bad_columns", f"{path}: {'; '.join(parts)} (required: {', '.join(shown[c] for c in required)}; "
                           f"optional: {', '.join(optional)})")
-    return df.select("_seq", *[df[f"`{c}`"].alias(k) for c, k in names.items()])
+    return df.select("_seq", BREAKS_BEFORE, *[df[f"`{c}`"].alias(k) for c, k in names.items()])
 
 
 def manifest_rows(spark, spec: Kind, path: str, fmt: str, defaults: dict[str, str]) -> "DataFrame":
@@ -88,8 +103,9 @@ def manifest_rows(spark, spec: Kind, path: str, fmt: str, defaults: dict[str, st
     df = _mapped(_read(spark, path), spec, path, fmt, PANEL_REQUIRED if fmt == "panel" else spec.required)
     header = 1 if path.lower().endswith(".csv") else 0
     base = posixpath.dirname(path) if "://" in path else os.path.dirname(path)
+    line = F.col("_seq") + header + F.col(BREAKS_BEFORE)  # where the record starts in the file
     return _with_defaults(df, spec, defaults).select(
-        "*", F.lit(path).alias("_src"), (F.col("_seq") + header).alias("_line"), F.lit(base).alias("_base"))
+        "*", F.lit(path).alias("_src"), line.alias("_line"), F.lit(base).alias("_base")).drop(BREAKS_BEFORE)
 
 
 def folder_rows(spark, spec: Kind, folder: str, sidecar: str | None, defaults: dict[str, str]) -> "DataFrame":
@@ -129,7 +145,7 @@ def folder_rows(spark, spec: Kind, folder: str, sidecar: str | None, defaults: d
             sidecar = os.path.join(root, "videos.csv")
         if sidecar is not None:
             side = _mapped(_read(spark, absolute(sidecar)), spec, absolute(sidecar), "table", ("video_id",))
-            side = side.drop("_seq", "video_uri").dropDuplicates(["video_id"])
+            side = side.drop("_seq", BREAKS_BEFORE, "video_uri").dropDuplicates(["video_id"])
             df = df.join(side, "video_id", "left")
     df = _with_defaults(df, spec, defaults)
     return df.select("*", F.col("_path").alias("_src"), F.lit(None).cast("long").alias("_line"),

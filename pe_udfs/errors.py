@@ -16,7 +16,7 @@ Per-video input errors (:class:`PEInputError`) are what a scoring run rejects an
 ``scoring_errors`` (stage, reason as the error class, message):
 
     stage    reasons
-    fetch    not_found, scheme_not_allowed, outside_allowed_roots, fetch_failed
+    fetch    not_found, scheme_not_allowed, file_host_not_allowed, outside_allowed_roots, fetch_failed
     decode   empty_file, unreadable, no_video_stream, zero_frames, too_long, too_large
     product  not_found, product_image_unreadable, product_no_features
     model    model_failed, bad_clip

@@ -2,14 +2,15 @@
 
 A location is allowed when
 
-* its scheme is one of ``allowed_schemes`` (a plain path is scheme ``file``; ``None`` allows local files only),
+* its scheme is one of ``allowed_schemes`` (a plain path is scheme ``file``; ``None`` allows local files only);
+  a ``file://`` URI names no host other than ``localhost`` (``file://HOST/path`` is another machine's file),
 * it lies under one of ``allowed_roots`` (absolute folders or URI prefixes; ``None`` allows any location).
   A local path is compared after resolving ``~``, ``..`` and symbolic links (``os.path.realpath``); a
   remote URI by prefix, and one with a ``..`` segment (plain or percent-encoded) is never under a root,
 
 and, when it is to be read, a local file exists. Every refusal is a
 :class:`pe_udfs.errors.PEInputError` (``FetchError`` by default) with reason ``not_found``,
-``scheme_not_allowed``, ``outside_allowed_roots`` or ``fetch_failed``.
+``scheme_not_allowed``, ``file_host_not_allowed``, ``outside_allowed_roots`` or ``fetch_failed``.
 
     uri ─► resolve_uri (scheme, roots[, exists]) ─► open_binary: local path | fsspec / pyarrow file object
 """
@@ -41,6 +42,11 @@ def resolve_uri(uri: str, *, allowed_schemes: Sequence[str] | None = None,
     if scheme not in schemes:
         raise error_cls("scheme_not_allowed",
                         f"{uri}: scheme '{scheme}' is not allowed (allowed: {', '.join(sorted(schemes))})", uri=uri)
+    if scheme == "file" and "://" in uri and parsed.netloc.lower() not in ("", "localhost"):
+        # file://HOST/path names a file on another machine; reading the local /path instead would be wrong
+        raise error_cls("file_host_not_allowed",
+                        f"{uri}: a file URI with a host ('{parsed.netloc}') names another machine's file; local "
+                        f"files are file:///path or file://localhost/path", uri=uri)
     if scheme == "file":
         path = urllib.parse.unquote(parsed.path) if "://" in uri else uri
         location = os.path.realpath(os.path.expanduser(path))

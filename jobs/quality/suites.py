@@ -118,7 +118,8 @@ def with_uri_policy(frame: pd.DataFrame, cfg: PEConfig) -> pd.DataFrame:
     for col, _ in _URI_COLUMNS:
         present = frame[col].notna()
         violation = frame[col].map(lambda u: policy_violation(u, allowed_schemes=schemes, allowed_roots=roots))
-        frame[f"{col}_scheme_allowed"] = (~violation.isin(["scheme_not_allowed", "not_found"])).where(present, None)
+        frame[f"{col}_scheme_allowed"] = (~violation.isin(["scheme_not_allowed", "file_host_not_allowed", "not_found"])
+                                          ).where(present, None)
         frame[f"{col}_under_root"] = violation.isna().where(present, None)
     return frame
 

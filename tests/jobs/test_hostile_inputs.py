@@ -123,6 +123,8 @@ def hostile_lake(cfg, lake, tmp_path):
     os.symlink(outside, media / "link-out.mp4")
     bad("symlink-out", str(media / "link-out.mp4"), "validate", "video_uri_root")  # the gate resolves links
     bad("http-scheme", "http://example.com/v.mp4", "validate", "video_uri_scheme")
+    # file://HOST/... names another machine's file: never the local file of the same path
+    bad("file-uri-host", f"file://evil.example.com{good_clip}", "validate", "video_uri_scheme")
     # --- bad product images
     blank = media / "blank.png"
     cv2.imwrite(str(blank), np.full((300, 300, 3), 255, np.uint8))

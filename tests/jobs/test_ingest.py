@@ -195,3 +195,34 @@ def test_videos_folder_with_sidecar_and_sales_in_the_papers_panel_layout(cfg, la
     with pytest.raises(IngestError, match=r"missing columns \['rev'\]"):
         panel.drop(columns=["rev"]).to_parquet(root / "no_rev.parquet")
         run_ingest(cfg, "sales", str(root / "no_rev.parquet"), fmt="panel", spark=spark)
+
+
+@pytest.mark.slow
+def test_csv_quoted_newlines_and_quotes_are_one_value_and_file_uris_with_a_host_are_refused(cfg, lake, spark):
+    """A file name with a newline or quotes, quoted as CSV says, is one value; every reject carries the line its
+    record starts on; ``file://HOST/...`` names another machine's file and is refused, ``file://localhost`` is not."""
+    from jobs.ingest import run_ingest
+
+    root = Path(cfg.lake_path) / "incoming"
+    (root / "clips").mkdir(parents=True)
+    for name in ("new\nline.mp4", 'say "hi".mp4', "a.mp4"):
+        (root / "clips" / name).write_bytes(b"not decoded at ingest")
+    (root / "photo.png").write_bytes(b"x")
+    (root / "videos.csv").write_text(
+        "video_id,video_uri,product_id,product_image_uri,published_at\n"
+        'v1,"clips/new\nline.mp4",p1,photo.png,2026-11-01\n'                     # lines 2-3
+        'v2,"clips/say ""hi"".mp4",p1,photo.png,2026-11-01\n'                    # line 4
+        "v3,clips/a.mp4,p1,photo.png,last tuesday\n"                             # line 5
+        '"v4\nx",clips/missing.mp4,p1,photo.png,2026-11-01\n'                    # lines 6-7
+        f"v5,file://evil.example.com{root}/clips/a.mp4,p1,photo.png,2026-11-01\n"  # line 8
+        f"v6,file://localhost{root}/clips/a.mp4,p1,photo.png,2026-11-01\n")        # line 9
+    got = run_ingest(cfg, "videos", str(root / "videos.csv"), spark=spark)
+    assert (got.rows, got.good, got.rejected) == (6, 3, 3)
+    rows = lake.read_pandas("campaign_videos").set_index("video_id").sort_index()
+    assert list(rows.index) == ["v1", "v2", "v6"]
+    assert rows.loc["v1", "video_uri"] == str(root / "clips" / "new\nline.mp4")
+    assert rows.loc["v2", "video_uri"] == str(root / "clips" / 'say "hi".mp4')
+    rejects = lake.read_pandas("ingest_rejects")
+    assert {r.line: (r.column, r.reason) for r in rejects.itertuples()} == {
+        5: ("published_at", "bad_timestamp"), 6: ("video_uri", "not_found"), 8: ("video_uri", "file_host_not_allowed")}
+    assert "evil.example.com" in rejects.set_index("line").loc[8, "message"]

@@ -57,3 +57,19 @@ def test_reading_needs_the_file_and_names_the_callers_error(tmp_path):
     (tmp_path / "a.bin").write_bytes(b"abc")
     with open_binary(str(tmp_path / "a.bin"), allowed_roots=[str(tmp_path)]) as (source, size):
         assert (source, size) == (str(tmp_path / "a.bin"), 3)
+
+
+def test_a_file_uri_naming_another_host_is_refused_not_read_locally(tmp_path):
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    (lake / "x.mp4").write_bytes(b"x")
+    check = dict(allowed_schemes=["file"], allowed_roots=[str(lake)])
+    for remote in (f"file://evil.example.com{lake}/x.mp4", f"file://10.0.0.1{lake}/x.mp4",
+                   f"FILE://Evil.Example.com{lake}/x.mp4", f"file://user@host{lake}/x.mp4"):
+        assert policy_violation(remote, **check) == "file_host_not_allowed", remote
+        with pytest.raises(FetchError, match="names another machine's file") as e:
+            with open_binary(remote, **check):
+                pass
+        assert e.value.reason == "file_host_not_allowed"
+    for local in (f"file://{lake}/x.mp4", f"file://localhost{lake}/x.mp4", f"file://LOCALHOST{lake}/x.mp4"):
+        assert resolve_uri(local, **check) == ("file", str(lake / "x.mp4")), local
