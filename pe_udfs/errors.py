@@ -17,8 +17,10 @@ Per-video input errors (:class:`PEInputError`) are what a scoring run rejects an
 
     stage    reasons
     fetch    not_found, scheme_not_allowed, file_host_not_allowed, outside_allowed_roots, fetch_failed
-    decode   empty_file, unreadable, no_video_stream, zero_frames, too_long, too_large
-    product  not_found, product_image_unreadable, product_no_features
+    decode   empty_file, unreadable, format_not_allowed, no_video_stream, zero_frames, too_few_frames,
+             truncated, too_long, too_large, too_small (frames under decode.min_frame_side)
+    product  not_found, product_image_unreadable, product_image_corrupt (decoder warnings or a decoded size
+             other than the header's), product_no_features, too_large
     model    model_failed, bad_clip
     worker   worker_crashed (the video killed its worker process on repeated attempts)
 """

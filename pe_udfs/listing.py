@@ -11,9 +11,15 @@ test) and :class:`FrameMatch` is what one frame's match found, for either method
 from __future__ import annotations
 
 import io
+import os
+import re
+import sys
+import tempfile
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -80,9 +86,11 @@ def load_image(uri: str, *, allowed_schemes: Sequence[str] | None = None,
     """Read an image file (JPEG, PNG, WebP, ...) from a path or URI → (h, w, 3) uint8 RGB.
 
     Transparent pixels are composited over white (listing images are often cut-outs). The size in the file's
-    header is checked before decoding, and a truncated or corrupt file is refused, not half-read. Raises
-    :class:`ProductImageError` with reason 'not_found', 'scheme_not_allowed', 'outside_allowed_roots',
-    'fetch_failed', 'too_large' or 'product_image_unreadable'."""
+    header is checked before decoding, and a truncated or corrupt file is refused, not half-read: a decoder
+    warning about damaged data (libjpeg's "Corrupt JPEG data", which it fills in with grey) or a decoded size
+    other than the header's is 'product_image_corrupt'. Raises :class:`ProductImageError` with reason
+    'not_found', 'scheme_not_allowed', 'file_host_not_allowed', 'outside_allowed_roots', 'fetch_failed',
+    'too_large', 'product_image_unreadable' or 'product_image_corrupt'."""
     with open_binary(uri, allowed_schemes=allowed_schemes, allowed_roots=allowed_roots,
                      error_cls=ProductImageError) as (source, _size):
         try:
@@ -95,14 +103,60 @@ def load_image(uri: str, *, allowed_schemes: Sequence[str] | None = None,
             raise ProductImageError("fetch_failed", f"{uri}: {e}", uri=uri) from e
     if not data:
         raise ProductImageError("product_image_unreadable", f"{uri} is an empty file", uri=uri)
-    _check_image(data, uri, max_pixels)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    header = _check_image(data, uri, max_pixels)
+    with _native_stderr() as messages:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    damage = [m for m in messages if _DAMAGE.search(m)]
+    _echo([m for m in messages if m not in damage])
     if image is None or image.size == 0:
         raise ProductImageError("product_image_unreadable", f"{uri} is not a readable image file", uri=uri)
+    decoded = (int(image.shape[1]), int(image.shape[0]))
+    if damage or decoded != header:
+        why = (f"the decoder reports '{damage[0].strip()}'" if damage
+               else f"it decodes to {decoded[0]}x{decoded[1]} pixels")
+        raise ProductImageError("product_image_corrupt", f"{uri} is damaged: its header says {header[0]}x{header[1]} "
+                                f"pixels and {why}; what is missing would be filled in, not the product", uri=uri)
     return to_rgb(image)
 
 
-def _check_image(data: bytes, uri: str, max_pixels: int) -> None:
+#: Native decoder messages that report damaged data (libjpeg fills what is missing with grey and goes on;
+#: libpng's colour-profile warnings and the like are not damage and are passed through).
+_DAMAGE = re.compile(r"corrupt|premature end|truncat|invalid|bad huffman|crc error|libpng error", re.IGNORECASE)
+_STDERR_LOCK = threading.Lock()
+
+
+@contextmanager
+def _native_stderr() -> Iterator[list[str]]:
+    """Collect what native code (libjpeg, libpng under OpenCV) writes to file descriptor 2 meanwhile: their
+    warnings go nowhere else. One capture at a time per process; without a usable fd 2, nothing is collected."""
+    messages: list[str] = []
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            yield messages
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            messages.extend(line for line in sink.read().decode("utf-8", "replace").splitlines() if line.strip())
+
+
+def _echo(lines: list[str]) -> None:
+    """Pass captured native messages that are not damage on to stderr (another thread's output included)."""
+    if lines:
+        try:
+            sys.stderr.write("\n".join(lines) + "\n")
+        except (OSError, ValueError):
+            pass
+
+
+def _check_image(data: bytes, uri: str, max_pixels: int) -> tuple[int, int]:
     """Refuse an image too large by its header (before any pixel is decoded), or whose data is truncated or
     corrupt (Pillow decodes it strictly; OpenCV would return the readable part and grey for the rest)."""
     try:
@@ -115,6 +169,7 @@ def _check_image(data: bytes, uri: str, max_pixels: int) -> None:
                 raise ProductImageError("too_large", f"{uri}: {w}x{h} pixels is over the limit of {max_pixels:,} "
                                         f"(product.max_image_pixels); use a smaller listing image", uri=uri)
             im.load()
+            return int(w), int(h)
     except ProductImageError:
         raise
     except Image.DecompressionBombError as e:

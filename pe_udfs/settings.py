@@ -32,7 +32,8 @@ class DecodeSettings(StrictSettings):
 
     ``allowed_formats``: FFmpeg demuxer names a file's container must match (one of the comma-separated names
     FFmpeg reports, e.g. 'mov,mp4,m4a,3gp,3g2,mj2'); a JPEG renamed .mp4 opens as 'jpeg_pipe' and is refused.
-    ``min_frames``: fewer decoded frames than this is not a video. ``on_truncated``: a video whose decoding
+    ``min_frames``: fewer decoded frames than this is not a video; ``min_frame_side``: the least frame side in
+    pixels. ``on_truncated``: a video whose decoding
     stops early (corrupt or cut-off data) is scored from its good seconds and flagged (``flag``: pe_scores
     .input_truncated and .input_warnings) or rejected with reason ``truncated`` (``fail``)."""
 
@@ -40,6 +41,9 @@ class DecodeSettings(StrictSettings):
         "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts", "mpeg", "ogg"],
         min_length=1)
     min_frames: int = Field(2, ge=1, le=10_000)
+    # frames whose shorter side is below this many pixels are refused (reason too_small): a 1x1 video
+    # upscaled to the model's size shows no product
+    min_frame_side: int = Field(16, ge=1, le=4096)
     on_truncated: Literal["flag", "fail"] = "flag"
 
 

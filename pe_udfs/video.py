@@ -87,7 +87,7 @@ def sample_video(uri: str, clip: ClipSettings, *, allowed_schemes: Sequence[str]
     to ``clip.size``×``clip.size`` with ``cv2.INTER_AREA`` as the paper does. Audio and other streams are
     ignored. Raises :class:`FetchError` (not_found, scheme_not_allowed, outside_allowed_roots, fetch_failed)
     or :class:`DecodeError` (empty_file, unreadable, format_not_allowed, no_video_stream, zero_frames,
-    too_few_frames, truncated, too_long, too_large); ``decode`` is the integrity policy (default
+    too_few_frames, truncated, too_long, too_large, too_small); ``decode`` is the integrity policy (default
     :class:`DecodeSettings`: a truncated video is kept and flagged)."""
     import av  # local imports (av, torch): `import pe_udfs.video` stays light for Spark drivers
 
@@ -103,7 +103,7 @@ def sample_video(uri: str, clip: ClipSettings, *, allowed_schemes: Sequence[str]
         try:
             policy = decode or DecodeSettings()
             _check_format(container, uri, policy)
-            sampled = _sample_container(container, uri, clip, with_match_frames)
+            sampled = _sample_container(container, uri, clip, with_match_frames, policy)
             _check_integrity(sampled, uri, policy)
             return sampled
         finally:
@@ -134,9 +134,11 @@ def _ffmpeg_msg(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
 
-def _sample_container(container, uri: str, clip: ClipSettings, with_match_frames: bool) -> SampledVideo:
+def _sample_container(container, uri: str, clip: ClipSettings, with_match_frames: bool,
+                      policy: DecodeSettings | None = None) -> SampledVideo:
     import av
 
+    policy = policy or DecodeSettings()
     if not container.streams.video:
         raise DecodeError("no_video_stream", f"{uri} has no video stream", uri=uri)
     stream = container.streams.video[0]
@@ -145,10 +147,16 @@ def _sample_container(container, uri: str, clip: ClipSettings, with_match_frames
     if width * height > clip.max_pixels:
         raise DecodeError("too_large", f"{uri}: frame size {width}x{height} exceeds the limit of "
                                        f"{clip.max_pixels} pixels", uri=uri)
-    stated = _stated_duration(container, stream)
+    if width and height and min(width, height) < policy.min_frame_side:
+        raise DecodeError("too_small", f"{uri}: frame size {width}x{height} is below decode.min_frame_side = "
+                                       f"{policy.min_frame_side} pixels: too small to show a product", uri=uri)
+    # the video's own stated length decides 'too long': a container's (the longest of its streams, an audio
+    # track's claim included) is compared with what decodes below instead
+    container_stated = _stated_duration(container, stream)
+    stated = _video_stated_duration(stream) or container_stated
     if stated is not None and stated > clip.max_duration_s:
-        raise DecodeError("too_long", f"{uri}: duration {stated:.1f} s exceeds the limit of "
-                                      f"{clip.max_duration_s:g} s", uri=uri)
+        raise DecodeError("too_long", f"{uri}: the file states a duration of {stated:.1f} s, over the limit of "
+                                      f"{clip.max_duration_s:g} s (clip.max_duration_s)", uri=uri)
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     native_fps = float(rate) if rate else 0.0
     stream.thread_type = "AUTO"  # frame + slice threads; FFmpeg picks the thread count
@@ -183,6 +191,12 @@ def _sample_container(container, uri: str, clip: ClipSettings, with_match_frames
                 and content_end < video_stated - max(1.0, 2 * cursor.last_frame_duration)):
             truncated = True
             warnings.append(f"decodable video ends at {content_end:.2f} s, the container states {video_stated:.2f} s")
+        elif (not truncated and container_stated is not None
+              and content_end < container_stated - max(2.0, 0.25 * container_stated)):
+            # far beyond, not a slightly longer soundtrack: the file claims content that is not there
+            truncated = True
+            warnings.append(f"decodable video ends at {content_end:.2f} s, the container states "
+                            f"{container_stated:.2f} s")
         cursor.finish(min(content_end, limit))
 
     rotation = converter.rotation or 0

@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from test_score_job import _register_tiny_champion, _write_clip
 
+from tests.hostile_media import claims_hours_mp4, lying_jpeg, one_pixel_video
+
 pytestmark = pytest.mark.slow
 
 
@@ -96,6 +98,8 @@ def hostile_lake(cfg, lake, tmp_path):
     truncated_src = Path(_faststart_clip(media / "streamable.mp4", data.chelsea())).read_bytes()
     (media / "truncated.mp4").write_bytes(truncated_src[: int(len(truncated_src) * 0.55)])
     rows.append(("truncated", str(media / "truncated.mp4"), product))
+    # 2 s of video in a file whose container claims 4 hours (its audio track's headers): scored, flagged
+    rows.append(("claims-4h", claims_hours_mp4(media / "claims-4h.mp4", hours=4), product))
 
     # --- bad videos
     (media / "zero.mp4").write_bytes(b"")
@@ -112,6 +116,7 @@ def hostile_lake(cfg, lake, tmp_path):
     cv2.imwrite(str(media / "photo.jpg"), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
     shutil.copy(media / "photo.jpg", media / "photo-renamed.mp4")
     bad("jpeg-as-mp4", str(media / "photo-renamed.mp4"), "decode", "format_not_allowed")
+    bad("one-pixel", one_pixel_video(media / "one-pixel.mp4"), "decode", "too_small")
     big = _plain_video(media / "big.mp4", 2, 640, 640)  # frames over the model's clip.max_pixels (set below)
     bad("huge-frames", big, "decode", "too_large")
     bad("missing-file", str(media / "missing.mp4"), "fetch", "not_found")
@@ -136,6 +141,9 @@ def hostile_lake(cfg, lake, tmp_path):
     jpg = (media / "photo.jpg").read_bytes()
     (media / "cut.jpg").write_bytes(jpg[: len(jpg) // 3])
     bad("corrupt-product", good_clip, "product", "product_image_unreadable", str(media / "cut.jpg"))
+    # the header says 4900x4900, the data holds 381x480: libjpeg only warns and fills the rest with grey
+    liar = lying_jpeg(media / "liar.jpg", cv2.resize(coffee, (381, 480)), header=(4900, 4900))
+    bad("header-lies-product", good_clip, "product", "product_image_corrupt", liar)
     cv2.imwrite(str(media / "huge.png"), np.zeros((5200, 5000), np.uint8))  # 26 MP, tiny on disk
     bad("huge-product", good_clip, "product", "too_large", str(media / "huge.png"))
     # --- bad ids (labels in scoring_errors name the file). NULL cannot reach the table: the contract's NOT NULL
@@ -152,23 +160,27 @@ def hostile_lake(cfg, lake, tmp_path):
     cfg.clip.max_seconds = 10  # the scoring window; the model below trained on 10 s
     cfg.clip.max_pixels = 400 * 400  # saved with the model: 640x640 frames are "huge" here
     _register_tiny_champion(cfg)
-    return expected, set(good), "truncated"
+    return expected, set(good), {"truncated", "claims-4h"}
 
 
 def test_every_bad_row_is_one_error_with_its_reason_every_good_row_is_scored(cfg, lake, spark, hostile_lake):
     from jobs.score import run_score
 
-    expected, good, truncated = hostile_lake
+    expected, good, truncated_ids = hostile_lake
     summary = run_score(cfg, spark=spark, validate_outputs=False)
 
     scores = lake.read_pandas("pe_scores").set_index("video_id")
-    assert set(scores.index) == good | {truncated}
+    assert set(scores.index) == good | truncated_ids
     assert scores.loc["long-12min", "n_seconds"] == 10  # a 12-minute video costs its window, nothing more
+    truncated = "truncated"
     warning = scores.loc[truncated, "input_warnings"]
     assert bool(scores.loc[truncated, "input_truncated"]) and ("ends at" in warning or "stopped early" in warning)
     assert 1 <= scores.loc[truncated, "n_seconds"] < 6
+    claimed = scores.loc["claims-4h"]
+    assert bool(claimed["input_truncated"]) and claimed["n_seconds"] == 2
+    assert "the container states 14400.00 s" in claimed["input_warnings"]
     assert not scores.loc[sorted(good), "input_truncated"].any()
-    assert summary.truncated == 1
+    assert summary.truncated == len(truncated_ids)
 
     errors = lake.read_pandas("scoring_errors")
     assert errors["video_id"].is_unique, "one error row per bad row"
@@ -182,7 +194,7 @@ def test_every_bad_row_is_one_error_with_its_reason_every_good_row_is_scored(cfg
     assert set(got) == set(expected), f"unexpected error rows: {set(got) - set(expected)}"
     hint = errors.set_index("video_id").loc["hash-in-uri", "message"]
     assert "%23" in hint, hint
-    assert (summary.scored, summary.errors) == (len(good) + 1, len(expected) + 2)
+    assert (summary.scored, summary.errors) == (len(good) + len(truncated_ids), len(expected) + 2)
 
     versions = {n: lake.version(n) for n in ("pe_scores", "pe_seconds", "scoring_errors")}
     again = run_score(cfg, spark=spark, validate_outputs=False)

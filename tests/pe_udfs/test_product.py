@@ -294,3 +294,22 @@ def test_huge_truncated_and_fake_listing_images_fail_at_the_product_stage(tmp_pa
         with pytest.raises(ProductImageError) as e:
             load_image(str(path))
         assert e.value.stage == "product" and e.value.reason == "product_image_unreadable", str(path)
+
+
+def test_a_listing_jpeg_whose_header_lies_about_its_size_is_corrupt_not_grey_filler(tmp_path):
+    import cv2
+    from skimage import data
+
+    from pe_udfs.errors import ProductImageError
+    from pe_udfs.listing import load_image
+    from tests.hostile_media import lying_jpeg
+
+    small = cv2.resize(data.coffee(), (381, 480))
+    path = lying_jpeg(tmp_path / "lie.jpg", small, header=(4900, 4900))  # holds 381x480
+    with pytest.raises(ProductImageError) as e:
+        load_image(path)
+    assert (e.value.stage, e.value.reason) == ("product", "product_image_corrupt")
+    assert "4900x4900" in e.value.message and "Corrupt JPEG data" in e.value.message
+    honest = tmp_path / "honest.jpg"
+    cv2.imwrite(str(honest), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+    assert load_image(str(honest)).shape == (480, 381, 3)

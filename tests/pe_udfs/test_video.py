@@ -264,3 +264,29 @@ def test_clip_tensor_layout_and_range():
     t = clip_tensor(frames)
     assert t.shape == (2, 3, 4, 5) and t.dtype == torch.float32
     assert t[1, :, 0, 0].tolist() == pytest.approx([1.0, 0.0, 0.2])
+
+
+def test_a_container_claiming_far_more_than_decodes_is_flagged_truncated(tmp_path):
+    from tests.hostile_media import claims_hours_mp4
+
+    path = claims_hours_mp4(tmp_path / "claims-4h.mp4", hours=4)  # 2 s of video; its audio track claims 4 h
+    v = sample_video(path, ClipSettings(max_seconds=10))
+    assert v.n_seconds == 2 and v.truncated
+    assert v.warnings == ["decodable video ends at 2.00 s, the container states 14400.00 s"]
+    with pytest.raises(DecodeError) as e:
+        sample_video(path, ClipSettings(max_seconds=10), decode=DecodeSettings(on_truncated="fail"))
+    assert e.value.reason == "truncated"
+
+
+def test_frames_below_the_minimum_side_are_refused_with_their_own_reason(tmp_path, make_video):
+    from tests.hostile_media import one_pixel_video
+
+    path = one_pixel_video(tmp_path / "one-pixel.mp4")
+    with pytest.raises(DecodeError, match=r"1x1 is below decode\.min_frame_side = 16") as e:
+        sample_video(path, ClipSettings())
+    assert (e.value.stage, e.value.reason) == ("decode", "too_small")
+    assert sample_video(path, ClipSettings(), decode=DecodeSettings(min_frame_side=1)).n_seconds == 3
+    small = str(make_video("small.mp4", 10, fps=10, width=64, height=48))
+    with pytest.raises(DecodeError, match="too small"):
+        sample_video(small, ClipSettings(), decode=DecodeSettings(min_frame_side=49))
+    assert sample_video(small, ClipSettings(), decode=DecodeSettings(min_frame_side=48)).n_seconds == 1
