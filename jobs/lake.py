@@ -233,7 +233,7 @@ class Lake:
         writer = df.write.format("delta").mode(mode).option("userMetadata", commit_metadata(metadata, mode, write_id))
         if app_id is not None and app_version is not None:
             writer = writer.option("txnAppId", app_id).option("txnVersion", int(app_version))
-        with_retries(lambda: save(writer, self.path(name), name), name)
+        with_retries(lambda: save(writer, self.path(name), name), name, lambda: self.last_writer(name))
         return self._result_of(name, write_id)
 
     def write_arrow(self, name: str, data, mode: str = "append", **kw) -> CommitResult:
@@ -281,18 +281,20 @@ class Lake:
                         "committed": False}
             on = " AND ".join([f"t.`{k}` <=> s.`{k}`" for k in keys] + ([f"t.{key_filter}"] if key_filter else []))
             write_id = uuid.uuid4().hex
+            tries = []
 
             def run_merge():
                 self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", commit_metadata(metadata, "merge", write_id))
                 try:
                     builder = self.delta_table(name).alias("t").merge(changes.alias("s"), on)
-                    if known:
+                    if known or tries:  # after a conflict the winner may have written some of these keys
                         builder = builder.whenMatchedUpdateAll()
+                    tries.append(1)
                     not_null_checked(builder.whenNotMatchedInsertAll().execute, name)
                 finally:
                     self.spark.conf.unset("spark.databricks.delta.commitInfo.userMetadata")
 
-            with_retries(run_merge, name)
+            with_retries(run_merge, name, lambda: self.last_writer(name))
         finally:
             if known:
                 changes.unpersist()
@@ -360,6 +362,22 @@ class Lake:
             spark.sql(f"CREATE TABLE IF NOT EXISTS {ident} USING delta LOCATION {sql_string(location)}")
             names.append(name)
         return names
+
+    def last_writer(self, name: str) -> str:
+        """Who made the table's newest commit, for messages: 'pe score run R (version V, at T)'."""
+        import json
+
+        newest = self.history(name, 1)
+        if not newest:
+            return ""
+        h = newest[0]
+        try:
+            meta = json.loads(h.get("userMetadata") or "{}")
+        except ValueError:
+            meta = {}
+        who = f"pe {meta['pe.job']} run {meta.get('pe.run_id', '?')}" if meta.get("pe.job") else \
+            f"a {str(h.get('operation', 'write')).lower()} not made by pe"
+        return f"the last one: {who}, version {h.get('version')} at {h.get('timestamp')}"
 
     # ------------------------------------------------------------------ internals
     def _commit_of(self, name: str, write_id: str, look_back: int = 20) -> dict | None:

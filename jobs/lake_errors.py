@@ -2,12 +2,13 @@
 
 :class:`LakeError` and its subclasses carry a message that says what is wrong and what to do. Delta's NOT NULL
 violation becomes :class:`NotNullViolation`; a write that lost a race to a concurrent writer is retried on a
-fresh snapshot (``CONFLICT_RETRIES`` times) before it becomes a :class:`LakeError`.
+fresh snapshot (``CONFLICT_RETRIES`` times) before it becomes a :class:`LakeError` naming the other writer.
 """
 from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 from pe_udfs.errors import PEError
 
@@ -49,20 +50,45 @@ def not_null_checked(action, name: str) -> None:
         raise
 
 
-def with_retries(action, name: str) -> None:
-    """Run a write; when a concurrent writer committed first in a conflicting way, retry on a fresh snapshot."""
-    import delta.exceptions as dx
-
-    conflicts = tuple(getattr(dx, n) for n in dx.__all__)  # the concurrent-modification family, by type
+def with_retries(action, name: str, other_writer: Callable[[], str] | None = None) -> None:
+    """Run a write; when a concurrent writer committed first in a conflicting way, retry on a fresh snapshot
+    (the action re-reads the table: a merge by key re-applied is the same result) ``CONFLICT_RETRIES`` times,
+    then one :class:`LakeError` line naming the writer that kept winning (``other_writer()``)."""
     for attempt in range(CONFLICT_RETRIES):
         try:
             return action()
-        except conflicts as e:
+        except Exception as e:
+            if not is_write_conflict(e):
+                raise
             if attempt == CONFLICT_RETRIES - 1:
-                raise LakeError("write_conflict", f"'{name}': gave up after {CONFLICT_RETRIES} conflicts with concurrent writers: "
-                                f"{java_message(e)}") from e
+                other = _describe(other_writer)
+                raise LakeError("write_conflict", f"'{name}': another writer{other} committed first {CONFLICT_RETRIES} "
+                                f"times in a row ({java_message(e)}); nothing of this write was committed: let it "
+                                f"finish, then run again") from None
             log.info("%s: concurrent writer (%s); retrying", name, type(e).__name__)
             time.sleep(0.2 * (attempt + 1))
+
+
+def is_write_conflict(e: Exception) -> bool:
+    """A Delta commit conflict (ConcurrentAppendException and its family), whichever way py4j delivered it."""
+    import delta.exceptions as dx
+    import delta.exceptions.captured  # noqa: F401  (makes py4j raise Delta's conflicts as their own types)
+
+    if isinstance(e, tuple(getattr(dx, n) for n in dx.__all__)):
+        return True
+    text = str(e)[:4000]
+    return "DELTA_CONCURRENT" in text or "io.delta.exceptions.Concurrent" in text or \
+        "io.delta.exceptions.MetadataChangedException" in text or "io.delta.exceptions.ProtocolChangedException" in text
+
+
+def _describe(other_writer: Callable[[], str] | None) -> str:
+    if other_writer is None:
+        return ""
+    try:
+        text = other_writer()
+    except Exception:  # naming the winner is a courtesy: never hide the conflict behind another error
+        return ""
+    return f" ({text})" if text else ""
 
 
 def java_message(e: Exception) -> str:
