@@ -22,7 +22,7 @@ java:
 	@ver=$$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -n1); \
 	if [ -z "$$ver" ] || [ "$$ver" -lt 17 ]; then \
 	  echo "error: Spark 4 needs Java 17 or newer (found: $${ver:-none})." >&2; \
-	  echo "  Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless" >&2; \
+	  echo "  Debian/Ubuntu: sudo apt-get install -y openjdk-17-jdk-headless" >&2; \
 	  echo "  macOS:         brew install openjdk@17" >&2; \
 	  echo "  then make sure 'java -version' prints 17 or newer (or set JAVA_HOME)." >&2; \
 	  exit 1; fi
@@ -35,6 +35,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt r
 	$(VPY) -m pip install -q --no-deps -r requirements/no-deps.txt
 	$(VPY) -m models.weights install
 	$(VPY) -m jobs.delta_jars install
+	$(VPY) -m jobs.guard_jar install
 	rm -f $(VENV)/.installed-*
 	touch $@
 

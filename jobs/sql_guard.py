@@ -1,33 +1,39 @@
-"""What `pe sql` may run, decided from Spark's own parse of the statement, never by matching its text.
+"""What `pe sql` (and `pe serve-sql`) may run, decided in the JVM on Spark's analysed plan, before anything runs.
 
-Read-only (the default): queries, ``DESCRIBE`` (incl. Delta's ``DESCRIBE HISTORY``/``DETAIL``), ``SHOW``
-and ``EXPLAIN``. With ``--write``: also Delta DML (``INSERT``, ``UPDATE``, ``DELETE``, ``MERGE``) whose target
-is a table of the lake, by name. Never: DDL, ``SET``, writes to directories or other locations, reading files
-by path (``text.`/etc/hostname```; SQL-on-files is switched off while the statement runs) and functions that
-call into the JVM (``reflect``, ``java_method``).
+The guard is a Spark session extension (``jobs/java/pe/sqlguard``, built by :mod:`jobs.guard_jar`) that wraps the
+session's SQL parser: while a policy is active (:func:`guarded`), every statement text Spark parses — from
+``spark.sql``, from a JDBC client of the Thrift server, the string of an ``EXECUTE IMMEDIATE`` — is analysed
+(EXECUTE IMMEDIATE substituted, views, CTEs and IDENTIFIER resolved; analysis runs no command) and every node
+of the analysed plan is checked before the plan is handed back to Spark:
+
+* plan nodes on an allow-list (queries: projections, filters, joins, aggregates, windows, CTEs, views, unions,
+  limits, samples, generators; read commands: DESCRIBE incl. Delta's HISTORY/DETAIL, SHOW, EXPLAIN, whose
+  statement is checked too); with ``--write`` also Delta DML (INSERT, UPDATE, DELETE, MERGE);
+* every relation, DML target and Delta table a command names must lie inside the lake (by name or by path);
+* no expression that calls into the JVM by a name the statement gives (``reflect``, ``java_method``,
+  ``try_reflect``) or runs user code (Scala, Java, Python, Hive UDFs), in any subquery, CTE, view, window
+  spec, lambda or generator.
+
+Anything else — DDL, ``SET``, ``ADD JAR``, ``CACHE``, ``TRANSFORM``, writes to directories, a node the guard
+does not know, an error while checking — is refused with one line (:class:`SqlRefused`, reason code). A session
+without the guard refuses everything. Reading files by path (``text.`/etc/hostname```) is also switched off
+while a ``pe sql`` statement runs, and a path outside the lake is refused in every statement form.
 """
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from pe_udfs.errors import PEError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: Parsed top-level statements that only read (Spark 4.0 and Delta 4.0 class names).
-READ_ONLY_STATEMENTS = frozenset({
-    "DescribeRelation", "DescribeColumn", "DescribeNamespace", "DescribeFunction", "DescribeDeltaHistory",
-    "DescribeDeltaDetailCommand", "DescribeDeltaHistoryCommand", "ShowTables", "ShowTablesExtended",
-    "ShowViews", "ShowColumns", "ShowNamespaces", "ShowFunctions", "ShowTableProperties", "ShowCreateTable",
-    "ShowPartitions", "ShowCatalogs", "ShowCurrentNamespaceCommand", "ExplainCommand",
-})
-#: Delta DML that ``--write`` allows, with the field that names its target table.
-DML_STATEMENTS = frozenset({"InsertIntoStatement", "DeleteFromTable", "UpdateTable", "MergeIntoTable"})
-#: Functions that reach into the JVM or the file system.
-FORBIDDEN_FUNCTIONS = frozenset({"reflect", "java_method", "try_reflect"})
+#: The parser class the guard installs (outermost, so it sees every statement first).
+GUARDED_PARSER = "pe.sqlguard.GuardedParser"
+_REFUSAL = re.compile(r"PE_SQL_REFUSED\[(\w+)\] ([^\n]*)")
 
 
 class SqlRefused(PEError):
@@ -36,57 +42,66 @@ class SqlRefused(PEError):
     stage = "sql"
 
 
-@dataclass(frozen=True)
-class Verdict:
-    kind: str  # "read" | "write"
-    statement: str  # the parsed plan's class name
-
-
-def check(spark, query: str, *, allow_write: bool, lake_tables: set[str]) -> Verdict:
-    """Classify ``query``; raise :class:`SqlRefused` for anything outside the policy above."""
-    plan = _parse(spark, query)
-    name = _class_name(plan)
-    functions = {f.lower() for f in _function_names(plan)}
-    bad = sorted(functions & FORBIDDEN_FUNCTIONS)
-    if bad:
-        raise SqlRefused("function_not_allowed", f"function {', '.join(bad)} is not allowed in pe sql")
-    if name in READ_ONLY_STATEMENTS or not _is_statement(spark, plan):
-        return Verdict("read", name)
-    if name in DML_STATEMENTS:
-        if not allow_write:
-            raise SqlRefused("read_only", f"{_words(name)} writes to the lake; pe sql is read-only unless you pass --write")
-        target = _dml_target(plan)
-        if target is None or target.lower() not in {t.lower() for t in lake_tables}:
-            raise SqlRefused("write_target", f"{_words(name)} may only write to a lake table by name "
-                             f"({', '.join(sorted(lake_tables)) or 'none yet'}), not {target or 'a path'}")
-        return Verdict("write", name)
-    raise SqlRefused("statement_not_allowed", f"{_words(name)} statements are not allowed in pe sql (allowed: queries, DESCRIBE, SHOW, "
-                     f"EXPLAIN; with --write also INSERT, UPDATE, DELETE, MERGE on lake tables)")
-
-
 class SqlFailed(PEError):
     """An allowed statement failed in Spark (analysis error, missing table, a JVM error); Spark's first line."""
 
     stage = "sql"
 
 
+@dataclass(frozen=True)
+class Verdict:
+    kind: str  # "read" | "write"
+    statement: str  # the analysed plan's root node class name
+
+
+def check(spark, query: str, *, allow_write: bool, lake_tables: Iterable[str], lake_root: str | None = None) -> Verdict:
+    """Classify ``query`` without running it; raise :class:`SqlRefused` for anything outside the policy above.
+
+    ``lake_root``: the lake's folder (every location below it is the lake); without it, the locations of
+    ``lake_tables`` in the session catalog are."""
+    with guarded(spark, allow_write=allow_write, lake_tables=lake_tables, lake_root=lake_root) as parser:
+        return _verdict(_in_jvm(lambda: parser.check(query)))
+
+
 def run_query(lake, query: str, *, allow_write: bool = False, limit: int | None = None) -> "pd.DataFrame":
     """Check ``query`` (:func:`check`) and run it over ``lake``'s tables; at most ``limit`` rows, as pandas.
 
+    The policy stays active while Spark runs the statement, so the guard checks the very text Spark parses.
     Raises :class:`SqlRefused` for a statement that is not allowed, :class:`SqlFailed` when Spark fails it."""
-    check(lake.spark, query, allow_write=allow_write, lake_tables=set(lake.table_names()))
-    try:
-        with no_file_queries(lake.spark):
-            df = lake.spark.sql(query)
+    spark = lake.spark
+    with no_file_queries(spark), guarded(spark, allow_write=allow_write, lake_tables=lake.table_names(),
+                                         lake_root=lake.root) as parser:
+        _in_jvm(lambda: parser.check(query))
+        try:
+            df = spark.sql(query)
             return (df if limit is None else df.limit(limit)).toPandas()
-    except Exception as e:  # Spark's analysis/parse errors and JVM errors alike: their message, not a traceback
-        raise SqlFailed("query_failed", f"query failed: {_first_line(e)}") from e
+        except Exception as e:  # Spark's analysis/parse errors and JVM errors alike: their message, not a traceback
+            refused = _refusal(e)
+            if refused is not None:
+                raise refused from None
+            raise SqlFailed("query_failed", f"query failed: {_first_line(e)}") from e
 
 
-def _first_line(e: Exception) -> str:
-    text = e.getMessage() if hasattr(e, "getMessage") else str(e)
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    return lines[0] if lines else type(e).__name__
+@contextmanager
+def guarded(spark, *, allow_write: bool, lake_tables: Iterable[str], lake_root: str | None = None,
+            allow_use: bool = False) -> Iterator[Any]:
+    """Activate the guard's policy in ``spark``'s JVM for the block; yields the guarded parser.
+
+    :class:`SqlRefused` (``guard_missing``) when the session was built without the guard's extension."""
+    parser = spark._jsparkSession.sessionState().sqlParser()
+    if parser.getClass().getName() != GUARDED_PARSER:
+        raise SqlRefused("guard_missing", "this Spark session has no SQL guard (its JAR needs a JDK's javac: run "
+                         "`make install`), so pe sql runs nothing")
+    tables = sorted(set(lake_tables))
+    roots = [lake_root] if lake_root else _table_locations(spark, tables)
+    if not roots:
+        raise SqlRefused("no_lake", "no lake location to check statements against (no lake tables yet)")
+    policy = spark._jvm.pe.sqlguard.Policy
+    policy.activate(allow_write, allow_use, "\n".join(roots), "\n".join(tables))
+    try:
+        yield parser
+    finally:
+        policy.deactivate()
 
 
 @contextmanager
@@ -102,72 +117,47 @@ def no_file_queries(spark):
 
 
 # ---------------------------------------------------------------------------------------------- internals
-def _parse(spark, query: str):
+def _verdict(text: str) -> Verdict:
+    kind, _, statement = str(text).partition(":")
+    return Verdict(kind, statement)
+
+
+def _in_jvm(call: Callable[[], Any]) -> Any:
+    """Run a py4j call into the guard; its refusals and Spark's errors become :class:`SqlRefused` / :class:`SqlFailed`.
+    Any other failure refuses too (fail closed)."""
+    from pyspark.errors import AnalysisException, ParseException
+
     try:
-        return spark._jsparkSession.sessionState().sqlParser().parsePlan(query)
-    except Exception as e:  # a ParseException: report Spark's own message, first line
-        text = str(e).strip().splitlines()
-        raise SqlRefused("parse_error", f"cannot parse the statement: {text[0] if text else type(e).__name__}") from None
+        return call()
+    except Exception as e:  # py4j's error, or pyspark's translation of Spark's own exceptions
+        refused = _refusal(e)
+        if refused is not None:
+            raise refused from None
+        cls = str(e.java_exception.getClass().getName()) if hasattr(e, "java_exception") else type(e).__name__
+        if isinstance(e, ParseException) or cls.endswith("ParseException"):
+            raise SqlRefused("parse_error", f"cannot parse the statement: {_first_line(e)}") from None
+        if isinstance(e, AnalysisException) or cls.endswith("AnalysisException"):
+            raise SqlFailed("query_failed", f"query failed: {_first_line(e)}") from None
+        raise SqlRefused("guard_error", f"cannot check the statement: {cls}: {_first_line(e)}") from None
 
 
-def _class_name(obj) -> str:
-    return obj.getClass().getSimpleName().rstrip("$")
+def _refusal(e: BaseException) -> SqlRefused | None:
+    """The guard's refusal inside a JVM error (raised by ``spark.sql`` or a py4j call), if it is one."""
+    text = str(e.java_exception.toString()) if hasattr(e, "java_exception") else str(e)
+    m = _REFUSAL.search(text)
+    return SqlRefused(m.group(1), m.group(2).strip()) if m else None
 
 
-def _is_statement(spark, plan) -> bool:
-    """True for anything that is not a plain query: commands, parsed statements (INSERT, CTAS...)."""
-    jvm = spark._jvm
-    command = jvm.java.lang.Class.forName("org.apache.spark.sql.catalyst.plans.logical.Command")
-    return bool(command.isInstance(plan)) or _class_name(plan) in DML_STATEMENTS or "Statement" in _class_name(plan) \
-        or _class_name(plan) in {"InsertIntoDir", "CreateTableAsSelect", "ReplaceTableAsSelect", "CreateView"}
+def _table_locations(spark, tables: list[str]) -> list[str]:
+    """The catalog locations of the named tables that exist (the policy's lake when no root is given)."""
+    catalog = spark._jsparkSession.sessionState().catalog()
+    ident = spark._jvm.org.apache.spark.sql.catalyst.TableIdentifier
+    return [str(catalog.getTableMetadata(ident.apply(t)).location()) for t in tables
+            if catalog.tableExists(ident.apply(t))]
 
 
-def _seq(scala_seq) -> list:
-    return [scala_seq.apply(i) for i in range(scala_seq.size())]
-
-
-def _function_names(plan) -> list[str]:
-    """Names of every function called anywhere in the parsed plan (subqueries included)."""
-    names: list[str] = []
-    stack = [plan]
-    seen = 0
-    while stack and seen < 100_000:
-        node = stack.pop()
-        seen += 1
-        cls = _class_name(node)
-        if cls == "UnresolvedFunction":
-            names.append(str(_seq(node.nameParts())[-1]))
-        for getter in ("children", "expressions"):
-            if hasattr(node, getter):
-                try:
-                    stack.extend(_seq(getattr(node, getter)()))
-                except Exception:
-                    pass
-        if hasattr(node, "plan") and cls.endswith(("Subquery", "Exists", "ListQuery", "InSubquery")):
-            try:
-                stack.append(node.plan())
-            except Exception:
-                pass
-    return names
-
-
-def _dml_target(plan) -> str | None:
-    """The target table of a DML statement when it is a plain name (``pe_scores``), else None."""
-    cls = _class_name(plan)
-    try:
-        rel = plan.table() if cls == "InsertIntoStatement" else (
-            plan.targetTable() if cls == "MergeIntoTable" else plan.table())
-        while _class_name(rel) == "SubqueryAlias":
-            rel = rel.child()
-        if _class_name(rel) != "UnresolvedRelation":
-            return None
-        parts = [str(p) for p in _seq(rel.multipartIdentifier())]
-        return parts[0] if len(parts) == 1 else None
-    except Exception:
-        return None
-
-
-def _words(class_name: str) -> str:
-    import re
-
-    return re.sub(r"(?<!^)(?=[A-Z])", " ", class_name).upper()
+def _first_line(e: Exception) -> str:
+    text = e.java_exception.getMessage() if hasattr(e, "java_exception") else (
+        e.getMessage() if hasattr(e, "getMessage") else str(e))
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__

@@ -17,6 +17,19 @@ PE = str(Path(sys.executable).parent / "pe")
 TABLES = {"pe_scores", "kv"}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def kv_tables(spark, tmp_path_factory):
+    """The tables the statements below name, registered in the shared session (the guard analyses statements)."""
+    from jobs.lake import Lake
+
+    lake = Lake(str(tmp_path_factory.mktemp("sql") / "lake"), spark)
+    lake.write("kv", spark.createDataFrame([("a", 1)], "k string, v long"))
+    lake.write("kv", spark.createDataFrame([("b", 2)], "k string, v long"))
+    lake.ensure("pe_scores")
+    lake.register_tables()
+    return lake
+
+
 @pytest.mark.parametrize("query", [
     "SELECT 1", "select * from kv where k = 'a'", "WITH x AS (SELECT 1 AS a) SELECT a FROM x",
     "DESCRIBE HISTORY kv", "DESCRIBE DETAIL kv", "DESCRIBE kv", "SHOW TABLES", "SHOW VIEWS",
