@@ -112,6 +112,15 @@ final class PlanGuard {
                 throw new SqlRefusedException("function_not_allowed", "function " + fn + " is not allowed in pe sql");
             }
         }
+        if (n.equals("ExpressionWithUnresolvedIdentifier")) {  // IDENTIFIER('java_' || 'method')(...)
+            String fn = literalText((Expression) node.productIterator().next());
+            if (fn != null) {
+                fn = fn.substring(fn.lastIndexOf('.') + 1).replace("`", "").trim().toLowerCase(Locale.ROOT);
+                if (DENIED_FUNCTIONS.contains(fn)) {
+                    throw new SqlRefusedException("function_not_allowed", "function " + fn + " is not allowed in pe sql");
+                }
+            }
+        }
         if (PARSED_DML.contains(n)) {
             if (!policy.write) throw readOnly(n);
             String target = dmlTarget((LogicalPlan) node);
@@ -126,6 +135,21 @@ final class PlanGuard {
         if (node instanceof LogicalPlan p) {
             for (Expression e : CollectionConverters.asJava(p.expressions())) checkParsed(e);
         }
+    }
+
+    /** The text of a string literal or a concatenation of them; null for anything else (never evaluated). */
+    private static String literalText(Expression e) {
+        if (e instanceof org.apache.spark.sql.catalyst.expressions.Literal l) {
+            return l.value() == null ? null : l.value().toString();
+        }
+        if (!name(e).equals("Concat")) return null;
+        StringBuilder out = new StringBuilder();
+        for (Expression c : CollectionConverters.asJava(e.children())) {
+            String part = literalText(c);
+            if (part == null) return null;
+            out.append(part);
+        }
+        return out.toString();
     }
 
     private static String dmlTarget(LogicalPlan dml) {
@@ -155,8 +179,13 @@ final class PlanGuard {
         if (seen.containsKey(p)) return;
         visit(p);
         String n = name(p);
-        if (n.equals("ExplainCommand")) {  // its statement is a parsed plan: check it as a query of its own
-            parser.check(((ExplainCommand) p).logicalPlan(), policy.readOnly());
+        if (n.equals("ExplainCommand")) {  // its statement is a parsed plan: a query, checked as one of its own
+            LogicalPlan explained = ((ExplainCommand) p).logicalPlan();
+            if (explained instanceof org.apache.spark.sql.catalyst.plans.logical.Command) {
+                throw new SqlRefusedException("statement_not_allowed", "EXPLAIN of " + words(name(explained))
+                        + " is not allowed in pe sql (EXPLAIN takes a query)");
+            }
+            parser.check(explained, policy.readOnly());
             return;
         }
         if (RELATIONS.contains(n)) {
