@@ -42,7 +42,7 @@ final class PlanGuard {
             "CTERelationRef", "Sort", "GlobalLimit", "LocalLimit", "Offset", "Tail", "Union", "Intersect", "Except",
             "Distinct", "Deduplicate", "Window", "Generate", "Expand", "Sample", "OneRowRelation", "LocalRelation",
             "Range", "LogicalRDD", "WithWindowDefinition", "ResolvedHint", "RepartitionByExpression", "Repartition",
-            "RebalancePartitions", "LateralJoin", "Subquery", "Pivot", "Unpivot");
+            "RebalancePartitions", "LateralJoin", "Subquery", "Pivot", "Unpivot", "PipeOperator");
     /** Relations: allowed when they read inside the lake (checked by {@link #checkRelation}). */
     static final Set<String> RELATIONS = Set.of("LogicalRelation", "DataSourceV2Relation", "HiveTableRelation");
     /* LogicalRDD and LocalRelation hold data the driver's own code made (a DataFrame registered as a view);
