@@ -219,10 +219,8 @@ class IntegratedGradients(EngagementMapMethod):
 def _features_and_head_gradient(model: torch.nn.Module, clip: torch.Tensor, settings: SaliencySettings,
                                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Backbone features f (S, C, h, w) of every frame (no graph), ∂ŷ/∂f and ŷ."""
-    chunk = frame_chunk_for(model, clip.shape[0], settings, device, size=(int(clip.shape[-2]), int(clip.shape[-1])))
-    backbone, head = cast(torch.nn.Module, model.backbone), cast(torch.nn.Module, model.head)
-    with torch.no_grad(), _autocast(device, settings.precision):
-        feats = torch.cat([backbone(part.to(device)) for part in torch.split(clip, chunk)]).float()
+    head = cast(torch.nn.Module, model.head)
+    feats = _backbone_features(model, clip, settings, device)
     f = feats[None].requires_grad_(True)
     with torch.enable_grad():
         y = _scalar_output(head(f), 1)
