@@ -9,6 +9,7 @@ changes. Unknown keys and wrong types are rejected with the offending key and th
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from datetime import date
@@ -342,8 +343,11 @@ def load_config(path: str | os.PathLike | None = None, *, lake: str | None = Non
             raise ConfigError("bad_yaml", f"config file {source} is not valid YAML{where}: {_yaml_problem(e)}") from None
         if not isinstance(data, dict):
             raise ConfigError("not_a_mapping", f"config file {source} must hold a mapping at the top level")
-        if data and not set(map(str, data)) & (set(PEConfig.model_fields) - {"source"}):
-            # not a config at all (a credentials file, someone's YAML): name nothing from it
+        sections = set(PEConfig.model_fields) - {"source"}
+        if data and not set(map(str, data)) & sections and not any(
+                difflib.get_close_matches(str(k), sections, n=1, cutoff=0.75) for k in data):
+            # not a config at all (a credentials file, someone's YAML): name nothing from it; a config whose only
+            # keys are misspelt sections ('lak:') still gets the unknown-key error that names them
             raise ConfigError("not_a_config", f"config file {source} is not a PE-score config: none of its "
                               f"top-level keys is a section ({', '.join(sorted(set(PEConfig.model_fields) - {'source'}))})")
     data = _deep_merge(data, overrides or {})
