@@ -214,6 +214,15 @@ class PEConfig(StrictSettings):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     source: str | None = Field(None, exclude=True)  # the file this came from, for messages
 
+    @field_validator("saliency")
+    @classmethod
+    def _registered_map_method(cls, value: SaliencySettings) -> SaliencySettings:
+        from pe_udfs.saliency import METHODS  # the registry is the list of allowed names
+
+        if value.method not in METHODS:
+            raise ValueError(f"unknown saliency method {value.method!r}; known: {', '.join(METHODS)}")
+        return value
+
     @field_validator("lake")
     @classmethod
     def _lake_not_empty(cls, v: str) -> str:

@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class StrictSettings(BaseModel):
@@ -89,7 +89,7 @@ class ProductSettings(StrictSettings):
 
 class SaliencySettings(StrictSettings):
     # a method registered in pe_udfs.saliency.METHODS (vanilla, smoothgrad, integrated_gradients, gradcam,
-    # spectral_residual, density, ablation)
+    # spectral_residual, density, ablation); the config (jobs.config.PEConfig) refuses any other name
     method: str = "vanilla"
     smoothgrad_samples: int = Field(8, ge=1)
     smoothgrad_stdev: float = Field(0.1, gt=0)
@@ -102,15 +102,6 @@ class SaliencySettings(StrictSettings):
     # backbone arithmetic of the gradient passes: float32 (exact), or bfloat16 autocast (GPU, or CPUs with
     # native bf16 kernels; heatmaps within the tolerance tests/pe_udfs/test_saliency.py states)
     precision: Literal["float32", "bfloat16"] = "float32"
-
-    @field_validator("method")
-    @classmethod
-    def _registered(cls, value: str) -> str:
-        from pe_udfs.saliency import METHODS  # the registry is the list of allowed names
-
-        if value not in METHODS:
-            raise ValueError(f"unknown saliency method {value!r}; known: {', '.join(METHODS)}")
-        return value
 
 
 def scoring_clip(model_clip: ClipSettings, max_seconds: int) -> ClipSettings:

@@ -187,3 +187,15 @@ def test_errors_never_echo_the_contents_of_a_file_that_is_not_a_config(tmp_path,
         assert part not in str(e.value), str(e.value)
     out = CliRunner().invoke(app, ["--config", str(path), "tables"])
     assert out.exit_code == 2 and SECRET[:12] not in out.output and out.output.count("\n") == 1, out.output
+
+
+def test_the_config_accepts_exactly_the_registered_map_methods():
+    from pydantic import ValidationError
+
+    from jobs.config import PEConfig
+    from pe_udfs.saliency import METHODS
+
+    for name in METHODS:
+        assert PEConfig(saliency={"method": name}).saliency.method == name
+    with pytest.raises(ValidationError, match="unknown saliency method"):
+        PEConfig(saliency={"method": "attention_please"})

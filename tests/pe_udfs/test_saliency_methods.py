@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from pydantic import ValidationError
 from torch import nn
 
 from models.network import DensityHead
@@ -57,13 +56,9 @@ def _tensor(frames):
     return torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
 
 
-def test_the_config_accepts_exactly_the_registered_methods():
+def test_every_registered_method_is_in_the_registry():
     assert {"vanilla", "smoothgrad", "integrated_gradients", "gradcam", "spectral_residual", "density",
             "ablation"} <= set(METHODS)
-    for name in METHODS:
-        assert SaliencySettings(method=name).method == name
-    with pytest.raises(ValidationError, match="unknown saliency method"):
-        SaliencySettings(method="attention_please")
 
 
 def test_density_map_keeps_each_seconds_mass_and_its_share_is_the_squares_share():
