@@ -34,6 +34,7 @@ if __package__ in (None, ""):  # spark-submit jobs/score.py: make the repository
 from jobs.config import PEConfig  # noqa: E402
 from jobs.contracts import spark_schema  # noqa: E402
 from jobs.lake import Lake, LakeError  # noqa: E402
+from jobs.lake_integrity import check_score_tables, record_run  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class ScoreSummary:
     seconds: float = 0.0
     error_stages: dict[str, int] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # e.g. the lake check's repairs (also printed at once)
 
     def line(self) -> str:
         stages = ", ".join(f"{k}={v}" for k, v in sorted(self.error_stages.items()))
@@ -95,10 +97,12 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     if not lake.exists("campaign_videos"):
         raise LakeError("table_not_found", f"no campaign_videos table in {lake.root}: ingest videos first, or run `pe sample`")
 
-    # 2. Extract: candidates = videos without a score from this model version and scoring config.
+    # 2. Extract: candidates = videos without a score from this model version and scoring config, and those
+    # whose pe_scores and pe_seconds rows disagree (a rolled-back table, an interrupted run): scored again.
     config_id = current_scoring_config(cfg)
+    repair = _integrity_repairs(lake, champion.version, summary)
     candidates = _candidates(lake, champion.version, config_id, rescore=rescore, limit=limit or cfg.score.limit,
-                             allowed_schemes=cfg.io.allowed_schemes, allowed_roots=cfg.allowed_roots)
+                             allowed_schemes=cfg.io.allowed_schemes, allowed_roots=cfg.allowed_roots, also=repair)
     listing_ids = candidates[["video_id", VIEWS_ID, FILES_ID]]
     candidates = candidates.drop(columns=[VIEWS_ID, FILES_ID])
     summary.candidates = len(candidates)
@@ -148,6 +152,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     summary.error_stages = errors["stage"].value_counts().to_dict() if len(errors) else {}
     summary.versions = {n: lake.version(n) for n in ("pe_scores", "pe_seconds", "scoring_errors")
                         if lake.exists(n)}
+    record_run(lake, run_id, summary.versions)  # what `pe validate` and the next run check the tables against
     if validate_outputs and summary.scored:
         _validate_outputs(lake, cfg)
     summary.seconds = time.perf_counter() - t0
@@ -172,12 +177,29 @@ def current_scoring_config(cfg: PEConfig) -> str:
     return scoring_config_id(cfg.saliency, cfg.product, cfg.clip)
 
 
+def _integrity_repairs(lake: Lake, model_version: str, summary: "ScoreSummary") -> list[str]:
+    """Videos of this model version whose pe_scores and pe_seconds disagree; one warning line on stderr."""
+    if not (lake.exists("pe_scores") or lake.exists("pe_seconds")):
+        return []
+    found = check_score_tables(lake)
+    if not found:
+        return []
+    mine = sorted({v for v, mv, _ in found.seconds_only + found.scores_only if mv == model_version})
+    what = f"; scoring {len(mine)} of them again" if mine else ""
+    line = f"lake check: {found.line()}{what}"
+    summary.warnings.append(line)
+    print(f"warning: {line}", file=sys.stderr, flush=True)
+    return mine
+
+
 def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore: bool, limit: int | None,
-                allowed_schemes: Sequence[str] | None = None, allowed_roots: Sequence[str] | None = None):
+                allowed_schemes: Sequence[str] | None = None, allowed_roots: Sequence[str] | None = None,
+                also: Sequence[str] = ()):
     """Campaign rows to score (pandas: CANDIDATE_COLUMNS + listing_views_id + listing_files_id), by video_id:
     those without a pe_scores row of this model version and scoring config whose listing_views_id and
     listing_files_id are the current ones (an id written as NULL, before it existed, counts as current: an
-    upgrade re-scores nothing). ``allowed_*``: the URI policy the listing files are looked up under."""
+    upgrade re-scores nothing), and the videos ``also`` names whatever their scores say (repairs).
+    ``allowed_*``: the URI policy the listing files are looked up under."""
     from pyspark.sql import functions as F
 
     videos = _with_views(lake, lake.read("campaign_videos").select(*CANDIDATE_COLUMNS[:4]))
@@ -187,6 +209,8 @@ def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore:
         done = (lake.read("pe_scores").where((F.col("model_version") == model_version)
                                              & (F.col("scoring_config") == scoring_config))
                 .select("video_id", F.col(VIEWS_ID).alias("_done_views"), F.col(FILES_ID).alias("_done_files")))
+        if also:
+            done = done.where(~F.col("video_id").isin(list(also)))
         current = ((videos["video_id"] == done["video_id"])
                    & (done["_done_views"].isNull() | (done["_done_views"] == videos[VIEWS_ID]))
                    & (done["_done_files"].isNull() | (done["_done_files"] == videos[FILES_ID])))

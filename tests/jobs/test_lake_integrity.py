@@ -1,0 +1,76 @@
+"""pe_scores and pe_seconds must tell one story: a rolled-back table (its newest _delta_log commit removed) is
+noticed by `pe validate` and repaired by the next `pe score`. Real Spark, Delta and MLflow in a temp folder."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import cv2
+import pandas as pd
+import pytest
+from test_score_job import _register_tiny_champion, _write_clip
+
+pytestmark = pytest.mark.slow
+
+
+def _drop_newest_commit(lake, spark, name: str) -> int:
+    """Delete table ``name``'s newest commit file (and its checksum), as a bad copy or a careless hand would;
+    then forget the session's cached snapshot, as a new `pe` process would not have it."""
+    log = Path(lake.path(name)) / "_delta_log"
+    newest = max(log.glob("*.json"), key=lambda p: int(p.stem))
+    newest.unlink()
+    crc = log / f"{newest.stem}.crc"
+    if crc.exists():
+        crc.unlink()
+    spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+    return int(newest.stem)
+
+
+def test_a_rolled_back_pe_scores_is_noticed_by_validate_and_repaired_by_the_next_score(cfg, lake, spark, capsys):
+    from skimage import data
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+    from jobs.lake_integrity import TablesDisagree, check_score_tables, require_agreement
+    from jobs.score import run_score
+
+    media = Path(cfg.media_root)
+    media.mkdir(parents=True)
+    coffee = data.coffee()
+    cv2.imwrite(str(media / "coffee.png"), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
+    uris = [_write_clip(media / f"v{i}.mp4", scene, coffee, seconds=2) for i, scene in
+            enumerate([data.astronaut(), data.chelsea()])]
+    now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    lake.write_arrow("campaign_videos", pd.DataFrame({
+        "video_id": ["v0", "v1"], "video_uri": uris, "product_id": "p-coffee",
+        "product_image_uri": str(media / "coffee.png"), "influencer_id": "inf-1", "campaign_id": "c-1",
+        "own_product": False, "published_at": now, "ingested_at": now}))
+    _register_tiny_champion(cfg)
+
+    assert run_score(cfg, spark=spark, run_id="night-1", validate_outputs=False).scored == 2
+    assert run_score(cfg, spark=spark, run_id="night-2", rescore=True, validate_outputs=False).scored == 2
+    assert not check_score_tables(lake)
+    dropped = _drop_newest_commit(lake, spark, "pe_scores")  # night-2's pe_scores commit: back to night-1's rows
+    assert lake.read_pandas("pe_scores")["run_id"].eq("night-1").all()
+    assert lake.read_pandas("pe_seconds")["run_id"].eq("night-2").all()
+
+    with pytest.raises(TablesDisagree) as e:
+        require_agreement(lake)
+    assert e.value.reason == "rolled_back" and e.value.exit_code == 1
+    assert f"pe_scores is at version {dropped - 1} but run night-2 committed version {dropped}" in e.value.message
+    assert "2 video(s) have pe_seconds of a run without its pe_scores row" in e.value.message
+    out = CliRunner().invoke(app, ["--lake", cfg.lake_path, "validate", "--table", "pe_scores"])
+    assert out.exit_code == 1 and "error: lake: pe_scores and pe_seconds disagree" in out.output, out.output
+
+    capsys.readouterr()
+    repaired = run_score(cfg, spark=spark, run_id="night-3", validate_outputs=False)
+    err = capsys.readouterr().err
+    assert err.count("warning: lake check: pe_scores and pe_seconds disagree") == 1 and \
+        "scoring 2 of them again" in err, err
+    assert repaired.scored == 2 and repaired.warnings
+    scores, seconds = lake.read_pandas("pe_scores"), lake.read_pandas("pe_seconds")
+    assert scores["run_id"].eq("night-3").all() and seconds["run_id"].eq("night-3").all()
+    assert not check_score_tables(lake)
+    require_agreement(lake)
+    assert run_score(cfg, spark=spark, run_id="night-4", validate_outputs=False).scored == 0  # agreed: nothing to do
+
