@@ -12,6 +12,10 @@ Analyst views (registered by ``pe sql`` and :func:`register_views`):
     together: a run killed between its ``pe_seconds`` and ``pe_scores`` commits leaves per-second rows without
     their score until the next run re-scores the video; an earlier, longer scoring leaves rows of another
     scoring_config. Readers (reports, ``pe evaluate``, ``pe validate``) read :func:`current_seconds`.
+``scoring_errors_open``
+    the ``scoring_errors`` rows still open: those of videos not scored since (no ``pe_scores`` row of the same
+    model version scored after the error). A file that failed one night and was fixed and scored later keeps
+    its error row as history, but readers of this view no longer see it.
 ``pe_sales``
     ``pe_latest`` joined to the video's campaign metadata (``campaign_videos``) and the newest sales-lift
     estimate of its product (``sales_lift``, latest analysis run; null columns when no analysis ran yet).
@@ -93,12 +97,21 @@ LEFT JOIN campaign_videos v ON v.video_id = s.video_id
 LEFT JOIN lift l ON l.product_id = v.product_id
 """
 
+SCORING_ERRORS_OPEN = """
+SELECT e.* FROM scoring_errors e
+LEFT ANTI JOIN {pe_scores} s
+  ON s.video_id = e.video_id AND (e.model_version IS NULL OR s.model_version = e.model_version)
+  AND s.scored_at > e.at
+"""
+
 #: Analyst views over the lake tables; each is registered only when the tables it needs exist.
 ANALYST_VIEWS: dict[str, AnalystView] = {
     "pe_latest": AnalystView(("pe_scores",), PE_LATEST,
                              description="champion (else newest) model version's scores, one row per video"),
     "pe_seconds_current": AnalystView(("pe_seconds", "pe_scores"), PE_SECONDS_CURRENT,
                                       description="per-second rows of complete scoring runs only"),
+    "scoring_errors_open": AnalystView(("scoring_errors",), SCORING_ERRORS_OPEN, optional=("pe_scores",),
+                                       description="scoring errors of videos not scored since"),
     "pe_sales": AnalystView(("pe_latest", "campaign_videos"), PE_SALES, optional=("sales_lift",),
                             description="pe_latest + campaign metadata + the product's newest sales lift"),
 }

@@ -103,3 +103,27 @@ def test_pe_sql_cli_queries_the_analyst_views(views_lake, cfg):
                                    "order by video_id limit 5", "--format", "csv"])
     assert res.exit_code == 0, res.output
     assert res.output.splitlines() == ["video_id,campaign_id", "a,k1", "b,k1", "c,k2"]
+
+
+def test_scoring_errors_of_videos_scored_since_are_hidden_from_readers(lake):
+    """A video that failed one night (its file was still uploading) and was scored the next keeps its error row
+    as history; scoring_errors_open shows only errors nothing has resolved since."""
+    later = T0 + dt.timedelta(days=1)
+    lake.write_arrow("scoring_errors", table("scoring_errors", [
+        {"video_id": "fixed", "run_id": "r1", "model_version": "1", "stage": "fetch", "reason": "not_found", "at": T0},
+        {"video_id": "still-bad", "run_id": "r1", "model_version": "1", "stage": "decode", "reason": "unreadable",
+         "at": T0},
+        {"video_id": "other-model", "run_id": "r1", "model_version": "1", "stage": "decode", "at": T0},
+        {"video_id": "failed-again", "run_id": "r2", "model_version": "1", "stage": "decode", "at": later},
+    ]))
+    register_views(lake)  # before any pe_scores: every error is open
+    assert lake.spark.sql("select count(*) from scoring_errors_open").first()[0] == 4
+    lake.write_arrow("pe_scores", table("pe_scores", [
+        {"video_id": "fixed", "model_version": "1", "scored_at": later},
+        {"video_id": "other-model", "model_version": "2", "scored_at": later},  # another model's score
+        {"video_id": "failed-again", "model_version": "1", "scored_at": T0},  # scored before its newest error
+    ]))
+    register_views(lake)
+    open_ids = sorted(r[0] for r in lake.spark.sql("select video_id from scoring_errors_open").collect())
+    assert open_ids == ["failed-again", "other-model", "still-bad"]
+    assert lake.read("scoring_errors").count() == 4  # history is kept
