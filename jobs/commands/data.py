@@ -185,9 +185,19 @@ def maintain(
     table: Optional[list[str]] = typer.Option(None, "--table", "-t", help="Table to maintain (repeatable); default: all."),
     retention_hours: Optional[float] = typer.Option(
         None, "--retention-hours", help="VACUUM retention (default: maintain.retention_hours, 168)."),
+    relocated_from: Optional[str] = typer.Option(
+        None, "--relocated-from", help="The folder the lake was moved from: rewrite the tables' and the MLflow "
+        "store's absolute paths under it to the lake's folder (nothing else is done)."),
 ) -> None:
     """Compact the lake's tables (Z-ordered by their merge key) and VACUUM files older than the retention."""
     from jobs.maintain import run_maintain
+
+    if relocated_from is not None:
+        from jobs.relocate import run_relocate
+
+        for r in run_relocate(state(ctx).cfg, relocated_from):
+            typer.echo(r.line())
+        return
 
     if retention_hours is not None and not (0 <= retention_hours < float("inf")):
         raise UsageError("bad_retention", f"--retention-hours must be a finite number of hours >= 0, not "

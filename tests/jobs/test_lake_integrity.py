@@ -74,3 +74,57 @@ def test_a_rolled_back_pe_scores_is_noticed_by_validate_and_repaired_by_the_next
     require_agreement(lake)
     assert run_score(cfg, spark=spark, run_id="night-4", validate_outputs=False).scored == 0  # agreed: nothing to do
 
+
+def test_a_lake_moved_to_another_folder_is_relocated_and_scores_on_without_rescoring(tmp_path, spark):
+    """`mv lake elsewhere`: absolute URIs in the tables and the MLflow store point to the old folder;
+    `pe maintain --relocated-from OLD` rewrites them, nothing is scored again, and new videos score."""
+    import shutil
+
+    from skimage import data
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+    from jobs.config import load_config
+    from jobs.lake import Lake
+    from jobs.score import run_score
+
+    overrides = {"spark": {"master": "local[2]", "show_progress": False, "shuffle_partitions": 2}}
+    old_cfg = load_config(lake=str(tmp_path / "old" / "lake"), overrides=overrides)
+    old_lake = Lake.from_config(old_cfg, spark)
+    media = Path(old_cfg.media_root)
+    media.mkdir(parents=True)
+    coffee = data.coffee()
+    cv2.imwrite(str(media / "coffee.png"), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
+    uris = [_write_clip(media / f"v{i}.mp4", scene, coffee, seconds=2) for i, scene in
+            enumerate([data.astronaut(), data.chelsea(), data.rocket()])]
+    now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+
+    def campaign(ids, clips):
+        return pd.DataFrame({"video_id": ids, "video_uri": clips, "product_id": "p-coffee",
+                             "product_image_uri": str(media / "coffee.png"), "influencer_id": "inf-1",
+                             "campaign_id": "c-1", "own_product": False, "published_at": now, "ingested_at": now})
+
+    old_lake.write_arrow("campaign_videos", campaign(["v0", "v1"], uris[:2]))
+    _register_tiny_champion(old_cfg)
+    assert run_score(old_cfg, spark=spark, validate_outputs=False).scored == 2
+
+    new_root = tmp_path / "new" / "lake"
+    new_root.parent.mkdir()
+    shutil.move(old_cfg.lake_path, new_root)
+    cfg = load_config(lake=str(new_root), overrides=overrides)
+    out = CliRunner().invoke(app, ["--lake", cfg.lake_path, "maintain", "--relocated-from", old_cfg.lake_path])
+    assert out.exit_code == 0, out.output
+    assert "campaign_videos: 2 row(s) moved" in out.output and "mlflow:" in out.output, out.output
+    lake = Lake.from_config(cfg, spark)
+    videos = lake.read_pandas("campaign_videos")
+    assert videos["video_uri"].str.startswith(f"{new_root}/media/").all()
+    assert videos["product_image_uri"].eq(f"{new_root}/media/coffee.png").all()
+
+    again = run_score(cfg, spark=spark, validate_outputs=False)  # the moved champion loads; nothing to redo
+    assert (again.candidates, again.scored, again.errors) == (0, 0, 0)
+    lake.merge("campaign_videos", lake.spark.createDataFrame(
+        campaign(["v2"], [f"{new_root}/media/v2.mp4"]).astype({"own_product": bool})))
+    assert run_score(cfg, spark=spark, validate_outputs=False).scored == 1
+    relocate_again = CliRunner().invoke(app, ["--lake", cfg.lake_path, "maintain", "--relocated-from",
+                                              old_cfg.lake_path])
+    assert relocate_again.exit_code == 0 and "campaign_videos: 0 row(s)" in relocate_again.output
