@@ -48,36 +48,34 @@ def test_a_rolled_back_pe_scores_is_noticed_by_validate_and_repaired_by_the_next
     _register_tiny_champion(cfg)
 
     assert run_score(cfg, spark=spark, run_id="night-1", validate_outputs=False).scored == 2
-    assert run_score(cfg, spark=spark, run_id="night-2", rescore=True, validate_outputs=False).scored == 2
     assert not check_score_tables(lake)
-    dropped = _drop_newest_commit(lake, spark, "pe_scores")  # night-2's pe_scores commit: back to night-1's rows
-    assert lake.read_pandas("pe_scores")["run_id"].eq("night-1").all()
-    assert lake.read_pandas("pe_seconds")["run_id"].eq("night-2").all()
+    dropped = _drop_newest_commit(lake, spark, "pe_scores")  # night-1's pe_scores commit: the rows are gone
+    assert lake.read("pe_scores").count() == 0 and lake.read("pe_seconds").count() == 4
 
     with pytest.raises(TablesDisagree) as e:
         require_agreement(lake)
     assert e.value.reason == "rolled_back" and e.value.exit_code == 1
-    assert f"pe_scores is at version {dropped - 1} but run night-2 committed version {dropped}" in e.value.message
+    assert f"pe_scores is at version {dropped - 1} but run night-1 committed version {dropped}" in e.value.message
     assert "2 video(s) have pe_seconds of a run without its pe_scores row" in e.value.message
     out = CliRunner().invoke(app, ["--lake", cfg.lake_path, "validate", "--table", "pe_scores"])
     assert out.exit_code == 1 and "error: lake: pe_scores and pe_seconds disagree" in out.output, out.output
 
     capsys.readouterr()
-    repaired = run_score(cfg, spark=spark, run_id="night-3", validate_outputs=False)
+    repaired = run_score(cfg, spark=spark, run_id="night-2", validate_outputs=False)
     err = capsys.readouterr().err
     assert err.count("warning: lake check: pe_scores and pe_seconds disagree") == 1 and \
         "scoring 2 of them again" in err, err
     assert repaired.scored == 2 and repaired.warnings
     scores, seconds = lake.read_pandas("pe_scores"), lake.read_pandas("pe_seconds")
-    assert scores["run_id"].eq("night-3").all() and seconds["run_id"].eq("night-3").all()
+    assert scores["run_id"].eq("night-2").all() and seconds["run_id"].eq("night-2").all()
     assert not check_score_tables(lake)
-    require_agreement(lake)
-    assert run_score(cfg, spark=spark, run_id="night-4", validate_outputs=False).scored == 0  # agreed: nothing to do
+    require_agreement(lake)  # the versions are back at (or past) what the runs recorded
 
 
 def test_a_lake_moved_to_another_folder_is_relocated_and_scores_on_without_rescoring(tmp_path, spark):
     """`mv lake elsewhere`: absolute URIs in the tables and the MLflow store point to the old folder;
-    `pe maintain --relocated-from OLD` rewrites them, nothing is scored again, and new videos score."""
+    `pe maintain --relocated-from OLD` rewrites them, the champion loads from its new place and nothing is
+    scored again."""
     import shutil
 
     from skimage import data
@@ -96,7 +94,7 @@ def test_a_lake_moved_to_another_folder_is_relocated_and_scores_on_without_resco
     coffee = data.coffee()
     cv2.imwrite(str(media / "coffee.png"), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
     uris = [_write_clip(media / f"v{i}.mp4", scene, coffee, seconds=2) for i, scene in
-            enumerate([data.astronaut(), data.chelsea(), data.rocket()])]
+            enumerate([data.astronaut(), data.chelsea()])]
     now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
 
     def campaign(ids, clips):
@@ -104,7 +102,7 @@ def test_a_lake_moved_to_another_folder_is_relocated_and_scores_on_without_resco
                              "product_image_uri": str(media / "coffee.png"), "influencer_id": "inf-1",
                              "campaign_id": "c-1", "own_product": False, "published_at": now, "ingested_at": now})
 
-    old_lake.write_arrow("campaign_videos", campaign(["v0", "v1"], uris[:2]))
+    old_lake.write_arrow("campaign_videos", campaign(["v0", "v1"], uris))
     _register_tiny_champion(old_cfg)
     assert run_score(old_cfg, spark=spark, validate_outputs=False).scored == 2
 
@@ -121,10 +119,7 @@ def test_a_lake_moved_to_another_folder_is_relocated_and_scores_on_without_resco
     assert videos["product_image_uri"].eq(f"{new_root}/media/coffee.png").all()
 
     again = run_score(cfg, spark=spark, validate_outputs=False)  # the moved champion loads; nothing to redo
-    assert (again.candidates, again.scored, again.errors) == (0, 0, 0)
-    lake.merge("campaign_videos", lake.spark.createDataFrame(
-        campaign(["v2"], [f"{new_root}/media/v2.mp4"]).astype({"own_product": bool})))
-    assert run_score(cfg, spark=spark, validate_outputs=False).scored == 1
+    assert (again.candidates, again.scored, again.errors, again.warnings) == (0, 0, 0, [])
     relocate_again = CliRunner().invoke(app, ["--lake", cfg.lake_path, "maintain", "--relocated-from",
                                               old_cfg.lake_path])
     assert relocate_again.exit_code == 0 and "campaign_videos: 0 row(s)" in relocate_again.output
