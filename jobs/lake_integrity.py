@@ -1,16 +1,20 @@
-"""Do pe_scores and pe_seconds still tell one story? A rolled-back table or an interrupted run says no.
+"""Do pe_scores and pe_seconds still tell one story? A rolled-back table or a lost commit says no.
 
-Every finished `pe score` run records the versions it committed (``<lake>/_pe_runs/<run_id>.json``, local lakes).
-Two checks follow, for `pe validate` and for the start of `pe score`:
+Every finished `pe score` run records the versions it committed and the videos it scored
+(``<lake>/_pe_runs/<run_id>.json``, local lakes). Three checks follow, for `pe validate` and the start of `pe score`:
 
 * rolled back: a table is now at a lower version than a finished run committed (its newest commits were removed
-  from ``_delta_log``, or the folder was restored from an older copy); Delta itself reads such a table silently;
-* runs that disagree: a video's pe_seconds rows come from a run whose pe_scores row is not there (pe_scores lost
-  the commit, or the run was interrupted between its two commits), or its pe_scores row names a run that has no
-  pe_seconds rows (pe_seconds lost it).
+  from ``_delta_log``, or the folder was restored from an older copy); Delta itself reads such a table silently.
+  The videos that run scored are suspect;
+* seconds without scores: a video's pe_seconds rows have no pe_scores row at all (pe_scores lost the commit, or
+  the run was interrupted between its two commits);
+* scores without seconds: a pe_scores row has no pe_seconds rows of its scoring_config (pe_seconds lost them).
 
-`pe score` repairs a disagreement by scoring those videos again (the merge by key replaces both sides);
-`pe validate` fails naming it when a finished run is involved (an interrupted one is the next run's business).
+Rows are compared by (video_id, model_version, scoring_config), not by run_id: a merge that changes nothing
+keeps a row's run_id (a volatile column), so two tables' run ids may differ for the same scoring.
+`pe score` repairs by scoring the videos concerned again (the merge by key replaces both sides) and then
+settles the records; `pe validate` fails naming it when a finished run is involved (an interrupted one is the
+next run's business).
 """
 from __future__ import annotations
 
@@ -35,17 +39,19 @@ SHOWN = 3
 
 @dataclass
 class Disagreement:
-    """What :func:`check_score_tables` found: tables behind a finished run's version, and the videos whose
-    pe_scores and pe_seconds rows come from different runs (``finished``: those involving a finished run)."""
+    """What :func:`check_score_tables` found: tables behind a finished run's version (and that run's videos),
+    videos whose pe_scores and pe_seconds do not match (``finished``: those involving a finished run)."""
 
     rolled_back: list[str] = field(default_factory=list)
+    rolled_back_videos: list[tuple[str, str]] = field(default_factory=list)  # (video_id, model_version)
     seconds_only: list[tuple[str, str, str]] = field(default_factory=list)  # (video_id, model_version, run_id)
     scores_only: list[tuple[str, str, str]] = field(default_factory=list)
     finished: set[str] = field(default_factory=set)  # video_ids of the above whose run had finished
 
-    @property
-    def videos(self) -> set[str]:
-        return {v for v, _, _ in self.seconds_only} | {v for v, _, _ in self.scores_only}
+    def videos(self, model_version: str | None = None) -> list[str]:
+        """The videos to score again (of ``model_version`` when given)."""
+        rows = [(v, mv) for v, mv, _ in self.seconds_only + self.scores_only] + self.rolled_back_videos
+        return sorted({v for v, mv in rows if model_version is None or mv == model_version})
 
     def __bool__(self) -> bool:
         return bool(self.rolled_back or self.seconds_only or self.scores_only)
@@ -53,7 +59,7 @@ class Disagreement:
     @property
     def serious(self) -> bool:
         """A finished run's commits are missing (not merely an interrupted run's second commit)."""
-        return bool(self.rolled_back or self.finished)
+        return bool(self.rolled_back or self.finished or self.scores_only)
 
     def line(self) -> str:
         """One line: what disagrees, with a few examples."""
@@ -62,7 +68,7 @@ class Disagreement:
             parts.append(f"{len(self.seconds_only)} video(s) have pe_seconds of a run without its pe_scores row "
                          f"({_examples(self.seconds_only)})")
         if self.scores_only:
-            parts.append(f"{len(self.scores_only)} pe_scores row(s) name a run without pe_seconds rows "
+            parts.append(f"{len(self.scores_only)} pe_scores row(s) have no pe_seconds rows of their scoring "
                          f"({_examples(self.scores_only)})")
         return "pe_scores and pe_seconds disagree: " + "; ".join(parts)
 
@@ -90,17 +96,28 @@ def _runs_dir(lake: "Lake") -> str | None:
     return None if "://" in lake.root else os.path.join(lake.root, RUNS_DIR)
 
 
-def record_run(lake: "Lake", run_id: str, versions: dict[str, int]) -> None:
-    """Remember that scoring run ``run_id`` finished with these table versions (local lakes; atomic)."""
+def record_run(lake: "Lake", run_id: str, versions: dict[str, int], *, model_version: str = "",
+               videos: list[str] | None = None) -> None:
+    """Remember that scoring run ``run_id`` finished with these table versions, having scored ``videos``
+    (local lakes; atomic), and settle older records a repair has made current again."""
     folder = _runs_dir(lake)
     if folder is None:
         return
     os.makedirs(folder, exist_ok=True)
-    record = {"run_id": run_id, "versions": versions, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    for record in finished_runs(lake):  # the tables are consistent at these versions now: nothing is behind
+        behind = {t: v for t, v in record["versions"].items() if t in versions and int(v) > versions[t]}
+        if behind and record.get("run_id") != run_id:
+            record["versions"] = {**record["versions"], **{t: versions[t] for t in behind}}
+            _write(folder, record)
+    _write(folder, {"run_id": run_id, "versions": versions, "model_version": model_version,
+                    "videos": sorted(videos or []), "finished_at": dt.datetime.now(dt.timezone.utc).isoformat()})
+
+
+def _write(folder: str, record: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(record, f)
-    os.replace(tmp, os.path.join(folder, f"{_safe(run_id)}.json"))
+    os.replace(tmp, os.path.join(folder, f"{_safe(str(record.get('run_id')))}.json"))
 
 
 def _safe(run_id: str) -> str:
@@ -126,37 +143,35 @@ def finished_runs(lake: "Lake") -> list[dict]:
 
 
 def check_score_tables(lake: "Lake") -> Disagreement:
-    """Compare pe_scores with pe_seconds (runs per video) and each table's version with the finished runs'."""
+    """Compare pe_scores with pe_seconds (by video, model version and scoring config) and each table's version
+    with the finished runs' records."""
     from pyspark.sql import functions as F
 
     found = Disagreement()
     runs = finished_runs(lake)
     for table in SCORE_TABLES:
-        recorded = [(int(r["versions"][table]), str(r.get("run_id"))) for r in runs if table in r["versions"]]
-        if recorded and lake.exists(table):
-            version, run = max(recorded)
-            now = lake.version(table)
-            if now < version:
-                found.rolled_back.append(f"{table} is at version {now} but run {run} committed version {version} "
-                                         f"(its newest commits are gone from _delta_log)")
+        if not lake.exists(table):
+            continue
+        now = lake.version(table)
+        behind = [r for r in runs if int(r["versions"].get(table, -1)) > now]
+        if behind:
+            version, run = max((int(r["versions"][table]), str(r.get("run_id"))) for r in behind)
+            found.rolled_back.append(f"{table} is at version {now} but run {run} committed version {version} "
+                                     f"(its newest commits are gone from _delta_log)")
+            found.rolled_back_videos += [(str(v), str(r.get("model_version", ""))) for r in behind
+                                         for v in r.get("videos", [])]
     if not (lake.exists("pe_scores") and lake.exists("pe_seconds")):
         return found
     keys = ["video_id", "model_version"]
-    seconds = lake.read("pe_seconds").select(*keys, "scoring_config", "run_id").distinct()
+    seconds = lake.read("pe_seconds").groupBy(*keys, "scoring_config").agg(F.min("run_id").alias("run_id"))
     scores = lake.read("pe_scores").select(*keys, "scoring_config", "run_id")
-    # seconds of a run whose pe_scores row is missing, or replaced by another run's row of the same config
-    # (seconds of another scoring_config are an earlier scoring's leftovers, which readers already ignore)
-    same_config = scores.select(*keys, "scoring_config", F.col("run_id").alias("_scores_run"))
-    orphan_seconds = (seconds.join(same_config, [*keys, "scoring_config"], "left")
-                      .where(F.col("_scores_run").isNull() | ~F.col("_scores_run").eqNullSafe(F.col("run_id")))
-                      .join(scores.select(*keys).withColumn("_scored", F.lit(True)), keys, "left")
-                      .where(F.col("_scores_run").isNotNull() | F.col("_scored").isNull())
-                      .select(*keys, "run_id").distinct())
-    orphan_scores = scores.join(seconds, [*keys, "scoring_config", "run_id"], "left_anti").select(*keys, "run_id")
-    found.seconds_only = [(r[0], r[1], r[2]) for r in orphan_seconds.collect()]
-    found.scores_only = [(r[0], r[1], r[2]) for r in orphan_scores.collect()]
+    # seconds of a video no pe_scores row speaks for (rows of another scoring_config beside a score are an
+    # earlier scoring's leftovers, which readers already ignore)
+    orphan_seconds = seconds.join(scores.select(*keys), keys, "left_anti").select(*keys, "run_id").distinct()
+    orphan_scores = scores.alias("p").join(seconds.alias("s"), [
+        F.col(f"p.{k}").eqNullSafe(F.col(f"s.{k}")) for k in (*keys, "scoring_config")], "left_anti")
+    found.seconds_only = sorted({(r[0], r[1], r[2]) for r in orphan_seconds.collect()})
+    found.scores_only = [(r["video_id"], r["model_version"], r["run_id"]) for r in orphan_scores.collect()]
     done = {str(r.get("run_id")) for r in runs}
-    found.finished = {v for v, _, run in found.seconds_only + found.scores_only if run in done}
-    if found.rolled_back:
-        found.finished |= found.videos
+    found.finished = {v for v, _, run in found.seconds_only if run in done}
     return found

@@ -152,7 +152,9 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     summary.error_stages = errors["stage"].value_counts().to_dict() if len(errors) else {}
     summary.versions = {n: lake.version(n) for n in ("pe_scores", "pe_seconds", "scoring_errors")
                         if lake.exists(n)}
-    record_run(lake, run_id, summary.versions)  # what `pe validate` and the next run check the tables against
+    # what `pe validate` and the next run check the tables against
+    record_run(lake, run_id, summary.versions, model_version=champion.version,
+               videos=[str(v) for v in candidates["video_id"]])
     if validate_outputs and summary.scored:
         _validate_outputs(lake, cfg)
     summary.seconds = time.perf_counter() - t0
@@ -184,7 +186,7 @@ def _integrity_repairs(lake: Lake, model_version: str, summary: "ScoreSummary") 
     found = check_score_tables(lake)
     if not found:
         return []
-    mine = sorted({v for v, mv, _ in found.seconds_only + found.scores_only if mv == model_version})
+    mine = found.videos(model_version)
     what = f"; scoring {len(mine)} of them again" if mine else ""
     line = f"lake check: {found.line()}{what}"
     summary.warnings.append(line)
