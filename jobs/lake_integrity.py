@@ -142,6 +142,30 @@ def finished_runs(lake: "Lake") -> list[dict]:
     return out
 
 
+def drop_stale_log_files(lake: "Lake", table: str) -> int:
+    """Remove the checksum files a removed commit left in ``table``'s ``_delta_log`` (local lakes): Delta's
+    ``N.crc`` of a version with no ``N.json``, and Hadoop's hidden ``.NAME.crc`` sidecars whose NAME is gone.
+    Left there, the next commit of version N is read against the old commit's checksum and fails
+    (``ChecksumException``), so a rolled-back table could not be written again. Returns how many went."""
+    if "://" in lake.root:
+        return 0
+    log = os.path.join(lake.path(table), "_delta_log")
+    try:
+        names = set(os.listdir(log))
+    except OSError:
+        return 0
+    stale = {n for n in names if n.endswith(".crc") and not n.startswith(".")
+             and n[:-4].isdigit() and f"{n[:-4]}.json" not in names}
+    names -= stale
+    stale |= {n for n in names if n.startswith(".") and n.endswith(".crc") and n[1:-4] not in names}
+    for name in stale:
+        try:
+            os.remove(os.path.join(log, name))
+        except FileNotFoundError:
+            pass
+    return len(stale)
+
+
 def check_score_tables(lake: "Lake") -> Disagreement:
     """Compare pe_scores with pe_seconds (by video, model version and scoring config) and each table's version
     with the finished runs' records."""

@@ -34,7 +34,7 @@ if __package__ in (None, ""):  # spark-submit jobs/score.py: make the repository
 from jobs.config import PEConfig  # noqa: E402
 from jobs.contracts import spark_schema  # noqa: E402
 from jobs.lake import Lake, LakeError  # noqa: E402
-from jobs.lake_integrity import check_score_tables, record_run  # noqa: E402
+from jobs.lake_integrity import SCORE_TABLES, check_score_tables, drop_stale_log_files, record_run  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,10 @@ def _integrity_repairs(lake: Lake, model_version: str, summary: "ScoreSummary") 
     found = check_score_tables(lake)
     if not found:
         return []
+    if found.rolled_back:  # a removed commit's checksums would break the repair's own commit of that version
+        for table in SCORE_TABLES:
+            if lake.exists(table):
+                drop_stale_log_files(lake, table)
     mine = found.videos(model_version)
     what = f"; scoring {len(mine)} of them again" if mine else ""
     line = f"lake check: {found.line()}{what}"

@@ -34,3 +34,21 @@ def test_a_disagreement_is_one_line_with_a_few_examples():
     assert line.endswith("and 2 more)") and found.serious
     assert found.videos("2") == ["v0", "v1", "v2", "v3", "v4", "v9"] and found.videos("3") == []
     assert not Disagreement() and not Disagreement().serious
+
+
+def test_a_removed_commit_leaves_no_checksum_behind_to_break_the_next_commit_of_its_version(tmp_path):
+    from jobs.lake_integrity import drop_stale_log_files
+
+    log = tmp_path / "pe_scores" / "_delta_log"
+    log.mkdir(parents=True)
+    kept = ["00000000000000000000.json", "00000000000000000000.crc", ".00000000000000000000.json.crc",
+            ".00000000000000000000.crc.crc", "_staged_commits"]
+    # version 1's commit was deleted by hand; its Delta checksum and Hadoop's hidden sidecars stayed
+    stale = ["00000000000000000001.crc", ".00000000000000000001.json.crc", ".00000000000000000001.crc.crc"]
+    for name in kept + stale:
+        (log / name).write_text("x")
+    lake = SimpleNamespace(root=str(tmp_path), path=lambda name: str(tmp_path / name))
+    assert drop_stale_log_files(lake, "pe_scores") == 3
+    assert sorted(p.name for p in log.iterdir()) == sorted(kept)
+    assert drop_stale_log_files(lake, "pe_scores") == 0
+    assert drop_stale_log_files(lake, "no_such_table") == 0
