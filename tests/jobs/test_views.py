@@ -37,7 +37,7 @@ def views_lake(lake):
 def test_pe_latest_picks_the_newest_version_or_the_champion(views_lake):
     names = register_views(views_lake)
     assert {"pe_latest", "pe_sales"} <= set(names)
-    assert set(ANALYST_VIEWS) == {"pe_latest", "pe_sales", "pe_seconds_current"}
+    assert set(ANALYST_VIEWS) == {"pe_latest", "pe_sales", "pe_seconds_current", "scoring_errors_open"}
     latest = views_lake.spark.sql("select video_id, model_version, pe_share, is_champion from pe_latest "
                                   "order by video_id").toPandas()
     assert latest["model_version"].tolist() == ["10", "2", "10"]
