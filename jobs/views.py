@@ -140,12 +140,15 @@ def _sql_literal(value: str | None) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def register_views(lake: Lake, champion_version: str | None = None) -> list[str]:
+def register_views(lake: Lake, champion_version: str | None = None, *, persistent: bool = False) -> list[str]:
     """Register each lake table by name in the session catalog (Delta SQL works on it: ``DESCRIBE HISTORY``,
     ``VERSION AS OF``), then the analyst views as temp views; return the names. The same definitions are
     written to ``<lake>/_catalog/register.sql`` for other Spark sessions (``spark-sql -i`` that file).
 
-    ``champion_version``: the model version ``pe_latest`` prefers (None: the newest version per video)."""
+    ``champion_version``: the model version ``pe_latest`` prefers (None: the newest version per video).
+    ``persistent``: create the views in the catalog (``CREATE OR REPLACE VIEW``) rather than as temp views, so
+    every session of a persistent metastore sees them (``pe serve-sql``); a missing optional table is then an
+    empty inline relation typed by its contract."""
     names = lake.register_tables()
     statements = [f"CREATE TABLE IF NOT EXISTS `{n}` USING delta LOCATION {_sql_literal(lake.path(n))};" for n in names]
     for view, spec in ANALYST_VIEWS.items():
@@ -155,17 +158,29 @@ def register_views(lake: Lake, champion_version: str | None = None) -> list[str]
         for opt in spec.optional:
             if opt in names:
                 relations[opt] = opt
+            elif persistent:  # a catalog view cannot name a temp view
+                relations[opt] = _empty_relation(opt)
             else:  # read as empty, typed by its contract, so the view's columns never depend on history
                 hidden = f"_pe_empty_{opt}"
                 lake.spark.createDataFrame([], contracts.spark_schema(opt)).createOrReplaceTempView(hidden)
                 relations[opt] = hidden
         query = spec.query.format(champion=_sql_literal(champion_version), **relations)
-        lake.spark.sql(query).createOrReplaceTempView(view)
+        if persistent:
+            lake.spark.sql(f"CREATE OR REPLACE VIEW `{view}` AS {query}")
+        else:
+            lake.spark.sql(query).createOrReplaceTempView(view)
         names.append(view)
         if not any(r.startswith("_pe_empty_") for r in relations.values()):
             statements.append(f"CREATE OR REPLACE TEMPORARY VIEW `{view}` AS {query.strip()};")
     _write_catalog_script(lake, statements)
     return names
+
+
+def _empty_relation(table: str) -> str:
+    """``(SELECT CAST(NULL AS <type>) AS <column>, ... WHERE false)``: no rows, the table's contract columns."""
+    columns = ", ".join(f"CAST(NULL AS {f.dataType.simpleString()}) AS `{f.name}`"
+                        for f in contracts.spark_schema(table).fields)
+    return f"(SELECT {columns} WHERE false)"
 
 
 def _write_catalog_script(lake: Lake, statements: list[str]) -> None:

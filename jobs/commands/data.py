@@ -1,4 +1,4 @@
-"""``pe`` commands over the lake's tables: sample, ingest …, tables, sql, maintain, validate."""
+"""``pe`` commands over the lake's tables: sample, ingest …, tables, sql, serve-sql, maintain, validate."""
 from __future__ import annotations
 
 import json
@@ -178,6 +178,23 @@ def sql(
         typer.echo(rows.to_string(index=False) if len(rows.columns) else "(no columns)")
     if truncated:
         typer.echo(f"(first {limit} rows shown; use --limit)", err=True)
+
+
+def serve_sql(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (default: this machine only)."),
+    port: int = typer.Option(10000, "--port", min=1, max=65535, help="TCP port of the JDBC/ODBC endpoint."),
+    metastore: Optional[Path] = typer.Option(None, "--metastore", help="Folder of the embedded Derby metastore "
+                                             "(default: <lake>/_metastore)."),
+) -> None:
+    """Serve the lake's tables and analyst views over JDBC/ODBC (Spark's Thrift server; read-only, guarded like
+    pe sql). Prints one line when ready; SIGTERM or Ctrl-C stops it."""
+    from jobs.serve_sql import Endpoint, serve
+    from jobs.views import champion_version
+
+    cfg = state(ctx).cfg
+    serve(cfg, Endpoint(host, port), metastore=str(metastore) if metastore else None,
+          champion=champion_version(cfg), say=lambda line: typer.echo(line))
 
 
 def maintain(
