@@ -55,7 +55,7 @@ def server(spark, tmp_path_factory):
             if "ready on" in line:
                 ready.set()
     threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(480):
+    if not ready.wait(1500):  # a Spark start on a busy machine takes minutes
         proc.kill()
         pytest.fail(f"server not ready: {''.join(lines)} {proc.stderr.read()[-3000:]}")
     yield lake, port, proc, lines
