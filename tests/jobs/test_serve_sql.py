@@ -4,6 +4,7 @@ PID. Real Spark, Delta, Derby metastore in the lake."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -70,7 +71,8 @@ def test_an_analyst_join_over_jdbc(server):
                         "JOIN campaign_videos c ON c.video_id = l.video_id "
                         "JOIN taobao_sales s ON s.product_id = c.product_id GROUP BY l.video_id ORDER BY l.video_id")
     assert out.returncode == 0, out.stderr[-3000:]
-    rows = [ln for ln in out.stdout.splitlines() if ln.strip()]
+    # beeline echoes its prompt before the first output line: "0: jdbc:hive2://…/default> video_id,sales"
+    rows = [re.sub(r"^\d+: jdbc:hive2://\S+> ", "", ln) for ln in out.stdout.splitlines() if ln.strip()]
     assert rows == ["video_id,sales", "a,30.0", "b,30.0", "c,30.0"]
     assert (Path(lake.root) / "_metastore" / "metastore_db").is_dir()  # the persistent catalog
 
