@@ -39,11 +39,13 @@ def pe_nightly():
         return pe_task_command(params, "maintain")
 
     @task.bash
-    def refresh_views(params=None) -> str:
-        """Register every lake table and analyst view (a view that no longer resolves fails here)."""
-        return pe_task_command(params, "sql", "SHOW VIEWS", "--format", "csv")
+    def refresh_catalog(params=None) -> str:
+        """Register every lake table and analyst view in the persistent catalog, so JDBC clients and spark-sql
+        see the night's new tables and the current champion (a view that no longer resolves fails here; a
+        running pe serve-sql keeps its own catalog current)."""
+        return pe_task_command(params, "catalog")
 
-    ingest() >> validate_inputs() >> score() >> validate_outputs() >> maintain() >> refresh_views()
+    ingest() >> validate_inputs() >> score() >> validate_outputs() >> maintain() >> refresh_catalog()
 
 
 pe_nightly()

@@ -195,6 +195,17 @@ class QualitySettings(StrictSettings):
     sum_atol: float = Field(1e-6, ge=0)
 
 
+class SqlSettings(StrictSettings):
+    """Analysts' SQL (`pe sql`, `pe serve-sql`, `pe catalog`): where the persistent catalog lives."""
+
+    # an external Hive metastore (thrift://HOST:PORT) shared with other tools; None → an embedded Derby
+    # metastore in metastore_dir, which one process at a time can open
+    metastore_uri: str | None = Field(None, pattern=r"^thrift://[^/\s]+:\d+(,thrift://[^/\s]+:\d+)*$")
+    metastore_dir: str | None = None  # None → <lake>/_metastore (local lakes)
+    # how often a running server looks for new tables and a new champion and re-points its catalog, s
+    refresh_seconds: float = Field(30.0, gt=0, le=86400)
+
+
 class PEConfig(StrictSettings):
     lake: str = "./lake"
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -212,6 +223,7 @@ class PEConfig(StrictSettings):
     io: IoSettings = Field(default_factory=IoSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    sql: SqlSettings = Field(default_factory=SqlSettings)
     source: str | None = Field(None, exclude=True)  # the file this came from, for messages
 
     @field_validator("saliency")

@@ -92,16 +92,21 @@ def guarded(spark, *, allow_write: bool, lake_tables: Iterable[str], lake_root: 
     if parser.getClass().getName() != GUARDED_PARSER:
         raise SqlRefused("guard_missing", "this Spark session has no SQL guard (its JAR needs a JDK's javac: run "
                          "`make install`), so pe sql runs nothing")
+    activate(spark, allow_write=allow_write, lake_tables=lake_tables, lake_root=lake_root, allow_use=allow_use)
+    try:
+        yield parser
+    finally:
+        spark._jvm.pe.sqlguard.Policy.deactivate()
+
+
+def activate(spark, *, allow_write: bool, lake_tables: Iterable[str], lake_root: str | None = None,
+             allow_use: bool = False) -> None:
+    """Set the JVM's policy (replacing the active one in one step: no statement runs unchecked in between)."""
     tables = sorted(set(lake_tables))
     roots = [lake_root] if lake_root else _table_locations(spark, tables)
     if not roots:
         raise SqlRefused("no_lake", "no lake location to check statements against (no lake tables yet)")
-    policy = spark._jvm.pe.sqlguard.Policy
-    policy.activate(allow_write, allow_use, "\n".join(roots), "\n".join(tables))
-    try:
-        yield parser
-    finally:
-        policy.deactivate()
+    spark._jvm.pe.sqlguard.Policy.activate(allow_write, allow_use, "\n".join(roots), "\n".join(tables))
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""``pe`` commands over the lake's tables: sample, ingest …, tables, sql, serve-sql, maintain, validate."""
+"""``pe`` commands over the lake's tables: sample, ingest …, tables, sql, serve-sql, catalog, maintain, validate."""
 from __future__ import annotations
 
 import json
@@ -194,7 +194,21 @@ def serve_sql(
 
     cfg = state(ctx).cfg
     serve(cfg, Endpoint(host, port), metastore=str(metastore) if metastore else None,
-          champion=champion_version(cfg), say=lambda line: typer.echo(line))
+          champion=lambda: champion_version(cfg), say=lambda line: typer.echo(line))
+
+
+def catalog(
+    ctx: typer.Context,
+    metastore: Optional[Path] = typer.Option(None, "--metastore", help="Folder of the embedded Derby metastore "
+                                             "(default: sql.metastore_dir, else <lake>/_metastore)."),
+) -> None:
+    """Register the lake's tables and analyst views in the persistent catalog (pe serve-sql's, spark-sql's), so
+    new tables and a new champion are seen; a running pe serve-sql keeps its catalog current itself."""
+    from jobs.serve_sql import refresh_catalog
+    from jobs.views import champion_version
+
+    cfg = state(ctx).cfg
+    typer.echo(refresh_catalog(cfg, champion_version(cfg), metastore=str(metastore) if metastore else None))
 
 
 def maintain(

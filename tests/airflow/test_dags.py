@@ -66,7 +66,7 @@ def _chain(dag: dict) -> list[str]:
 
 @needs_airflow
 @pytest.mark.parametrize("dag_id, schedule, tasks", [
-    ("pe_nightly", "@daily", ["ingest", "validate_inputs", "score", "validate_outputs", "maintain", "refresh_views"]),
+    ("pe_nightly", "@daily", ["ingest", "validate_inputs", "score", "validate_outputs", "maintain", "refresh_catalog"]),
     ("pe_retrain", "@weekly", ["build_training_set", "train", "evaluate", "promote"]),
 ])
 def test_dag_tasks_order_schedule_and_retries(structure, dag_id, schedule, tasks):
@@ -236,7 +236,7 @@ def test_airflow_dags_test_pe_nightly_scores_the_lake(trained_lake, tmp_path, sp
         tasks = dict(db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = 'pe_nightly'").fetchall())
     assert runs == [("success",)], log
     assert tasks == {t: "success" for t in ("ingest", "validate_inputs", "score", "validate_outputs", "maintain",
-                                            "refresh_views")}, log
+                                            "refresh_catalog")}, log
 
     lake_ = Lake(str(lake), spark)  # merged tables need Spark to read (lake.read_arrow)
     scores = lake_.read_pandas("pe_scores")
@@ -246,3 +246,4 @@ def test_airflow_dags_test_pe_nightly_scores_the_lake(trained_lake, tmp_path, sp
     assert len(scores) > 0 and len(scores) + n_errors == len(videos)
     assert scores["run_id"].notna().all() and scores["model_version"].nunique() == 1
     assert (lake / "quality" / "data_docs" / "index.html").is_file()
+    assert (lake / "_metastore" / "metastore_db").is_dir()  # refresh_catalog registered the persistent catalog

@@ -1,6 +1,8 @@
 """`pe serve-sql` as a JDBC client sees it: the Thrift server on a free port over a small lake, beeline (from
-pyspark's JARs) runs an analyst join and forbidden statements (refused, lake unchanged); started and stopped by
-PID. Real Spark, Delta, Derby metastore in the lake."""
+pyspark's JARs) and a Python DB-API client (PyHive) run an analyst join (the same rows as `pe sql`) and forbidden
+statements (refused, lake unchanged); a table written while it serves appears by name, and clients querying
+while it is rewritten each see one whole version; after the stop the catalog persists for another Spark session.
+Started and stopped by PID. Real Spark, Delta, Derby metastore in the lake."""
 from __future__ import annotations
 
 import os
@@ -27,6 +29,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+JOIN = ("SELECT l.video_id, sum(s.daily_sales) AS sales FROM pe_latest l "
+        "JOIN campaign_videos c ON c.video_id = l.video_id "
+        "JOIN taobao_sales s ON s.product_id = c.product_id GROUP BY l.video_id ORDER BY l.video_id")
+
+
 def pe(*args: str, **kw) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.Popen([sys.executable, "-m", "jobs.cli", *args], stdout=subprocess.PIPE,
@@ -44,9 +51,12 @@ def beeline(port: int, sql: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def server(spark, tmp_path_factory):
-    lake = make_sql_lake(spark, str(tmp_path_factory.mktemp("serve") / "lake"))
+    folder = tmp_path_factory.mktemp("serve")
+    lake = make_sql_lake(spark, str(folder / "lake"))
+    conf = folder / "serve.yaml"  # the server looks for new tables every second
+    conf.write_text("sql:\n  refresh_seconds: 1\nspark:\n  master: local[2]\n  shuffle_partitions: 2\n")
     port = free_port()
-    proc = pe("--lake", lake.root, "serve-sql", "--port", str(port))
+    proc = pe("--config", str(conf), "--lake", lake.root, "serve-sql", "--port", str(port))
     lines: list[str] = []
     ready = threading.Event()
 
@@ -67,14 +77,86 @@ def server(spark, tmp_path_factory):
 def test_an_analyst_join_over_jdbc(server):
     lake, port, proc, lines = server
     assert f"jdbc:hive2://127.0.0.1:{port}/default" in lines[-1]
-    out = beeline(port, "SELECT l.video_id, sum(s.daily_sales) AS sales FROM pe_latest l "
-                        "JOIN campaign_videos c ON c.video_id = l.video_id "
-                        "JOIN taobao_sales s ON s.product_id = c.product_id GROUP BY l.video_id ORDER BY l.video_id")
+    out = beeline(port, JOIN)
     assert out.returncode == 0, out.stderr[-3000:]
     # beeline echoes its prompt before the first output line: "0: jdbc:hive2://…/default> video_id,sales"
     rows = [re.sub(r"^\d+: jdbc:hive2://\S+> ", "", ln) for ln in out.stdout.splitlines() if ln.strip()]
     assert rows == ["video_id,sales", "a,30.0", "b,30.0", "c,30.0"]
     assert (Path(lake.root) / "_metastore" / "metastore_db").is_dir()  # the persistent catalog
+
+
+def dbapi(port: int):
+    from pyhive import hive
+
+    return hive.connect(host="127.0.0.1", port=port, username="analyst")
+
+
+def test_a_python_dbapi_client_gets_the_same_rows_as_pe_sql(server):
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+
+    lake, port, _, _ = server
+    with dbapi(port) as conn:
+        cur = conn.cursor()
+        cur.execute(JOIN)
+        over_jdbc = [tuple(r) for r in cur.fetchall()]
+        cur.execute("SHOW TABLES")
+        names = {r[1] for r in cur.fetchall()}
+    assert over_jdbc == [("a", 30.0), ("b", 30.0), ("c", 30.0)]
+    assert {"pe_scores", "campaign_videos", "taobao_sales", "kv", "pe_latest", "pe_sales"} <= names
+    out = CliRunner().invoke(app, ["--lake", lake.root, "sql", "--format", "csv", JOIN])
+    assert out.exit_code == 0, out.output
+    rows = [ln.split(",") for ln in out.output.strip().splitlines()[1:]]
+    assert [(v, float(s)) for v, s in rows] == over_jdbc
+
+
+def test_a_table_written_while_serving_appears_and_every_answer_is_one_whole_version(server, spark):
+    """A writer rewrites ``stamps`` (100 rows, all with the same stamp) five times while two clients query it:
+    each answer has 100 rows of one stamp (Delta's snapshot isolation through the catalog)."""
+    import threading
+    import time
+
+    lake, port, _, lines = server
+    lake.write("stamps", spark.range(100).selectExpr("id", "0L AS stamp"))
+    deadline = time.monotonic() + 300
+    with dbapi(port) as conn:
+        cur = conn.cursor()
+        while True:  # the server looks every second; a busy machine is slower
+            cur.execute("SHOW TABLES")
+            if "stamps" in {r[1] for r in cur.fetchall()}:
+                break
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(1)
+    while not any("catalog refreshed" in ln for ln in lines):  # printed once the views are re-created too
+        assert time.monotonic() < deadline, "".join(lines)
+        time.sleep(0.5)
+
+    answers: list[tuple] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def client():
+        try:
+            with dbapi(port) as conn:
+                cur = conn.cursor()
+                while not done.is_set():
+                    cur.execute("SELECT count(*), min(stamp), max(stamp) FROM stamps")
+                    answers.append(tuple(cur.fetchone()))
+        except BaseException as e:  # reported below, not lost in the thread
+            errors.append(e)
+    readers = [threading.Thread(target=client) for _ in range(2)]
+    for r in readers:
+        r.start()
+    for stamp in range(1, 6):
+        lake.write("stamps", spark.range(100).selectExpr("id", f"{stamp}L AS stamp"), mode="overwrite")
+    time.sleep(2)
+    done.set()
+    for r in readers:
+        r.join(timeout=300)
+    assert not errors, errors
+    assert len(answers) >= 2
+    assert all(n == 100 and lo == hi for n, lo, hi in answers), answers
 
 
 @pytest.mark.parametrize("statement", [
@@ -105,9 +187,45 @@ def test_port_in_use_and_missing_lake_are_one_line(server, tmp_path):
     assert missing.returncode == 1 and len(errors) == 1 and "no lake" in errors[0], err
 
 
-def test_sigterm_stops_the_server(server):
-    _, port, proc, lines = server
+def test_sigterm_stops_the_server_and_the_catalog_persists_for_other_sessions(server, tmp_path):
+    lake, port, proc, lines = server
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=180) == 0, proc.stderr.read()[-3000:]
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
+    assert not (Path(lake.root) / "_metastore" / "pe-catalog.pid").exists()
+    # a new Spark session on the same metastore (what spark-sql would be) sees the tables and views by name,
+    # registering nothing itself
+    script = tmp_path / "reader.py"
+    script.write_text(
+        "import sys\n"
+        "from jobs.config import load_config\n"
+        "from jobs.serve_sql import catalog_settings\n"
+        "from jobs.spark import get_spark\n"
+        "cfg = load_config(lake=sys.argv[1], overrides={'spark': {'master': 'local[1]'}})\n"
+        "cfg = cfg.model_copy(update={'spark': cfg.spark.model_copy(update={'conf': catalog_settings(cfg)})})\n"
+        "spark = get_spark(cfg, app_name='reader')\n"
+        f"print('ROWS', [tuple(r) for r in spark.sql({JOIN!r}).collect()])\n")
+    out = subprocess.run([sys.executable, str(script), lake.root], capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert "ROWS [('a', 30.0), ('b', 30.0), ('c', 30.0)]" in out.stdout, out.stderr[-3000:]
+
+
+def test_pe_catalog_registers_once_and_leaves_a_served_catalog_to_its_server(tmp_path, spark):
+    import datetime as dt
+
+    from jobs.serve_sql import PID_FILE
+
+    lake = make_sql_lake(spark, str(tmp_path / "lake"))
+    meta = tmp_path / "lake" / "_metastore"
+    meta.mkdir()
+    (meta / PID_FILE).write_text(f"{os.getpid()}\n")  # a live process (this one) holds it
+    held = pe("--lake", lake.root, "catalog")
+    out, err = held.communicate(timeout=300)
+    assert held.returncode == 0 and f"pe serve-sql (pid {os.getpid()}) holds" in out, out + err
+    (meta / PID_FILE).write_text("999999999\n")  # a holder that is gone
+    t0 = dt.datetime.now()
+    fresh = pe("--lake", lake.root, "catalog")
+    out, err = fresh.communicate(timeout=900)
+    assert fresh.returncode == 0 and "tables and views registered in" in out, out + err[-3000:]
+    assert (meta / "metastore_db").is_dir() and not (meta / PID_FILE).exists(), dt.datetime.now() - t0

@@ -7,6 +7,9 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.WeakHashMap;
+
+import org.apache.spark.sql.SparkSession;
 
 /**
  * What the guard allows, set from the driver's Python (py4j), never from SQL: whether DML is allowed, whether
@@ -15,6 +18,9 @@ import java.util.TreeSet;
  */
 public final class Policy {
     private static volatile Policy current;
+    /** Sessions the driver's own code uses to keep the catalog current (never a client's session). */
+    private static final Set<SparkSession> exempt = Collections.synchronizedSet(
+            Collections.newSetFromMap(new WeakHashMap<>()));
 
     final boolean write;
     final boolean allowUse;
@@ -48,6 +54,19 @@ public final class Policy {
 
     public static Policy current() {
         return current;
+    }
+
+    /**
+     * Let ``session`` run statements unchecked while a policy is active: the server's catalog refresher
+     * re-creates views (DDL) in a session of its own. Only code holding the session object (the driver's
+     * Python, over py4j) can name it; SQL cannot, and clients are always given new sessions.
+     */
+    public static void exempt(SparkSession session) {
+        exempt.add(session);
+    }
+
+    static boolean isExempt(SparkSession session) {
+        return exempt.contains(session);
     }
 
     /** The same policy, read-only (EXPLAIN's statement is checked as a query). */
