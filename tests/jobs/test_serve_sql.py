@@ -5,6 +5,7 @@ while it is rewritten each see one whole version; after the stop the catalog per
 Started and stopped by PID. Real Spark, Delta, Derby metastore in the lake."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import signal
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.jobs.sql_lake import make_sql_lake
+from tests.jobs.sql_lake import T0, make_sql_lake
 
 pytestmark = pytest.mark.slow
 
@@ -229,3 +230,23 @@ def test_pe_catalog_registers_once_and_leaves_a_served_catalog_to_its_server(tmp
     out, err = fresh.communicate(timeout=900)
     assert fresh.returncode == 0 and "tables and views registered in" in out, out + err[-3000:]
     assert (meta / "metastore_db").is_dir() and not (meta / PID_FILE).exists(), dt.datetime.now() - t0
+
+
+def test_the_catalog_keeper_recreates_the_views_when_the_champion_changes(spark, tmp_path):
+    """What the server's refresh loop does, in this session's catalog: nothing while nothing changed; a new
+    champion re-creates pe_latest so it prefers that version."""
+    from jobs.serve_sql import CatalogKeeper
+    from tests.jobs.sql_lake import table
+
+    lake = make_sql_lake(spark, str(tmp_path / "lake"))
+    lake.write_arrow("pe_scores", table("pe_scores", [{"video_id": "a", "model_version": "2", "pe_share": 0.9,
+                                                      "scored_at": T0 - dt.timedelta(days=1)}]))
+    champion = {"version": None}
+    keeper = CatalogKeeper(spark, lake.root, lambda: champion["version"])
+    assert "pe_latest" in (keeper.refresh() or [])
+    latest = "SELECT model_version FROM pe_latest WHERE video_id = 'a'"
+    assert keeper.session.sql(latest).first()[0] == "2"  # no champion: the highest model version
+    assert keeper.refresh() is None
+    champion["version"] = "1"  # the older model is promoted back
+    assert "pe_latest" in (keeper.refresh() or [])
+    assert keeper.session.sql(latest).first()[0] == "1"
