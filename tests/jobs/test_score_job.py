@@ -198,7 +198,10 @@ def test_scoring_uses_the_full_window_and_records_the_scoring_config(cfg, lake, 
     """A 30-s sample video, a model trained on 10-s clips: all 30 seconds are scored (clip.max_seconds = 60), the
     window and the scoring_config are stored; a new saliency method or window makes the video a candidate again."""
     from jobs.sample import run_sample
-    from jobs.score import current_scoring_config, run_score
+    from jobs.score import champion_and_plan, run_score
+
+    def current_scoring_config(cfg):  # the id run_score stores: its plan's, over the champion's saved clip
+        return champion_and_plan(cfg)[1].config_id
 
     run_sample(cfg, lake, n_videos=1, seed=3, min_seconds=30, max_seconds=30, width=180, height=320, workers=1,
                audio=False)
