@@ -445,8 +445,3 @@ def _log_to_model_run(cfg: PEConfig, scores: pd.DataFrame, rows: pd.DataFrame) -
         client.log_batch(str(run_ids[0]), metrics=metrics[i:i + 1000])
     return str(run_ids[0])
 
-
-if __name__ == "__main__":  # spark-submit jobs/evaluate.py [options of pe evaluate]
-    from jobs.cli import submit
-
-    submit("evaluate")

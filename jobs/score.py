@@ -20,7 +20,7 @@ and its pe_seconds rows of the same seconds (keys without scoring_config).
 
 A missing or broken model, or executors too small for the model's memory per task (jobs/executor_memory.py),
 fail the job before any table is touched; a bad video never fails it.
-Runnable as ``pe score`` or ``spark-submit jobs/score.py --config conf/cluster.yaml``.
+Runnable as ``pe score`` or ``spark-submit jobs/submit.py score --config conf/cluster.yaml``.
 """
 from __future__ import annotations
 
@@ -28,19 +28,15 @@ import datetime as dt
 import logging
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Sequence
 
-if __package__ in (None, ""):  # spark-submit jobs/score.py: make the repository importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jobs.config import PEConfig  # noqa: E402
-from jobs.contracts import spark_schema  # noqa: E402
-from jobs.lake import Lake, LakeError  # noqa: E402
-from pe_udfs.settings import ScoringPlan  # noqa: E402
+from jobs.config import PEConfig
+from jobs.contracts import spark_schema
+from jobs.lake import Lake, LakeError
+from pe_udfs.settings import ScoringPlan
 
 log = logging.getLogger(__name__)
 
@@ -349,9 +345,3 @@ def _validate_outputs(lake: Lake, cfg: PEConfig) -> None:
 
     check_outputs(lake, cfg, ["pe_scores", "pe_seconds"], run_name="pe-score")
 
-
-
-if __name__ == "__main__":  # spark-submit jobs/score.py [options of pe score]
-    from jobs.cli import submit
-
-    submit("score")
