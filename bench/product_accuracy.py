@@ -55,7 +55,8 @@ def score_one_video(args) -> list[dict]:
     video_id, video_uri, image_uri, truth_rows, product_settings, clip_settings, allowed = args
     from pe_udfs.errors import PEInputError
     from pe_udfs.listing import load_image
-    from pe_udfs.product import drop_unmatched_seconds, listing_features, product_map
+    from pe_udfs.product import drop_unmatched_seconds, listing_features
+    from pe_udfs.product_views import product_map
     from pe_udfs.settings import ClipSettings, ProductSettings
     from pe_udfs.video import sample_video
 

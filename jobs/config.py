@@ -230,6 +230,15 @@ class PEConfig(StrictSettings):
             raise ValueError(f"unknown saliency method {value.method!r}; known: {', '.join(METHODS)}")
         return value
 
+    @field_validator("product")
+    @classmethod
+    def _registered_matcher(cls, value: ProductSettings) -> ProductSettings:
+        from pe_udfs.product import MATCHERS  # the registry is the list of allowed names
+
+        if value.method not in MATCHERS:
+            raise ValueError(f"unknown product method {value.method!r}; known: {', '.join(MATCHERS)}")
+        return value
+
     @field_validator("lake")
     @classmethod
     def _lake_not_empty(cls, v: str) -> str:

@@ -50,7 +50,9 @@ class DecodeSettings(StrictSettings):
 
 
 class ProductSettings(StrictSettings):
-    method: Literal["sift", "orb_hull"] = "sift"
+    # a matcher registered in pe_udfs.product.MATCHERS (sift, orb_hull); the config (jobs.config.PEConfig)
+    # refuses any other name
+    method: str = "sift"
     # the product region (sift): the listing's silhouette (its non-background pixels) projected by the
     # homography, or the whole projected listing rectangle, white margins included (for comparison)
     region: Literal["silhouette", "listing_rect"] = "silhouette"
