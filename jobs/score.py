@@ -273,13 +273,15 @@ def _reject_invalid_inputs(candidates, cfg: PEConfig):
 def _score_on_spark(spark, candidates, cfg: PEConfig, plan: ScoringPlan, champion):
     from pyspark import StorageLevel
 
+    from models.registry import load_engagement_model
     from pe_udfs.udf import RESULT_DDL, ScoringTask, cores_per_task, default_cores, score_partition
 
     parallelism = spark.sparkContext.defaultParallelism
     local = spark.sparkContext.master.startswith("local")
     threads = cores_per_task(default_cores(), parallelism) if local else int(spark.conf.get("spark.task.cpus", "1"))
     task = ScoringTask(
-        model_uri=f"models:/{champion.name}/{champion.version}", tracking_uri=cfg.tracking_uri,
+        load_model=partial(load_engagement_model, f"models:/{champion.name}/{champion.version}",
+                           tracking_uri=cfg.tracking_uri),
         # matching threads per video = cores per task, so concurrent tasks do not oversubscribe the executor
         plan=replace(plan, product=plan.product.model_copy(
             update={"match_workers": plan.product.match_workers or threads})),

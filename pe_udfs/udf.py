@@ -2,7 +2,8 @@
 
     campaign rows (video_id, video_uri, product_id, product_image_uri, view_names, view_uris: the product's
         │  product_images views, joined by the job)
-        │  per Python worker: model loaded once from the MLflow registry (cached), listing features once per
+        │  per Python worker: model loaded once by the task's loader (the job binds it to one registered
+        │  version; no import of models here: this layer is below it), listing features once per
         │  product image (pe_udfs.product_views.ListingCache), torch and OpenCV threads = cores per task; clips
         │  sampled as the run's ScoringPlan says (the model's fps and size over the scoring window)
         ▼
@@ -54,8 +55,10 @@ SCORE_COLUMNS = ("pe_raw", "pe_share", "pe_lift", "e_score", "p_score", "pe_raw_
 class ScoringTask:
     """Everything a worker needs to score (plain, picklable data; shipped to executors in the closure)."""
 
-    model_uri: str  # a fixed version (models:/name/N), never an alias: the alias may move during the run
-    tracking_uri: str
+    # device → the engagement model (``.module``: torch module, ``.device``: where it runs), called once per
+    # worker as load_model(device=...); picklable, bound to a fixed version, never an alias (the alias may move
+    # during the run): the job passes functools.partial(models.registry.load_engagement_model, "models:/name/N", ...)
+    load_model: Callable[..., Any]
     plan: ScoringPlan  # the run's sampling, window, product and saliency settings, resolved on the driver
     device: str = "auto"
     cores: int = 1  # CPU cores this task may use: torch's threads and OpenCV's (Spark runs tasks side by side)
@@ -102,14 +105,13 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
     import cv2
     import torch
 
-    from models.registry import load_engagement_model
     from pe_udfs.score import score_video
 
     # Threads = the task's cores for both libraries: with their defaults (every core of the machine) the tasks
     # side by side on an executor oversubscribe its cores.
     torch.set_num_threads(max(1, task.cores))
     cv2.setNumThreads(max(1, task.cores))
-    loaded = load_engagement_model(task.model_uri, tracking_uri=task.tracking_uri, device=task_device(task.device))
+    loaded = task.load_model(device=task_device(task.device))
     clip, product = task.plan.clip, task.plan.product
     saliency = _fixed_chunk(task.plan, loaded, task.gpu_share)
     journal = CrashJournal(task.crash_journal, task.max_crashes) if task.crash_journal else None
