@@ -32,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def truth_mask(row, size: int = 224) -> np.ndarray:
@@ -147,7 +147,7 @@ def summarize(rows: list[dict]) -> dict:
     partial = [r for r in seconds if r["drawn"] and not r["visible"]]
     ious = np.array([r["iou"] for r in visible], float)
     found_ious = [r["iou"] for r in visible if r["found"]]
-    share = lambda rs: sum(r["found"] for r in rs) / len(rs) if rs else float("nan")  # noqa: E731
+    share = lambda rs: sum(r["found"] for r in rs) / len(rs) if rs else float("nan")
     return {
         "errors": errors, "rows": rows,
         "visible_seconds": len(visible), "absent_seconds": len(absent), "partial_seconds": len(partial),

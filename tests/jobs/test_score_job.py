@@ -102,7 +102,7 @@ def test_scores_good_videos_records_bad_ones_and_rerun_is_a_noop(cfg, lake, spar
     assert len(seconds) == 12 and seconds.groupby("video_id")["second"].apply(sorted).map(list).eq([[0, 1, 2]] * 4).all()
     by_video = seconds.groupby("video_id")["e_mass"].sum().sort_index()
     np.testing.assert_allclose(by_video.values, scores["e_score"].values, rtol=1e-6)
-    assert seconds.set_index(["video_id", "second"]).loc[("v0", 0), "product_found"] == False  # noqa: E712
+    assert seconds.set_index(["video_id", "second"]).loc[("v0", 0), "product_found"] == False
 
     errors = lake.read_pandas("scoring_errors").set_index("video_id").sort_index()
     assert list(errors.index) == ["v_corrupt", "v_missing"]

@@ -256,7 +256,7 @@ def test_product_region_is_the_projected_silhouette_or_the_listing_rectangle():
     h, w = truth.shape
     H = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), QUAD)
     true_sil = silhouette_mask(truth.astype(np.uint8) * 255, H, 512, 384, 224).astype(bool)
-    iou = lambda a, b: (a & b).sum() / (a | b).sum()  # noqa: E731
+    iou = lambda a, b: (a & b).sum() / (a | b).sum()
     assert iou(masks["listing_rect"], rect) > 0.95
     assert iou(masks["silhouette"], true_sil) > 0.85 and iou(masks["listing_rect"], true_sil) < 0.75
     assert masks["silhouette"].sum() < 0.8 * masks["listing_rect"].sum()
