@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Optional, Sequence
 
 import typer
+from typer._click import Context as ClickContext  # typer's own click: what TyperGroup.invoke is typed with
 from typer.core import TyperGroup
 
 from jobs.commands import data, model, scoring
@@ -42,7 +43,7 @@ class OneLineErrors(TyperGroup):
         except typer.TyperException as e:  # a mistyped root option
             _report(e, debug)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):

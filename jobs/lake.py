@@ -209,7 +209,7 @@ class Lake:
         import pandas as pd
 
         df = self.read(name, version)
-        frame = df.select(*(columns or df.columns)).toPandas()
+        frame: pd.DataFrame = df.select(*(columns or df.columns)).toPandas()
         for col in frame.columns:
             if pd.api.types.is_datetime64_dtype(frame[col]) and frame[col].dt.tz is None:
                 frame[col] = frame[col].dt.tz_localize("UTC")
@@ -281,7 +281,7 @@ class Lake:
                         "committed": False}
             on = " AND ".join([f"t.`{k}` <=> s.`{k}`" for k in keys] + ([f"t.{key_filter}"] if key_filter else []))
             write_id = uuid.uuid4().hex
-            tries = []
+            tries: list[int] = []  # one entry per conflicting attempt
 
             def run_merge():
                 self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", commit_metadata(metadata, "merge", write_id))
@@ -352,7 +352,8 @@ class Lake:
             location = self.path(name)
             if spark.catalog.tableExists(f"{database}.{name}" if database else name):
                 try:
-                    current = spark.sql(f"DESCRIBE DETAIL {ident}").first()["location"]
+                    detail = spark.sql(f"DESCRIBE DETAIL {ident}").first()
+                    current = detail["location"] if detail is not None else None
                 except Exception:  # registered for a location that is gone
                     current = None
                 if current is not None and same_location(current, location):

@@ -279,6 +279,7 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, plan: ScoringPlan, champio
     parallelism = spark.sparkContext.defaultParallelism
     local = spark.sparkContext.master.startswith("local")
     threads = cores_per_task(default_cores(), parallelism) if local else int(spark.conf.get("spark.task.cpus", "1"))
+    journal = _crash_journal_folder(cfg)
     task = ScoringTask(
         load_model=partial(load_engagement_model, f"models:/{champion.name}/{champion.version}",
                            tracking_uri=cfg.tracking_uri),
@@ -288,7 +289,7 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, plan: ScoringPlan, champio
         device=cfg.device,
         cores=threads, allowed_schemes=tuple(cfg.io.allowed_schemes), allowed_roots=tuple(cfg.allowed_roots),
         gpu_share=float(spark.conf.get("spark.task.resource.gpu.amount", "1")),
-        crash_journal=_crash_journal_folder(cfg),
+        crash_journal=journal,
     )
     # Same product together (listing features are cached per worker), many small tasks for balance/progress.
     rows = candidates.sort_values(["product_id", "video_id"]).reset_index(drop=True)
@@ -306,7 +307,7 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, plan: ScoringPlan, champio
     try:
         results.count()  # score now, once; the three writes below read the persisted rows
     finally:
-        shutil.rmtree(task.crash_journal, ignore_errors=True)
+        shutil.rmtree(journal, ignore_errors=True)
     return results
 
 

@@ -176,7 +176,9 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
         timings["train_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         net.to("cpu")
-        baseline_value = float(by_split["train"].agg(F.avg("label")).first()[0])  # the constant: train mean
+        train_mean = by_split["train"].agg(F.avg("label")).first()  # one row: an aggregate without grouping
+        assert train_mean is not None
+        baseline_value = float(train_mean[0])  # the constant: train mean
         report = evaluate_predictions(labels, preds, baseline_value=baseline_value)
         champ_report = None
         if evidence is not None and evidence.predictions is not None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,7 +60,7 @@ class SpecFit:
     r2: float = float("nan")
     adj_r2: float = float("nan")
     coefs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    results: object | None = None
+    results: Any = None  # statsmodels' RegressionResultsWrapper (statsmodels ships no types)
     product_ids: list[str] = field(default_factory=list)
     skipped: str | None = None
 

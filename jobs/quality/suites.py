@@ -85,7 +85,8 @@ def run_suite(ctx, suite: Suite, frame: pd.DataFrame, result_format: str, docs: 
         gx_suite.add_expectation(check.expectation)
     definition = ctx.validation_definitions.add(
         gx.ValidationDefinition(name=suite.table, data=batch, suite=gx_suite))
-    actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["lake"])] if docs else []
+    actions: list[gx.checkpoint.ValidationAction] = (
+        [gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["lake"])] if docs else [])
     checkpoint = ctx.checkpoints.add(gx.Checkpoint(
         name=f"{suite.table}_checkpoint", validation_definitions=[definition], actions=actions,
         result_format={"result_format": result_format}))
@@ -103,7 +104,8 @@ def suite_failures(suite: Suite, validation) -> list[FailedExpectation]:
         if er.success:
             continue
         cfg = er.expectation_config
-        check = by_name.get((cfg.meta or {}).get("check"))
+        check_name = (cfg.meta or {}).get("check")
+        check = by_name.get(check_name) if check_name else None
         kw = cfg.kwargs
         cols = tuple(kw.get("column_list") or [c for c in (kw.get("column"), kw.get("column_A"), kw.get("column_B")) if c])
         info = er.exception_info or {}

@@ -82,13 +82,14 @@ class Mp4Writer:
         self._audio_src = None
         self._audio_packets: list = []
         if audio:
-            self._audio_src = av.open(io.BytesIO(soundtrack_m4a()))
+            self._audio_src = av.open(io.BytesIO(soundtrack_m4a()), "r")
             src_stream = self._audio_src.streams.audio[0]
             self._audio = self._container.add_stream_from_template(src_stream)
             tb = src_stream.time_base
+            assert tb is not None  # an audio stream read from a file has one
             end = Fraction(n_frames, fps)
             for packet in self._audio_src.demux(src_stream):
-                if packet.dts is None:
+                if packet.dts is None or packet.pts is None:  # a flush packet carries no data
                     continue
                 if packet.pts * tb >= end:
                     break
