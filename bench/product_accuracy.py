@@ -18,7 +18,7 @@ With orb_hull's ``drop_unmatched_seconds`` (the authors' code) the map is compar
 score uses: mask k (from the k-th second where the product was found) against truth second k, and the seconds
 after the K kept ones as not found — the misalignment is part of what that setting costs.
 
-Goals (issue 4): median IoU ≥ 0.7 on visible seconds, ≤ 2% of absent seconds found. Last line:
+Goals: median IoU ≥ 0.7 on visible seconds, ≤ 2% of absent seconds found. Last line:
 ``product_accuracy median_iou=<x> absent_found=<share> visible_found=<share> videos=<n>``.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Delta Lake tables through delta-spark (DESIGN §4): every read, write and upsert runs in Spark.
+"""Delta Lake tables through delta-spark: every read, write and upsert runs in Spark.
 
 * **read**: ``format("delta")``, optionally ``versionAsOf`` (time travel).
 * **write**: ``format("delta")`` append or overwrite, exactly one commit; with an app id and version the

@@ -5,7 +5,7 @@ Both inputs end up in the same shape, so the first and second stage never know w
 * the paper's public panel (``sales_panel.parquet`` + ``search_index.parquet``): :func:`load_paper_panel`;
 * the lake's ``taobao_sales`` + ``campaign_videos`` + ``pe_scores``: :func:`panel_from_lake_frames`.
 
-Paper-faithful details (DESIGN §9, checked against its Table 4):
+Paper-faithful details (checked against the paper's Table 4):
 
 * a product is **treated** when its treatment flag changes inside the panel (0 < mean < 1); products whose
   flag never changes are the **controls**;

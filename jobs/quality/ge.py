@@ -26,7 +26,7 @@ def expectations():
 
 def import_gx():
     """Import Great Expectations, turning a silent ``sys.exit`` during import (pyspark's Spark Connect
-    dependency check, DESIGN §8) or a broken install into a :class:`QualityError`."""
+    dependency check, which a missing optional dependency ends that way) or a broken install into a :class:`QualityError`."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     try:
         import great_expectations as gx

@@ -1,6 +1,6 @@
 """Deterministic H.264 MP4 writing with PyAV (libx264 + an AAC soundtrack), the shape of a TikTok upload.
 
-OpenCV's wheels cannot write H.264 (DESIGN §8); PyAV's wheels bundle FFmpeg with libx264 and AAC.
+OpenCV's wheels cannot write H.264; PyAV's wheels bundle FFmpeg with libx264 and AAC.
 Settings: yuv420p, ``g = fps`` (a keyframe every second, so 1-fps samplers can seek), x264 preset
 ``ultrafast`` and constant quantiser 28 (speed: a 200-video campaign must render in minutes; constant QP
 encodes ~25% faster than CRF here at a similar ~0.9 Mb/s), one encoder thread (x264's frame threading
