@@ -116,10 +116,9 @@ def run_ingest(cfg: PEConfig, kind: str, source: str | None = None, *, folder: s
         meta = {"pe.job": "ingest", "pe.run_id": run_id, "pe.source": shown}
         if summary.good:
             merged = lake.merge(spec.table, good, metadata=meta)
-            summary.inserted, summary.updated = merged["num_target_rows_inserted"], merged["num_target_rows_updated"]
-            summary.version = merged["version"]
+            summary.inserted, summary.updated, summary.version = merged.inserted, merged.updated, merged.version
         if summary.rejected:
-            summary.rejects_version = lake.merge("ingest_rejects", rejects, metadata=meta)["version"]
+            summary.rejects_version = lake.merge("ingest_rejects", rejects, metadata=meta).version
         return summary
     finally:
         checked.unpersist()
