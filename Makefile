@@ -42,7 +42,8 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt r
 demo: install
 	$(VENV)/bin/pe demo
 
-# pyflakes + import order (ruff; `ruff check --fix .` repairs both) and types of pe_udfs and models (mypy);
+# pyflakes, import order and unused `# noqa` (ruff; `ruff check --fix .` repairs all three) and types of
+# pe_udfs, models and jobs (mypy);
 # their settings are in pyproject.toml.
 lint: install
 	$(VENV)/bin/ruff check .

@@ -85,7 +85,7 @@ def main() -> int:
         m = lake.merge("pe_seconds", night)
         dt = time.perf_counter() - t0
         night.unpersist()
-        assert m["num_target_rows_inserted"] == args.night_videos * per_video, m
+        assert m.inserted == args.night_videos * per_video, m
         return dt
 
     results = {}

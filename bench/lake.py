@@ -21,9 +21,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jobs.config import load_config  # noqa: E402
-from jobs.lake import Lake  # noqa: E402
-from jobs.spark import get_spark  # noqa: E402
+from jobs.config import load_config
+from jobs.lake import Lake
+from jobs.spark import get_spark
 
 
 def main() -> None:

@@ -20,9 +20,9 @@ from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from bench.product_accuracy import ABLATION  # noqa: E402
+from bench.product_accuracy import ABLATION
 
 
 def score_settings(args) -> dict:

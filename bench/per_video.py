@@ -23,15 +23,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import cv2
+import numpy as np
+import torch
 
-from pe_udfs.product import listing_features  # noqa: E402
-from pe_udfs.saliency import resolve_device  # noqa: E402
-from pe_udfs.score import score_video  # noqa: E402
-from pe_udfs.settings import ClipSettings, ProductSettings, SaliencySettings  # noqa: E402
-from pe_udfs.video import clip_tensor, sample_video  # noqa: E402
+from pe_udfs.product import listing_features
+from pe_udfs.saliency import resolve_device
+from pe_udfs.score import score_video
+from pe_udfs.settings import ClipSettings, ProductSettings, SaliencySettings
+from pe_udfs.video import clip_tensor, sample_video
 
 WIDTH, HEIGHT, FPS = 360, 640, 30
 
@@ -206,7 +206,7 @@ def main() -> None:
             r = score_video(path, listing, model=model, clip=clip, product=product_settings, saliency=saliency,
                             device=device)
             full_runs.append(r.timings)
-        med = lambda xs: statistics.median(xs)  # noqa: E731
+        med = lambda xs: statistics.median(xs)
         row = {"video": os.path.basename(path), "seconds": r.n_seconds, "found": r.product_found_seconds,
                "decode_only": med([b[0] for b in base_runs]), "fwd_bwd": med([b[1] for b in base_runs]),
                **{k: med([f[k] for f in full_runs]) for k in ("decode", "product", "saliency", "pe", "total")}}

@@ -18,7 +18,7 @@ With orb_hull's ``drop_unmatched_seconds`` (the authors' code) the map is compar
 score uses: mask k (from the k-th second where the product was found) against truth second k, and the seconds
 after the K kept ones as not found — the misalignment is part of what that setting costs.
 
-Goals (issue 4): median IoU ≥ 0.7 on visible seconds, ≤ 2% of absent seconds found. Last line:
+Goals: median IoU ≥ 0.7 on visible seconds, ≤ 2% of absent seconds found. Last line:
 ``product_accuracy median_iou=<x> absent_found=<share> visible_found=<share> videos=<n>``.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def truth_mask(row, size: int = 224) -> np.ndarray:
@@ -55,7 +55,8 @@ def score_one_video(args) -> list[dict]:
     video_id, video_uri, image_uri, truth_rows, product_settings, clip_settings, allowed = args
     from pe_udfs.errors import PEInputError
     from pe_udfs.listing import load_image
-    from pe_udfs.product import drop_unmatched_seconds, listing_features, product_map
+    from pe_udfs.product import drop_unmatched_seconds, listing_features
+    from pe_udfs.product_views import product_map
     from pe_udfs.settings import ClipSettings, ProductSettings
     from pe_udfs.video import sample_video
 
@@ -146,7 +147,7 @@ def summarize(rows: list[dict]) -> dict:
     partial = [r for r in seconds if r["drawn"] and not r["visible"]]
     ious = np.array([r["iou"] for r in visible], float)
     found_ious = [r["iou"] for r in visible if r["found"]]
-    share = lambda rs: sum(r["found"] for r in rs) / len(rs) if rs else float("nan")  # noqa: E731
+    share = lambda rs: sum(r["found"] for r in rs) / len(rs) if rs else float("nan")
     return {
         "errors": errors, "rows": rows,
         "visible_seconds": len(visible), "absent_seconds": len(absent), "partial_seconds": len(partial),

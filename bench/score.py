@@ -138,8 +138,8 @@ def main() -> None:
     # loop: the first N=small videos (the job's --limit takes the same, by video_id)
     loaded = load_engagement_model(tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name, device="cpu")
     torch.set_num_threads(os.cpu_count() or 1)
-    task = ScoringTask(model_uri="", tracking_uri=cfg.tracking_uri, product=cfg.product.model_dump(),
-                       saliency=cfg.saliency.model_dump(), allowed_roots=tuple(cfg.allowed_roots))
+    task = ScoringTask(load_model=lambda device: loaded, plan=cfg.scoring_plan(loaded.clip),
+                       allowed_roots=tuple(cfg.allowed_roots))
     t = time.perf_counter()
     for row in small.itertuples():
         score_video(row.video_uri, listing_for(row.product_image_uri, task), model=loaded.module, clip=loaded.clip,

@@ -26,8 +26,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 
 def per_video(truth: pd.DataFrame) -> pd.DataFrame:
@@ -47,7 +47,7 @@ def label_fit(labels: pd.DataFrame, videos: pd.DataFrame) -> tuple[float, float]
     y = np.log1p(df["shares"].to_numpy(np.float64))
     x = df["true_engagement"].to_numpy(np.float64)
     groups = df["influencer_id"].to_numpy()
-    demean = lambda v: v - pd.Series(v).groupby(groups).transform("mean").to_numpy()  # noqa: E731
+    demean = lambda v: v - pd.Series(v).groupby(groups).transform("mean").to_numpy()
     y, x = demean(y), demean(x)
     r2 = float(np.corrcoef(x, y)[0, 1] ** 2)
     return r2, r2 / max(1e-12, 1 - r2)

@@ -11,24 +11,20 @@
               <lake>/reports/analysis/<run>/ (or --out)
 
 The paper's panel is internal validation data: by default its lifts are not written to ``sales_lift``
-(``--write-table`` forces it). Runnable as ``pe analyze`` or ``spark-submit jobs/analyze.py``.
+(``--write-table`` forces it). Runnable as ``pe analyze`` or ``spark-submit jobs/submit.py analyze``.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-if __package__ in (None, ""):  # spark-submit jobs/analyze.py: make the repository importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from jobs.analysis import (  # noqa: E402
+from jobs.analysis import (
     LIFT_SCHEMA,
     AnalysisError,
     AnalysisResult,
@@ -41,10 +37,10 @@ from jobs.analysis import (  # noqa: E402
     second_stage,
     write_report,
 )
-from jobs.analysis.panel import SalesSource  # noqa: E402
-from jobs.analysis.render import ReportFiles  # noqa: E402
-from jobs.config import PEConfig  # noqa: E402
-from jobs.lake import Lake  # noqa: E402
+from jobs.analysis.panel import SalesSource
+from jobs.analysis.render import ReportFiles
+from jobs.config import PEConfig
+from jobs.lake import Lake
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +247,3 @@ def _report_folder(cfg: PEConfig, run: str) -> str:
                             f"the lake {cfg.lake_path} is not a local folder: pass --out DIR for the report")
     return os.path.join(cfg.lake_path, "reports", "analysis", run)
 
-
-if __name__ == "__main__":  # spark-submit jobs/analyze.py [options of pe analyze]
-    from jobs.cli import submit
-
-    submit("analyze")

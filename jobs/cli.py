@@ -6,23 +6,23 @@ here, once: a :class:`pe_udfs.errors.PEError` (and a mistyped option) is printed
 command or its inputs, 1: anything else). Anything else is an internal error, also one line. ``--debug``
 shows the traceback instead.
 
-Job files run the same command functions under ``spark-submit`` (``spark-submit jobs/score.py --config
-conf/cluster.yaml``): their ``__main__`` calls :func:`submit`.
+Under ``spark-submit`` the same app runs through :mod:`jobs.submit` (``spark-submit jobs/submit.py score
+--config conf/cluster.yaml``).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, NoReturn, Optional, Sequence
 
 import typer
+from typer._click import Context as ClickContext  # typer's own click: what TyperGroup.invoke is typed with
 from typer.core import TyperGroup
 
 from jobs.commands import data, model, scoring
 from jobs.commands.context import State
 from pe_udfs.errors import PEError
 
-#: Options of the root command; :func:`submit` moves them in front of the command name.
+#: Options of the root command (taking a value: True); :mod:`jobs.submit` moves them in front of the command name.
 GLOBAL_OPTIONS = {"--config": True, "-c": True, "--lake": True, "--debug": False}
 
 
@@ -43,7 +43,7 @@ class OneLineErrors(TyperGroup):
         except typer.TyperException as e:  # a mistyped root option
             _report(e, debug)
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
@@ -102,24 +102,6 @@ app.command()(scoring.demo)
 def run(argv: Sequence[str] | None = None) -> None:
     """The ``pe`` console script."""
     app(args=list(argv) if argv is not None else None, prog_name="pe")
-
-
-def submit(command: str, argv: Sequence[str] | None = None) -> None:
-    """``spark-submit jobs/<job>.py [--config FILE] [--lake DIR] [options]``: run ``pe <command>`` with the
-    same arguments (the global options may come anywhere)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    front: list[str] = []
-    rest: list[str] = []
-    while args:
-        arg = args.pop(0)
-        name = arg.split("=", 1)[0]
-        if name in GLOBAL_OPTIONS:
-            front.append(arg)
-            if GLOBAL_OPTIONS[name] and "=" not in arg and args:
-                front.append(args.pop(0))
-        else:
-            rest.append(arg)
-    run([*front, command, *rest])
 
 
 if __name__ == "__main__":

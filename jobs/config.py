@@ -21,7 +21,14 @@ from pydantic import Field, ValidationError, field_validator
 
 from models.settings import ModelSettings, TrainSettings
 from pe_udfs.errors import PEError
-from pe_udfs.settings import ClipSettings, DecodeSettings, ProductSettings, SaliencySettings, StrictSettings
+from pe_udfs.settings import (
+    ClipSettings,
+    DecodeSettings,
+    ProductSettings,
+    SaliencySettings,
+    ScoringPlan,
+    StrictSettings,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = REPO_ROOT / "conf" / "local.yaml"
@@ -235,6 +242,15 @@ class PEConfig(StrictSettings):
             raise ValueError(f"unknown saliency method {value.method!r}; known: {', '.join(METHODS)}")
         return value
 
+    @field_validator("product")
+    @classmethod
+    def _registered_matcher(cls, value: ProductSettings) -> ProductSettings:
+        from pe_udfs.product import MATCHERS  # the registry is the list of allowed names
+
+        if value.method not in MATCHERS:
+            raise ValueError(f"unknown product method {value.method!r}; known: {', '.join(MATCHERS)}")
+        return value
+
     @field_validator("lake")
     @classmethod
     def _lake_not_empty(cls, v: str) -> str:
@@ -282,6 +298,13 @@ class PEConfig(StrictSettings):
     @property
     def allowed_roots(self) -> list[str]:
         return [os.path.abspath(r) if "://" not in r else r for r in self.io.allowed_roots] or [self.lake_path]
+
+    def scoring_plan(self, model_clip: ClipSettings | None) -> ScoringPlan:
+        """This run's scoring settings over the model's saved sampling (``model_clip``: a loaded model's
+        ``clip``; None when no model takes part, as in ``pe score-video --product-only``: the configured clip).
+        ``pe score`` and ``pe score-video`` both build their plan here, once per run."""
+        return ScoringPlan.resolve(model_clip or self.clip, window_seconds=self.clip.max_seconds,
+                                   product=self.product, saliency=self.saliency, decode=self.decode)
 
 
 def _format_error(err: ValidationError, source: str) -> str:

@@ -1,4 +1,4 @@
-"""Table contracts (DESIGN §5): every lake table's schema, key and partitioning, defined once.
+"""Table contracts: every lake table's schema, key and partitioning, defined once.
 
 Names and meanings are the contract; columns may be added. Schemas are Spark DDL so they read like SQL;
 :func:`spark_schema` turns one into a ``StructType`` and :func:`arrow_schema` into a ``pyarrow.Schema``

@@ -78,6 +78,7 @@ def run_demo(cfg: PEConfig, *, videos: int = DEMO_VIDEOS, seed: int = DEMO_SEED,
 
     step("2/6 train the engagement model (Spark → petastorm → PyTorch, MLflow)")
     trained = run_training(cfg, lake, echo=lambda s: echo(f"   {s}"))
+    assert trained is not None  # only a features-only run returns nothing
     if not trained.promoted:
         # a demo campaign is small: the gate may well refuse its model. The demo still shows the rest of the
         # pipeline, with the model promoted by hand and the warning logged, as a user would do it.

@@ -156,7 +156,7 @@ def evaluate_video(task: dict, *, cfg: dict) -> dict:
         return {"error": f"{e.stage}/{e.reason}: {e}"}
     masks = product_masks(task["quads"], silhouette, clip.size)
     k = min(n, video.n_seconds)
-    shares = baseline_shares(video.model_frames[:k], masks[:k], cfg.get("baselines"))
+    shares: dict[str, float | None] = {**baseline_shares(video.model_frames[:k], masks[:k], cfg.get("baselines"))}
     if cfg.get("methods") and task.get("with_methods", True):
         shares.update(method_shares(video.model_frames[:k], masks[:k], cfg))
     truth = [None if p is None else cv2.resize(cv2.imdecode(np.frombuffer(base64.b64decode(p), np.uint8),
@@ -345,7 +345,7 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
                      for vid, t in tasks]
     n_parts = max(1, min(len(tasks), spark.sparkContext.defaultParallelism * 4))
     df = spark.createDataFrame(pd.DataFrame(tasks, columns=["video_id", "task"])).repartition(n_parts)
-    results = df.mapInPandas(partial(evaluate_partition, cfg=job_cfg), schema=RESULT_DDL).toPandas()
+    results: pd.DataFrame = df.mapInPandas(partial(evaluate_partition, cfg=job_cfg), schema=RESULT_DDL).toPandas()
 
     per_video, second_rows, errors = [], [], []
     for r in results.itertuples():
@@ -445,8 +445,3 @@ def _log_to_model_run(cfg: PEConfig, scores: pd.DataFrame, rows: pd.DataFrame) -
         client.log_batch(str(run_ids[0]), metrics=metrics[i:i + 1000])
     return str(run_ids[0])
 
-
-if __name__ == "__main__":  # spark-submit jobs/evaluate.py [options of pe evaluate]
-    from jobs.cli import submit
-
-    submit("evaluate")

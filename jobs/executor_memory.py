@@ -1,7 +1,7 @@
 """Does the scoring job fit its executors? Memory per scoring task against what Spark gives Python workers.
 
     champion's backbone ─► pe_udfs.memory.frame_footprint ─┐
-    champion's clip window (S seconds), saliency.frame_chunk ─► worker_memory ─► bytes per task
+    the run's ScoringPlan: scoring window (S frames), saliency.frame_chunk ─► worker_memory ─► bytes per task
     Spark conf ─► executor_budget ─► tasks per executor, bytes for their Python workers ─┘
                                                    need × tasks > budget ─► ExecutorMemoryError (one line)
 
@@ -16,7 +16,8 @@ import math
 import os
 from dataclasses import dataclass
 
-from jobs.config import ConfigError, PEConfig
+from jobs.config import ConfigError
+from pe_udfs.settings import ScoringPlan
 
 __all__ = ["ExecutorMemoryError", "ExecutorBudget", "MemoryPlan", "executor_budget", "plan_scoring_memory"]
 
@@ -79,30 +80,31 @@ def executor_budget(conf: dict[str, str], *, local: bool, parallelism: int, mach
                           "the default executor memory overhead (spark.executor.pyspark.memory unset)")
 
 
-def plan_scoring_memory(cfg: PEConfig, champion, budget: ExecutorBudget) -> MemoryPlan:
-    """Memory per scoring task for ``champion`` (a registry LoadedModel: backbone, saved clip settings) under
-    ``cfg.saliency``; raises :class:`ExecutorMemoryError` when ``budget`` cannot hold its tasks."""
+def plan_scoring_memory(plan: ScoringPlan, champion, budget: ExecutorBudget) -> MemoryPlan:
+    """Memory per scoring task for ``champion`` (a registry LoadedModel: its backbone name and module) under the
+    run's ``plan`` (the scoring window, not the shorter one the model may have trained on, and the saliency
+    settings); raises :class:`ExecutorMemoryError` when ``budget`` cannot hold its tasks."""
     from pe_udfs.memory import format_size, frame_footprint, worker_memory
     from pe_udfs.saliency import CPU_FRAME_CHUNK
 
-    clip = champion.clip
-    seconds = max(1, math.ceil(clip.max_seconds * clip.fps))
-    chunk = cfg.saliency.frame_chunk or CPU_FRAME_CHUNK  # on a GPU the chunk's graph leaves host memory: an upper bound
+    clip = plan.clip
+    seconds = plan.frames
+    chunk = plan.saliency.frame_chunk or CPU_FRAME_CHUNK  # on a GPU the chunk's graph leaves host memory: an upper bound
     footprint = frame_footprint(champion.module.backbone, (clip.size, clip.size))
     match_w = clip.match_max_width
     per_task = worker_memory(footprint, seconds=seconds, chunk=min(chunk, seconds),
                              match_size=(match_w, math.ceil(match_w * 16 / 9)))  # worst case: 9:16 at the cap
-    plan = MemoryPlan(champion.backbone, seconds, min(chunk, seconds), per_task, budget)
-    if plan.needed > budget.bytes:
+    memory = MemoryPlan(champion.backbone, seconds, min(chunk, seconds), per_task, budget)
+    if memory.needed > budget.bytes:
         # Not spark.executor.pyspark.memory: Spark enforces it as an address-space limit (RLIMIT_AS), and torch
         # reserves more address space than it uses, so `import torch` fails under any realistic value.
-        fix = (f"give Python workers at least {math.ceil(plan.needed / 2**30)}g with spark.executor.memoryOverhead "
+        fix = (f"give Python workers at least {math.ceil(memory.needed / 2**30)}g with spark.executor.memoryOverhead "
                "(and leave spark.executor.pyspark.memory unset: it is an address-space limit torch cannot live "
                "under)" if not budget.source.startswith("this machine") else "lower spark.master's core count")
         per_frame = format_size(footprint.graph_per_frame)
-        raise ExecutorMemoryError("executor_memory", f"scoring cannot fit: {plan.line()}; {fix}, run fewer tasks per executor, or lower "
+        raise ExecutorMemoryError("executor_memory", f"scoring cannot fit: {memory.line()}; {fix}, run fewer tasks per executor, or lower "
                                   f"saliency.frame_chunk (each frame of it ≈ {per_frame})")
-    return plan
+    return memory
 
 
 def machine_memory() -> int:

@@ -96,13 +96,16 @@ def run_ingest(cfg: PEConfig, kind: str, source: str | None = None, *, folder: s
     if folder is not None:
         raw, shown = folder_rows(spark, spec, folder, sidecar, defaults or {}), absolute(folder)
     else:
+        assert source is not None  # exactly one of source and folder, checked above
         shown = absolute(source)
         raw = manifest_rows(spark, spec, shown, fmt, defaults or {})
     checked = checked_rows(raw, spec, cfg, lake, now).cache()
     try:
         summary = IngestSummary(kind, shown, spec.table, run_id, dry_run)
-        summary.rows, summary.rejected = checked.select(
+        counts = checked.select(
             F.count(F.lit(1)), F.coalesce(F.sum(F.when(F.size("_rejects") > 0, 1).otherwise(0)), F.lit(0))).first()
+        assert counts is not None  # an aggregate without grouping has one row
+        summary.rows, summary.rejected = counts
         summary.good = summary.rows - summary.rejected
         rejects = reject_rows(checked, spec, run_id, now)
         summary.reasons = {r["reason"]: r["n"] for r in rejects.groupBy("reason").agg(
@@ -113,10 +116,9 @@ def run_ingest(cfg: PEConfig, kind: str, source: str | None = None, *, folder: s
         meta = {"pe.job": "ingest", "pe.run_id": run_id, "pe.source": shown}
         if summary.good:
             merged = lake.merge(spec.table, good, metadata=meta)
-            summary.inserted, summary.updated = merged["num_target_rows_inserted"], merged["num_target_rows_updated"]
-            summary.version = merged["version"]
+            summary.inserted, summary.updated, summary.version = merged.inserted, merged.updated, merged.version
         if summary.rejected:
-            summary.rejects_version = lake.merge("ingest_rejects", rejects, metadata=meta)["version"]
+            summary.rejects_version = lake.merge("ingest_rejects", rejects, metadata=meta).version
         return summary
     finally:
         checked.unpersist()

@@ -156,7 +156,8 @@ def _uri_udf(allowed_schemes: tuple[str, ...], allowed_roots: tuple[str, ...]):
     normalised, then checked by :func:`pe_udfs.uris.resolve_uri` (scheme, roots, local file exists)."""
     from pyspark.sql.functions import pandas_udf
 
-    @pandas_udf("uri STRING, reason STRING, message STRING")
+    # pyspark's stubs know the old functionType overloads only, not a DDL string with the type hints deciding
+    @pandas_udf("uri STRING, reason STRING, message STRING")  # type: ignore[call-overload]
     def check(uri: pd.Series, base: pd.Series) -> pd.DataFrame:
         return pd.DataFrame([resolve_location(u, b, allowed_schemes, allowed_roots) for u, b in zip(uri, base)],
                             columns=["uri", "reason", "message"])

@@ -76,9 +76,9 @@ def _mapped(df: "DataFrame", spec: Kind, path: str, fmt: str, required: tuple[st
     names: dict[str, str] = {}
     unknown = []
     for c in (c for c in df.columns if c not in ("_seq", BREAKS_BEFORE)):
-        key = c.strip().lstrip("\ufeff").lower()  # a spreadsheet export may start with a byte-order mark
-        key = PANEL_COLUMNS.get(key) if fmt == "panel" else key
-        if fmt == "panel" and key is None:
+        given = c.strip().lstrip("\ufeff").lower()  # a spreadsheet export may start with a byte-order mark
+        key = PANEL_COLUMNS.get(given) if fmt == "panel" else given
+        if key is None:
             continue  # the panel's video, influencer and score columns belong to other tables
         if key not in spec.columns:
             unknown.append(c)

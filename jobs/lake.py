@@ -1,4 +1,4 @@
-"""Delta Lake tables through delta-spark (DESIGN §4): every read, write and upsert runs in Spark.
+"""Delta Lake tables through delta-spark: every read, write and upsert runs in Spark.
 
 * **read**: ``format("delta")``, optionally ``versionAsOf`` (time travel).
 * **write**: ``format("delta")`` append or overwrite, exactly one commit; with an app id and version the
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: The storage API: the class, its results and its errors (defined in :mod:`jobs.lake_errors`).
-__all__ = ["Lake", "TableInfo", "CommitResult", "LakeError", "TableNotFound", "SchemaMismatch", "NotNullViolation"]
+__all__ = ["Lake", "TableInfo", "CommitResult", "MergeResult", "LakeError", "TableNotFound", "SchemaMismatch", "NotNullViolation"]
 
 #: Target size of the files OPTIMIZE writes: small enough that a Z-ordered table has many files, each over a
 #: narrow key range, which a merge's key list can skip (Delta's default is 1 GiB).
@@ -73,6 +73,15 @@ class CommitResult:
     committed: bool  # False when the write was skipped (same app transaction already committed, or no change)
     files: int
     rows: int
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    table: str
+    version: int  # the table version after the merge
+    committed: bool  # False when no row was new or changed (nothing written)
+    inserted: int  # rows added
+    updated: int  # rows whose non-key columns changed
 
 
 class Lake:
@@ -209,7 +218,7 @@ class Lake:
         import pandas as pd
 
         df = self.read(name, version)
-        frame = df.select(*(columns or df.columns)).toPandas()
+        frame: pd.DataFrame = df.select(*(columns or df.columns)).toPandas()
         for col in frame.columns:
             if pd.api.types.is_datetime64_dtype(frame[col]) and frame[col].dt.tz is None:
                 frame[col] = frame[col].dt.tz_localize("UTC")
@@ -250,12 +259,12 @@ class Lake:
         return self.write(name, df, mode, **kw)
 
     def merge(self, name: str, df: "DataFrame", keys: Iterable[str] | None = None, *,
-              ignore_changes_in: Iterable[str] | None = None, metadata: dict | None = None) -> dict:
+              ignore_changes_in: Iterable[str] | None = None, metadata: dict | None = None) -> MergeResult:
         """Upsert ``df`` into ``name`` by ``keys`` (default: the contract's) in at most one commit.
 
         Rows whose key exists are updated only if a non-key, non-volatile column changed; when no row is new
         or changed nothing is committed, so re-running a merge with the same data writes nothing. Returns
-        the counts ``num_target_rows_inserted`` / ``num_target_rows_updated`` and the new ``version``.
+        a :class:`MergeResult`: rows inserted and updated, the table's version after it, whether it committed.
         """
         c = contracts.CONTRACTS.get(name)
         keys = list(keys or (c.keys if c else ()))
@@ -277,11 +286,10 @@ class Lake:
         changes = self._new_or_changed(source, target, keys, compare).cache() if known else source
         try:
             if known and changes.count() == 0:
-                return {"num_target_rows_inserted": 0, "num_target_rows_updated": 0, "version": self.version(name),
-                        "committed": False}
+                return MergeResult(name, self.version(name), committed=False, inserted=0, updated=0)
             on = " AND ".join([f"t.`{k}` <=> s.`{k}`" for k in keys] + ([f"t.{key_filter}"] if key_filter else []))
             write_id = uuid.uuid4().hex
-            tries = []
+            tries: list[int] = []  # one entry per conflicting attempt
 
             def run_merge():
                 self.spark.conf.set("spark.databricks.delta.commitInfo.userMetadata", commit_metadata(metadata, "merge", write_id))
@@ -300,9 +308,9 @@ class Lake:
                 changes.unpersist()
         commit = self._commit_of(name, write_id)
         metrics = (commit or {}).get("operationMetrics") or {}
-        return {"num_target_rows_inserted": int(metrics.get("numTargetRowsInserted", 0)),
-                "num_target_rows_updated": int(metrics.get("numTargetRowsUpdated", 0)),
-                "version": commit["version"] if commit else self.version(name), "committed": commit is not None}
+        return MergeResult(name, commit["version"] if commit else self.version(name), committed=commit is not None,
+                           inserted=int(metrics.get("numTargetRowsInserted", 0)),
+                           updated=int(metrics.get("numTargetRowsUpdated", 0)))
 
     @staticmethod
     def _new_or_changed(source, target, keys, compare) -> "DataFrame":
@@ -352,7 +360,8 @@ class Lake:
             location = self.path(name)
             if spark.catalog.tableExists(f"{database}.{name}" if database else name):
                 try:
-                    current = spark.sql(f"DESCRIBE DETAIL {ident}").first()["location"]
+                    detail = spark.sql(f"DESCRIBE DETAIL {ident}").first()
+                    current = detail["location"] if detail is not None else None
                 except Exception:  # registered for a location that is gone
                     current = None
                 if current is not None and same_location(current, location):

@@ -1,6 +1,6 @@
 """Table maintenance: compact each table's small files (Z-ordered by its merge key where the contract says
 so) and VACUUM files no version within the retention needs. `pe maintain`, and a nightly DAG task after
-scoring; runnable as ``spark-submit jobs/maintain.py --config conf/cluster.yaml``.
+scoring; runnable as ``spark-submit jobs/submit.py maintain --config conf/cluster.yaml``.
 
 Each nightly merge adds a few small files; without compaction reads slow down with every night, and without
 VACUUM replaced files stay on disk forever. Both are safe to run at any time: OPTIMIZE commits a
@@ -9,17 +9,12 @@ older than the retention that no current version references.
 """
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import dataclass
 
-if __package__ in (None, ""):  # spark-submit jobs/maintain.py
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jobs import contracts  # noqa: E402
-from jobs.config import PEConfig  # noqa: E402
-from jobs.lake import Lake, TableNotFound  # noqa: E402
+from jobs import contracts
+from jobs.config import PEConfig
+from jobs.lake import Lake, TableNotFound
 
 
 @dataclass
@@ -63,8 +58,3 @@ def run_maintain(cfg: PEConfig, tables: list[str] | None = None, *, spark=None,
                                     lake.version(name), zorder, time.perf_counter() - t0))
     return out
 
-
-if __name__ == "__main__":  # spark-submit jobs/maintain.py [options of pe maintain]
-    from jobs.cli import submit
-
-    submit("maintain")

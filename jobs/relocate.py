@@ -57,7 +57,8 @@ def run_relocate(cfg: PEConfig, old_root: str, *, spark=None) -> list[Relocated]
         raise UsageError("same_folder", f"--relocated-from {old} is the lake itself; give the folder it was in")
     lake = Lake.from_config(cfg, spark or get_spark(cfg))
     before = _views_ids(lake)
-    out = [_relocate_table(lake, name, cols, old, new_root) for name, cols in URI_COLUMNS.items() if lake.exists(name)]
+    out: list[Relocated | None] = [_relocate_table(lake, name, cols, old, new_root)
+                                   for name, cols in URI_COLUMNS.items() if lake.exists(name)]
     out.append(_carry_views_ids(lake, before, _views_ids(lake)))
     out.append(_relocate_mlflow(cfg, old, new_root))
     return [r for r in out if r is not None]

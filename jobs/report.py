@@ -146,7 +146,7 @@ def write_campaign_report(cfg, lake, campaign_id: str | None, out_dir: str, *, m
         seconds = current_seconds(lake).join(wanted, ["video_id", "model_version"]).toPandas()
     os.makedirs(os.path.join(out_dir, f"campaign-{slug(campaign_id)}_files"), exist_ok=True)
     thumbs: dict[str, str | None] = {}
-    notes = []
+    notes: list[str | None] = []
     for _, r in board.iterrows():
         vid = str(r["video_id"])
         sec_rows = seconds[(seconds["video_id"] == vid)] if len(seconds) else seconds

@@ -23,7 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Union
+from typing import TYPE_CHECKING, Any, Callable, Union
 
 from jobs import contracts
 from jobs.config import PEConfig
@@ -92,7 +92,7 @@ def interrupted_sample(lake_path: str) -> dict | None:
 def campaign_spec(cfg: PEConfig, **overrides) -> CampaignSpec:
     """The campaign asked for by ``cfg.sample`` with command-line ``overrides`` (None values ignored)."""
     s = cfg.sample
-    values = dict(n_videos=s.videos, seed=s.seed, width=s.width, height=s.height, fps=s.fps,
+    values: dict[str, Any] = dict(n_videos=s.videos, seed=s.seed, width=s.width, height=s.height, fps=s.fps,
                   min_seconds=s.min_seconds, max_seconds=s.max_seconds, controls=s.controls, audio=s.audio,
                   start_date=s.start_date, panel_days=s.panel_days)
     values.update({k: v for k, v in overrides.items() if v is not None})
@@ -139,6 +139,9 @@ def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_vi
         opening = opener.submit(lake) if callable(lake) else None
         campaign = generate_campaign(spec, media_root, workers=_workers(cfg, workers, spec.n_videos), progress=progress)
         lake = opening.result() if opening is not None else lake
+    from jobs.lake import Lake
+
+    assert isinstance(lake, Lake)  # the function's result, or the Lake given
     removed = _remove_stale_media(media_root, campaign)
     if removed:
         log.info("removed %d media files of an earlier sample campaign", removed)

@@ -9,12 +9,18 @@
     transform mapInPandas(pe_udfs.udf.score_partition): per worker, the model is loaded once from the MLflow
               registry and each product's listing features once; score_video per video, on the first
               clip.max_seconds (60 s) whatever window the model trained on (the head is length-agnostic)
+
+The run's ScoringPlan (PEConfig.scoring_plan: the champion's saved sampling over the configured window, the
+product and saliency settings) is resolved once, after the model loads, and is what the executor memory check
+sizes, what scoring_config hashes and what the workers score with. A plan whose id differs from a stored row's
+makes that video a candidate again: the next run scores it once more and the merge replaces its pe_scores row
+and its pe_seconds rows of the same seconds (keys without scoring_config).
     load      pe_seconds, pe_scores (merge by key: re-runs and concurrent runs never duplicate a key),
               scoring_errors (merge by video_id + run_id) — one Delta commit per table
 
 A missing or broken model, or executors too small for the model's memory per task (jobs/executor_memory.py),
 fail the job before any table is touched; a bad video never fails it.
-Runnable as ``pe score`` or ``spark-submit jobs/score.py --config conf/cluster.yaml``.
+Runnable as ``pe score`` or ``spark-submit jobs/submit.py score --config conf/cluster.yaml``.
 """
 from __future__ import annotations
 
@@ -24,17 +30,15 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Sequence
 
-if __package__ in (None, ""):  # spark-submit jobs/score.py: make the repository importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jobs.config import PEConfig  # noqa: E402
-from jobs.contracts import spark_schema  # noqa: E402
-from jobs.lake import Lake, LakeError  # noqa: E402
-from jobs.lake_integrity import SCORE_TABLES, check_score_tables, drop_stale_log_files, record_run  # noqa: E402
+from jobs.config import PEConfig
+from jobs.contracts import spark_schema
+from jobs.lake import Lake, LakeError
+from jobs.lake_integrity import SCORE_TABLES, check_score_tables, drop_stale_log_files, record_run
+from pe_udfs.settings import ScoringPlan
 
 log = logging.getLogger(__name__)
 
@@ -79,27 +83,25 @@ def default_run_id(model_version: str, night: dt.date | None = None) -> str:
 def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None, run_id: str | None = None,
               spark=None, validate_outputs: bool = True) -> ScoreSummary:
     """Score the campaign videos without a champion score; write pe_scores, pe_seconds, scoring_errors."""
-    from models.registry import load_engagement_model
     from pe_udfs.udf import SCORE_COLUMNS
 
     t0 = time.perf_counter()
     # 1. The model first: a missing or broken model fails the job before any table is touched.
-    champion = load_engagement_model(None, tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
-                                     alias=cfg.mlflow.alias, device="cpu")
+    champion, plan = champion_and_plan(cfg)
     run_id = run_id or default_run_id(champion.version)
     summary = ScoreSummary(run_id, champion.name, champion.version)
 
     from jobs.spark import get_spark
 
     spark = spark or get_spark(cfg)
-    _check_executor_memory(spark, cfg, champion)
+    _check_executor_memory(spark, plan, champion)
     lake = Lake.from_config(cfg, spark)
     if not lake.exists("campaign_videos"):
         raise LakeError("table_not_found", f"no campaign_videos table in {lake.root}: ingest videos first, or run `pe sample`")
 
     # 2. Extract: candidates = videos without a score from this model version and scoring config, and those
     # whose pe_scores and pe_seconds rows disagree (a rolled-back table, an interrupted run): scored again.
-    config_id = current_scoring_config(cfg)
+    config_id = plan.config_id
     repair = _integrity_repairs(lake, champion.version, summary)
     candidates = _candidates(lake, champion.version, config_id, rescore=rescore, limit=limit or cfg.score.limit,
                              allowed_schemes=cfg.io.allowed_schemes, allowed_roots=cfg.allowed_roots, also=repair)
@@ -111,7 +113,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     log.info("scoring %d videos (%d rejected by input checks)", len(candidates), len(rejected))
 
     # 3. Transform on Spark.
-    results = _score_on_spark(spark, candidates, cfg, champion) if len(candidates) else None
+    results = _score_on_spark(spark, candidates, cfg, plan, champion) if len(candidates) else None
 
     # 4. Load: one commit per table; seconds before scores, so a pe_scores row implies its seconds exist.
     now = dt.datetime.now(dt.timezone.utc)
@@ -127,9 +129,9 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
         lake.merge("pe_seconds", seconds_df, metadata=meta)
         scores_df = results.where("kind = 'video'").select(
             "video_id", *stamp[:1], *SCORE_COLUMNS, "predicted_engagement", "n_seconds", "product_found_seconds",
-            F.lit(champion.name).alias("model_name"), F.lit(cfg.saliency.method).alias("saliency_method"),
-            F.lit(cfg.product.method).alias("product_method"), F.lit(champion.run_id).alias("model_run_id"),
-            *stamp[1:], F.lit(now).alias("scored_at"), F.lit(cfg.clip.max_seconds).alias("window_seconds"), scoring,
+            F.lit(champion.name).alias("model_name"), F.lit(plan.saliency.method).alias("saliency_method"),
+            F.lit(plan.product.method).alias("product_method"), F.lit(champion.run_id).alias("model_run_id"),
+            *stamp[1:], F.lit(now).alias("scored_at"), F.lit(plan.clip.max_seconds).alias("window_seconds"), scoring,
             "input_truncated", "input_warnings"
         ).join(spark.createDataFrame(listing_ids, schema=f"video_id STRING, {VIEWS_ID} STRING, {FILES_ID} STRING"),
                "video_id", "left")
@@ -161,24 +163,27 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     return summary
 
 
-def _check_executor_memory(spark, cfg: PEConfig, champion) -> None:
+def champion_and_plan(cfg: PEConfig):
+    """(the ``@champion`` model loaded on the CPU, the run's :class:`ScoringPlan` over its saved clip): what a
+    run scores with, resolved once; raises the registry's ModelLoadError when there is no usable champion."""
+    from models.registry import load_engagement_model
+
+    champion = load_engagement_model(None, tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
+                                     alias=cfg.mlflow.alias, device="cpu")
+    return champion, cfg.scoring_plan(champion.clip)
+
+
+def _check_executor_memory(spark, plan: ScoringPlan, champion) -> None:
     """Raise ExecutorMemoryError (one line) when the executors cannot hold their concurrent scoring tasks."""
     from jobs.executor_memory import executor_budget, machine_memory, plan_scoring_memory
 
     sc = spark.sparkContext
     budget = executor_budget(dict(sc.getConf().getAll()), local=sc.master.startswith("local"),
                              parallelism=sc.defaultParallelism, machine_bytes=machine_memory())
-    log.info("memory: %s", plan_scoring_memory(cfg, champion, budget).line())
+    log.info("memory: %s", plan_scoring_memory(plan, champion, budget).line())
 
 
 # ------------------------------------------------------------------------------------------------ extract
-def current_scoring_config(cfg: PEConfig) -> str:
-    """The scoring_config id of this configuration (pe_udfs.settings.scoring_config_id)."""
-    from pe_udfs.settings import scoring_config_id
-
-    return scoring_config_id(cfg.saliency, cfg.product, cfg.clip)
-
-
 def _integrity_repairs(lake: Lake, model_version: str, summary: "ScoreSummary") -> list[str]:
     """Videos of this model version whose pe_scores and pe_seconds disagree; one warning line on stderr."""
     if not (lake.exists("pe_scores") or lake.exists("pe_seconds")):
@@ -296,23 +301,26 @@ def _reject_invalid_inputs(candidates, cfg: PEConfig):
 
 
 # ---------------------------------------------------------------------------------------------- transform
-def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
+def _score_on_spark(spark, candidates, cfg: PEConfig, plan: ScoringPlan, champion):
     from pyspark import StorageLevel
 
+    from models.registry import load_engagement_model
     from pe_udfs.udf import RESULT_DDL, ScoringTask, cores_per_task, default_cores, score_partition
 
     parallelism = spark.sparkContext.defaultParallelism
     local = spark.sparkContext.master.startswith("local")
     threads = cores_per_task(default_cores(), parallelism) if local else int(spark.conf.get("spark.task.cpus", "1"))
+    journal = _crash_journal_folder(cfg)
     task = ScoringTask(
-        model_uri=f"models:/{champion.name}/{champion.version}", tracking_uri=cfg.tracking_uri,
+        load_model=partial(load_engagement_model, f"models:/{champion.name}/{champion.version}",
+                           tracking_uri=cfg.tracking_uri),
         # matching threads per video = cores per task, so concurrent tasks do not oversubscribe the executor
-        product={**cfg.product.model_dump(), "match_workers": cfg.product.match_workers or threads},
-        saliency=cfg.saliency.model_dump(), decode=cfg.decode.model_dump(), max_seconds=cfg.clip.max_seconds,
+        plan=replace(plan, product=plan.product.model_copy(
+            update={"match_workers": plan.product.match_workers or threads})),
         device=cfg.device,
         cores=threads, allowed_schemes=tuple(cfg.io.allowed_schemes), allowed_roots=tuple(cfg.allowed_roots),
         gpu_share=float(spark.conf.get("spark.task.resource.gpu.amount", "1")),
-        crash_journal=_crash_journal_folder(cfg),
+        crash_journal=journal,
     )
     # Same product together (listing features are cached per worker), many small tasks for balance/progress.
     rows = candidates.sort_values(["product_id", "video_id"]).reset_index(drop=True)
@@ -330,7 +338,7 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, champion):
     try:
         results.count()  # score now, once; the three writes below read the persisted rows
     finally:
-        shutil.rmtree(task.crash_journal, ignore_errors=True)
+        shutil.rmtree(journal, ignore_errors=True)
     return results
 
 
@@ -371,8 +379,3 @@ def _validate_outputs(lake: Lake, cfg: PEConfig) -> None:
 
     check_outputs(lake, cfg, ["pe_scores", "pe_seconds"], run_name="pe-score")
 
-
-if __name__ == "__main__":  # spark-submit jobs/score.py [options of pe score]
-    from jobs.cli import submit
-
-    submit("score")

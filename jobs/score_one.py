@@ -7,8 +7,9 @@ second matched against all of them and the best confident match kept (as ``pe sc
 image is named after its file (``main`` when it is the only one).
 
 The model is the registered ``@champion`` unless ``--model URI`` names another (``models:/name/3``,
-``models:/name@alias``, ``runs:/<id>/model``); the video is sampled with the model's fps and size over the
-scoring window ``clip.max_seconds`` (as ``pe score``), whatever window the model trained on. ``--product-only``
+``models:/name@alias``, ``runs:/<id>/model``); the video is scored under the same ScoringPlan as ``pe score``
+(PEConfig.scoring_plan: the model's fps, size and matching width over the scoring window ``clip.max_seconds``,
+whatever window the model trained on), so the same video and settings report the same ``scoring_config``. ``--product-only``
 skips the engagement model and reports the product heatmap alone, over the same window.
 """
 from __future__ import annotations
@@ -22,7 +23,6 @@ from pe_udfs.errors import UsageError
 from pe_udfs.product_views import DEFAULT_VIEW, ListingCache
 from pe_udfs.saliency import resolve_device
 from pe_udfs.score import score_video
-from pe_udfs.settings import scoring_clip, scoring_config_id
 
 __all__ = ["score_one", "named_views", "render_text", "render_json"]
 
@@ -35,19 +35,19 @@ def score_one(cfg: PEConfig, video: str, product_images: str | list[str], *, mod
     device = str(resolve_device(cfg.device))
     model_info: dict[str, Any] | None = None
     module = None
-    clip = cfg.clip
+    plan = cfg.scoring_plan(None)
     views = named_views([product_images] if isinstance(product_images, str) else list(product_images))
     if not product_only:
         loaded = _load_model(cfg, model_uri)
-        module, clip, device = loaded.module, scoring_clip(loaded.clip, cfg.clip.max_seconds), loaded.device
+        module, plan, device = loaded.module, cfg.scoring_plan(loaded.clip), loaded.device
         model_info = {"name": loaded.name, "version": loaded.version, "run_id": loaded.run_id, "uri": loaded.uri}
     schemes = cfg.io.allowed_schemes
-    listings = ListingCache(max_size=len(views)).views(views, cfg.product, allowed_schemes=schemes)
-    result = score_video(video, listings, model=module, clip=clip, product=cfg.product, saliency=cfg.saliency,
-                         device=device, product_only=product_only, allowed_schemes=schemes, decode=cfg.decode)
+    listings = ListingCache(max_size=len(views)).views(views, plan.product, allowed_schemes=schemes)
+    result = score_video(video, listings, model=module, clip=plan.clip, product=plan.product,
+                         saliency=plan.saliency, device=device, product_only=product_only, allowed_schemes=schemes,
+                         decode=plan.decode)
     return {"product_image": views[0][1], "product_views": dict(views), "model": model_info, "device": device,
-            "window_seconds": clip.max_seconds, "scoring_config": scoring_config_id(cfg.saliency, cfg.product, clip),
-            **result.to_dict()}
+            "window_seconds": plan.clip.max_seconds, "scoring_config": plan.config_id, **result.to_dict()}
 
 
 def named_views(args: list[str]) -> list[tuple[str, str]]:

@@ -153,8 +153,8 @@ def serve(cfg: PEConfig, endpoint: Endpoint, *, metastore: str | None = None,
         keeper = CatalogKeeper(spark, root, champion)
         spark._jvm.pe.sqlguard.Policy.exempt(keeper.session._jsparkSession)
         names = keeper.refresh() or []
-        policy = {"allow_write": False, "lake_root": root, "allow_use": True}
-        with guarded(spark, lake_tables=keeper.lake.table_names(), **policy):
+        with guarded(spark, allow_write=False, lake_tables=keeper.lake.table_names(), lake_root=root,
+                     allow_use=True):
             server = spark._jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithSparkSession(
                 spark._jsparkSession, False)
             _wait_listening(endpoint, stop)
@@ -174,7 +174,8 @@ def serve(cfg: PEConfig, endpoint: Endpoint, *, metastore: str | None = None,
                     continue
                 if changed is not None:
                     # new tables join the policy in one step (no statement runs unchecked in between)
-                    activate(spark, lake_tables=keeper.lake.table_names(), **policy)
+                    activate(spark, allow_write=False, lake_tables=keeper.lake.table_names(), lake_root=root,
+                             allow_use=True)
                     say(f"pe serve-sql: catalog refreshed ({len(changed)} tables and views; champion "
                         f"{keeper.seen[1] if keeper.seen else None})")
     finally:

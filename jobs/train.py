@@ -1,4 +1,4 @@
-"""Train the engagement model: ``pe train`` or ``spark-submit jobs/train.py --config conf/local.yaml``.
+"""Train the engagement model: ``pe train`` or ``spark-submit jobs/submit.py train --config conf/local.yaml``.
 
     training set  labels, influencer split and cached backbone features (jobs.training_set.build_training_set)
     (sweep)    ``--sweep FILE``: the file's trials fitted on the cached features, one nested MLflow run each; the
@@ -20,18 +20,14 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable
 
-if __package__ in (None, ""):  # run as a file by spark-submit: make the repository importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from jobs.config import PEConfig  # noqa: E402
-from jobs.training_set import TrainingDataError, TrainingSet, build_training_set, training_clip  # noqa: E402
+from jobs.config import PEConfig
+from jobs.training_set import TrainingDataError, TrainingSet, build_training_set, training_clip
 
 if TYPE_CHECKING:
     from models.gate import GateResult
@@ -180,7 +176,9 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
         timings["train_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         net.to("cpu")
-        baseline_value = float(by_split["train"].agg(F.avg("label")).first()[0])  # the constant: train mean
+        train_mean = by_split["train"].agg(F.avg("label")).first()  # one row: an aggregate without grouping
+        assert train_mean is not None
+        baseline_value = float(train_mean[0])  # the constant: train mean
         report = evaluate_predictions(labels, preds, baseline_value=baseline_value)
         champ_report = None
         if evidence is not None and evidence.predictions is not None:
@@ -365,8 +363,3 @@ def train_overrides(*, epochs: int | None = None, backbone: str | None = None, l
         out["model"] = {"backbone": backbone}
     return out
 
-
-if __name__ == "__main__":  # spark-submit jobs/train.py [options of pe train]
-    from jobs.cli import submit
-
-    submit("train")

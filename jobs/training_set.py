@@ -25,6 +25,7 @@ from pe_udfs.errors import PEError
 from pe_udfs.settings import ClipSettings
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame
 
 __all__ = ["TrainingDataError", "TrainingSet", "build_training_set", "labelled_videos", "labelled_split",
@@ -85,7 +86,7 @@ def labelled_split(cfg: PEConfig, videos: "DataFrame"
     tc = cfg.train
     if tc.limit is not None:
         videos = videos.orderBy(F.xxhash64(F.lit(f"limit:{tc.split_seed}"), "video_id"), "video_id").limit(tc.limit)
-    pdf = videos.toPandas()
+    pdf: pd.DataFrame = videos.toPandas()
     if pdf.empty:
         raise TrainingDataError("no_videos", "no labelled video has a row in campaign_videos; run `pe sample` or add labels")
     split = split_by_group(pdf, seed=tc.split_seed, val_fraction=tc.val_fraction, test_fraction=tc.test_fraction)

@@ -23,7 +23,16 @@ from jobs.quality import ge
 from jobs.quality.report import FailedExpectation, QualityError, ValidationFailed, ValidationReport
 from jobs.quality.rows import MISSING_ID, rejected_inputs, rejected_rows
 from jobs.quality.seconds import add_mismatch_columns, pe_seconds_check_frame
-from jobs.quality.suites import INPUT_TABLES, OUTPUT_TABLES, SUITE_TABLES, Suite, suite, suite_checks
+from jobs.quality.suites import (
+    INPUT_TABLES,
+    OUTPUT_TABLES,
+    SUITE_TABLES,
+    Suite,
+    run_suite,
+    suite,
+    suite_checks,
+    suite_failures,
+)
 
 if TYPE_CHECKING:
     from jobs.lake import Lake
@@ -102,8 +111,8 @@ def check_outputs(lake: "Lake", cfg: PEConfig, names: Iterable[str] = OUTPUT_TAB
 
 def _report(context, s: Suite, frame: Any, *, docs_path: str | None, run_name: str | None) -> ValidationReport:
     frame = s.frame(frame)
-    validation = ge.run(context, s, frame, "SUMMARY", docs=docs_path is not None, run_name=run_name)
-    failed = ge.failures(s, validation)
+    validation = run_suite(context, s, frame, "SUMMARY", docs=docs_path is not None, run_name=run_name)
+    failed = suite_failures(s, validation)
     return ValidationReport(table=s.table, success=bool(validation.success) and not failed, rows=len(frame),
                             expectations=len(validation.results), failed=tuple(failed), docs_path=docs_path,
                             row_level=s.row_level)

@@ -6,7 +6,8 @@
 
 :class:`ListingFeatures` holds the keypoints and descriptors of one listing image (computed once per product
 by :func:`pe_udfs.product.listing_features`); :func:`ratio_matches` pairs them with a frame's (Lowe's ratio
-test) and :class:`FrameMatch` is what one frame's match found, for either method.
+test) and :class:`FrameMatch` is what one frame's match found. :class:`ProductMatcher` is the contract every
+matching method (``product.method``) fulfils; the registry of them is :data:`pe_udfs.product.MATCHERS`.
 """
 from __future__ import annotations
 
@@ -19,16 +20,17 @@ import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from pe_udfs.errors import ProductImageError
+from pe_udfs.settings import ProductSettings
 from pe_udfs.uris import open_binary
 
-__all__ = ["ListingFeatures", "FrameMatch", "load_image", "to_rgb", "to_gray", "listing_silhouette",
+__all__ = ["ListingFeatures", "FrameMatch", "ProductMatcher", "load_image", "to_rgb", "to_gray", "listing_silhouette",
            "ratio_matches"]
 
 
@@ -38,7 +40,7 @@ class ListingFeatures:
 
     keypoints: (N, 2) float32 pixel coordinates (x, y) in the (possibly downscaled) listing image;
     descriptors: (N, 128) float32 for SIFT, (N, 32) uint8 for ORB; width/height: that image's size in
-    pixels; method: 'sift' | 'orb_hull'; silhouette: (height, width) uint8 0/255 product pixels of that
+    pixels; method: the name of the :class:`ProductMatcher` that computed them; silhouette: (height, width) uint8 0/255 product pixels of that
     image, or None (region 'listing_rect'). Plain arrays only, so it pickles (Spark broadcast, processes)."""
 
     keypoints: np.ndarray
@@ -80,6 +82,32 @@ class FrameMatch:
 
 
 # ------------------------------------------------------------------------------------------ the image
+
+class ProductMatcher:
+    """One way to find the listing image in a frame, chosen by ``product.method``.
+
+    ``listing_features(image_rgb (h, w, 3) uint8, settings, name)`` → :class:`ListingFeatures` (once per
+    product image; raises ProductImageError when it cannot be matched); ``frame_features(frame_rgb, settings)``
+    → the frame's own features, computed once and shared by all of a product's views (None: nothing to share);
+    ``match(frame_rgb, listing, settings, features)`` → :class:`FrameMatch` in that frame's pixels (or in
+    ``FrameMatch.size``); ``drops_unmatched_seconds(settings)``: whether the product map keeps only the seconds
+    where the product was found (the authors' time axis)."""
+
+    name: ClassVar[str]
+
+    def listing_features(self, image_rgb: np.ndarray, settings: ProductSettings, name: str) -> ListingFeatures:
+        raise NotImplementedError
+
+    def frame_features(self, frame_rgb: np.ndarray, settings: ProductSettings) -> Any | None:
+        return None
+
+    def match(self, frame_rgb: np.ndarray, listing: ListingFeatures, settings: ProductSettings,
+              features: Any | None = None) -> FrameMatch:
+        raise NotImplementedError
+
+    def drops_unmatched_seconds(self, settings: ProductSettings) -> bool:
+        return False
+
 
 def load_image(uri: str, *, allowed_schemes: Sequence[str] | None = None,
                allowed_roots: Sequence[str] | None = None, max_pixels: int = 25_000_000) -> np.ndarray:

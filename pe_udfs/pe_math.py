@@ -1,4 +1,4 @@
-"""PE-score arithmetic (DESIGN §2), from the engagement map e and the product mask p over S×H×W.
+"""PE-score arithmetic, from the engagement map e and the product mask p over S×H×W.
 
     e (S, H, W) float ≥ 0 ─┐
                            ├─► per second: e_mass = Σe, pe_mass = Σe·p, p_mass = Σp   (S,) each

@@ -13,8 +13,10 @@ The product region (``region``): ``silhouette`` (default) — the listing photo'
 composited over white when loaded, so its alpha becomes that background) warped by H onto the grid, so the
 photo's white margins are not counted as product; ``listing_rect`` — the whole projected listing rectangle.
 
-Paper-faithful (``method='orb_hull'``, for replication): :mod:`pe_udfs.product_orb`. The listing image itself
-(reading, checks, silhouette) is :mod:`pe_udfs.listing`.
+Paper-faithful (``method='orb_hull'``, for replication): :mod:`pe_udfs.product_orb`. Each method is a class
+behind one contract (:class:`pe_udfs.listing.ProductMatcher`), registered by name in :data:`MATCHERS` and chosen
+by ``product.method``; adding one is a class and its entry there. The listing image itself (reading, checks,
+silhouette) is :mod:`pe_udfs.listing`; matching a video against a product's views is :mod:`pe_udfs.product_views`.
 
 The model frame is the full frame squashed to out×out, so a point (x, y) of a w×h match frame lands at
 (x·out/w, y·out/h) on the grid: x and y are scaled separately.
@@ -22,18 +24,18 @@ The model frame is the full frame squashed to out×out, so a point (x, y) of a w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
 from pe_udfs.errors import ProductImageError
-from pe_udfs.listing import FrameMatch, ListingFeatures, listing_silhouette, ratio_matches, to_gray
-from pe_udfs.product_orb import hull_match, orb_listing_features
+from pe_udfs.listing import FrameMatch, ListingFeatures, ProductMatcher, listing_silhouette, ratio_matches, to_gray
+from pe_udfs.product_orb import OrbHull
 from pe_udfs.settings import ProductSettings
 
-__all__ = ["ProductMap", "listing_features", "product_map", "frame_features", "match_frame", "second_mask",
-           "quad_mask", "silhouette_mask", "scale_to_grid", "drop_unmatched_seconds"]
+__all__ = ["ProductMap", "MATCHERS", "Sift", "matcher", "listing_features", "frame_features", "match_frame",
+           "second_mask", "quad_mask", "silhouette_mask", "scale_to_grid", "drop_unmatched_seconds"]
 
 
 @dataclass
@@ -68,81 +70,107 @@ class ProductMap:
                    reasons=["no_listing"] * n_seconds, matched_view=[None] * n_seconds)
 
 
-# ------------------------------------------------------------------------------------------ listing features
+# ------------------------------------------------------------------------------------------ the SIFT matcher
+
+class Sift(ProductMatcher):
+    """Ours (``product.method: sift``): SIFT, ratio test, RANSAC homography and the plausibility gates."""
+
+    name = "sift"
+
+    def listing_features(self, image_rgb: np.ndarray, settings: ProductSettings, name: str) -> ListingFeatures:
+        h, w = image_rgb.shape[:2]
+        scale = min(1.0, settings.listing_max_side / max(h, w))
+        if scale < 1.0:
+            image_rgb = cv2.resize(image_rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                   interpolation=cv2.INTER_AREA)
+            h, w = image_rgb.shape[:2]
+        keypoints, descriptors = _detector(settings, listing=True).detectAndCompute(to_gray(image_rgb), None)
+        n = 0 if descriptors is None else len(keypoints)
+        needed = max(settings.min_inliers, 3)
+        if n < needed:
+            raise ProductImageError("product_no_features",
+                                    f"{name} has {n} {self.name} keypoints; at least {needed} are needed to "
+                                    "match it (is it blank, tiny or a flat colour?)")
+        coords = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
+        silhouette = None
+        if settings.region == "silhouette":
+            silhouette = listing_silhouette(image_rgb if image_rgb.ndim == 3 else cv2.cvtColor(image_rgb, cv2.COLOR_GRAY2RGB),
+                                            settings.background_tolerance)
+        return ListingFeatures(keypoints=coords, descriptors=descriptors, width=int(w), height=int(h),
+                               method=self.name, silhouette=silhouette)
+
+    def frame_features(self, frame_rgb: np.ndarray, settings: ProductSettings) -> tuple:
+        """(keypoints, (N, 128) float32 descriptors or None) of one frame."""
+        return _detector(settings, listing=False).detectAndCompute(to_gray(frame_rgb), None)
+
+    def match(self, frame_rgb: np.ndarray, listing: ListingFeatures, settings: ProductSettings,
+              features: Any | None = None) -> FrameMatch:
+        keypoints, descriptors = features if features is not None else self.frame_features(frame_rgb, settings)
+        pairs = ratio_matches(listing, descriptors, settings.ratio)
+        n_matches = len(pairs)
+        if not pairs:
+            return FrameMatch(False, 0, 0, reason="no_matches")
+        src = listing.keypoints[[i for i, _ in pairs]]
+        dst = np.array([keypoints[j].pt for _, j in pairs], dtype=np.float32).reshape(-1, 2)
+        h, w = frame_rgb.shape[:2]
+        if n_matches < settings.min_inliers:
+            return FrameMatch(False, 0, n_matches, reason="too_few_matches")
+        H, inlier_mask = cv2.findHomography(src, dst, cv2.RANSAC, settings.ransac_reproj_px,
+                                            maxIters=settings.ransac_max_iters, confidence=0.995)
+        inliers = int(inlier_mask.sum()) if inlier_mask is not None else 0
+        if H is None or inliers < settings.min_inliers:
+            return FrameMatch(False, inliers, n_matches, reason="too_few_inliers")
+        quad = cv2.perspectiveTransform(listing.corners.reshape(1, 4, 2), H).reshape(4, 2)
+        reason = _quad_gate(quad, w, h, settings)
+        if reason:
+            return FrameMatch(False, inliers, n_matches, reason=reason)
+        return FrameMatch(True, inliers, n_matches, quad=quad.astype(np.float32), polygon=quad.astype(np.float32),
+                          homography=H)
+
 
 def _detector(settings: ProductSettings, *, listing: bool):
     return cv2.SIFT_create(nfeatures=0 if listing else settings.max_frame_features)
 
 
+#: name → matcher (``product.method``), in the order the documentation lists them
+MATCHERS: dict[str, ProductMatcher] = {m.name: m for m in (Sift(), OrbHull())}
+
+
+def matcher(settings: ProductSettings) -> ProductMatcher:
+    """The registered matcher ``settings.method`` names (the config refuses any other name)."""
+    try:
+        return MATCHERS[settings.method]
+    except KeyError:
+        raise ValueError(f"unknown product method {settings.method!r}; known: {', '.join(MATCHERS)}") from None
+
+
 def listing_features(image_rgb: np.ndarray, settings: ProductSettings, *, name: str = "listing image"
                      ) -> ListingFeatures:
-    """(h, w, 3) uint8 RGB listing image → :class:`ListingFeatures` (downscaled so its longer side is at
-    most ``settings.listing_max_side``). Raises :class:`ProductImageError` 'product_no_features' when it
-    has fewer keypoints than ``settings.min_inliers`` (a blank or tiny image cannot be matched)."""
+    """(h, w, 3) uint8 RGB listing image → :class:`ListingFeatures` of ``settings.method`` (SIFT: downscaled so its
+    longer side is at most ``settings.listing_max_side``). Raises :class:`ProductImageError` 'product_no_features'
+    when it has too few keypoints to be matched (a blank or tiny image)."""
     if image_rgb is None or image_rgb.ndim not in (2, 3) or image_rgb.size == 0:
         raise ProductImageError("product_image_unreadable", f"{name} is empty or not an image array")
-    if settings.method == "orb_hull":
-        return orb_listing_features(image_rgb, settings, name)
-    h, w = image_rgb.shape[:2]
-    scale = min(1.0, settings.listing_max_side / max(h, w))
-    if scale < 1.0:
-        image_rgb = cv2.resize(image_rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                               interpolation=cv2.INTER_AREA)
-        h, w = image_rgb.shape[:2]
-    keypoints, descriptors = _detector(settings, listing=True).detectAndCompute(to_gray(image_rgb), None)
-    n = 0 if descriptors is None else len(keypoints)
-    needed = max(settings.min_inliers, 3)
-    if n < needed:
-        raise ProductImageError("product_no_features",
-                                f"{name} has {n} {settings.method} keypoints; at least {needed} are needed to "
-                                "match it (is it blank, tiny or a flat colour?)")
-    coords = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
-    silhouette = None
-    if settings.region == "silhouette" and settings.method == "sift":
-        silhouette = listing_silhouette(image_rgb if image_rgb.ndim == 3 else cv2.cvtColor(image_rgb, cv2.COLOR_GRAY2RGB),
-                                        settings.background_tolerance)
-    return ListingFeatures(keypoints=coords, descriptors=descriptors, width=int(w), height=int(h),
-                           method=settings.method, silhouette=silhouette)
+    return matcher(settings).listing_features(image_rgb, settings, name)
 
 
 # ------------------------------------------------------------------------------------------ frame matching
 
-def frame_features(frame_rgb: np.ndarray, settings: ProductSettings) -> tuple:
-    """SIFT (keypoints, (N, 128) float32 descriptors or None) of one (h, w, 3) uint8 RGB frame, so that
-    several listing views can be matched against one frame without detecting its features again."""
-    return _detector(settings, listing=False).detectAndCompute(to_gray(frame_rgb), None)
+def frame_features(frame_rgb: np.ndarray, settings: ProductSettings) -> Any | None:
+    """The frame's own features under ``settings.method`` (SIFT: keypoints and descriptors), so that several
+    listing views can be matched against one frame without detecting its features again; None when the method
+    shares none."""
+    return matcher(settings).frame_features(frame_rgb, settings)
 
 
 def match_frame(frame_rgb: np.ndarray, listing: ListingFeatures, settings: ProductSettings,
-                features: tuple | None = None) -> FrameMatch:
+                features: Any | None = None) -> FrameMatch:
     """Find the listing image in one (h, w, 3) uint8 RGB frame; coordinates in that frame's pixels.
-    ``features``: the frame's :func:`frame_features` when already computed (sift only)."""
+    ``features``: the frame's :func:`frame_features` when already computed."""
     if listing.method != settings.method:
         raise ValueError(f"listing features were computed with '{listing.method}', settings ask for "
                          f"'{settings.method}'")
-    if settings.method == "orb_hull":
-        return hull_match(frame_rgb, listing, settings)
-    keypoints, descriptors = features if features is not None else frame_features(frame_rgb, settings)
-    pairs = ratio_matches(listing, descriptors, settings.ratio)
-    n_matches = len(pairs)
-    if not pairs:
-        return FrameMatch(False, 0, 0, reason="no_matches")
-    src = listing.keypoints[[i for i, _ in pairs]]
-    dst = np.array([keypoints[j].pt for _, j in pairs], dtype=np.float32).reshape(-1, 2)
-    h, w = frame_rgb.shape[:2]
-    if n_matches < settings.min_inliers:
-        return FrameMatch(False, 0, n_matches, reason="too_few_matches")
-    H, inlier_mask = cv2.findHomography(src, dst, cv2.RANSAC, settings.ransac_reproj_px,
-                                        maxIters=settings.ransac_max_iters, confidence=0.995)
-    inliers = int(inlier_mask.sum()) if inlier_mask is not None else 0
-    if H is None or inliers < settings.min_inliers:
-        return FrameMatch(False, inliers, n_matches, reason="too_few_inliers")
-    quad = cv2.perspectiveTransform(listing.corners.reshape(1, 4, 2), H).reshape(4, 2)
-    reason = _quad_gate(quad, w, h, settings)
-    if reason:
-        return FrameMatch(False, inliers, n_matches, reason=reason)
-    return FrameMatch(True, inliers, n_matches, quad=quad.astype(np.float32), polygon=quad.astype(np.float32),
-                      homography=H)
+    return matcher(settings).match(frame_rgb, listing, settings, features)
 
 
 def _quad_gate(quad: np.ndarray, w: int, h: int, settings: ProductSettings) -> str:
@@ -218,19 +246,6 @@ def second_mask(frame: np.ndarray, m: FrameMatch, listing: ListingFeatures, out_
     else:
         mask = quad_mask(m.polygon, w, h, out_size)  # type: ignore[arg-type]  # found: it has a polygon
     return mask, (scale_to_grid(m.quad, w, h, out_size) if m.quad is not None else None)
-
-
-def product_map(match_frames: Sequence[np.ndarray], listing: ListingFeatures | None, settings: ProductSettings,
-                out_size: int = 224) -> ProductMap:
-    """S frames (h, w, 3) uint8 RGB at native resolution → :class:`ProductMap` on the out×out grid, for one
-    listing image (several views of a product: :func:`pe_udfs.product_views.views_product_map`).
-
-    Every second gets a mask (all-zero when the product is not confidently found); with ``listing=None``
-    every mask is empty. Frames are matched by ``settings.match_workers`` threads (OpenCV releases the GIL)."""
-    from pe_udfs.product_views import ListingView, views_product_map  # builds on this module: imported when used
-
-    views = [] if listing is None else [ListingView(None, listing)]
-    return views_product_map(match_frames, views, settings, out_size)
 
 
 # ------------------------------------------------------------------------------------------ time axis

@@ -6,7 +6,7 @@
     fewer than 3 distinct points, or all on a line ─► no hull: the second is dropped (drop_unmatched_seconds,
         theirs; see :func:`pe_udfs.product.drop_unmatched_seconds`) or kept with an empty mask (the fix)
 
-:func:`pe_udfs.product.listing_features` and :func:`pe_udfs.product.match_frame` call these for that method.
+:class:`OrbHull` is this method behind the matcher contract (:class:`pe_udfs.listing.ProductMatcher`).
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import cv2
 import numpy as np
 
 from pe_udfs.errors import ProductImageError
-from pe_udfs.listing import FrameMatch, ListingFeatures, ratio_matches, to_gray
+from pe_udfs.listing import FrameMatch, ListingFeatures, ProductMatcher, ratio_matches, to_gray
 from pe_udfs.settings import ProductSettings
 
-__all__ = ["orb_detector", "orb_norm", "orb_input", "orb_listing_features", "hull_match"]
+__all__ = ["OrbHull", "orb_detector", "orb_norm", "orb_input", "orb_listing_features", "hull_match"]
 
 
 def orb_detector(settings: ProductSettings) -> cv2.ORB:
@@ -49,7 +49,7 @@ def orb_listing_features(image_rgb: np.ndarray, settings: ProductSettings, name:
                                 "blank, tiny or a flat colour?)")
     coords = np.array([kp.pt for kp in keypoints], dtype=np.float32).reshape(-1, 2)
     return ListingFeatures(keypoints=coords, descriptors=descriptors, width=image.shape[1], height=image.shape[0],
-                           method="orb_hull")
+                           method=OrbHull.name)
 
 
 def hull_match(frame_rgb: np.ndarray, listing: ListingFeatures, settings: ProductSettings) -> FrameMatch:
@@ -70,3 +70,19 @@ def hull_match(frame_rgb: np.ndarray, listing: ListingFeatures, settings: Produc
     if len(hull) < 3 or cv2.contourArea(hull) <= 0:  # all on one line: no hull (their Delaunay fails)
         return FrameMatch(False, len(points), len(pairs), reason="degenerate_hull", size=size)
     return FrameMatch(True, len(points), len(pairs), polygon=hull.astype(np.float32) + 0.5, size=size)
+
+
+class OrbHull(ProductMatcher):
+    """The authors' ORB + convex hull (``product.method: orb_hull``), for replication."""
+
+    name = "orb_hull"
+
+    def listing_features(self, image_rgb: np.ndarray, settings: ProductSettings, name: str) -> ListingFeatures:
+        return orb_listing_features(image_rgb, settings, name)
+
+    def match(self, frame_rgb: np.ndarray, listing: ListingFeatures, settings: ProductSettings,
+              features=None) -> FrameMatch:
+        return hull_match(frame_rgb, listing, settings)  # ORB is detected per (frame, listing) pair: no sharing
+
+    def drops_unmatched_seconds(self, settings: ProductSettings) -> bool:
+        return settings.drop_unmatched_seconds

@@ -2,12 +2,12 @@
 
     product_images views of the product ─► listing features per image (ListingCache: once per worker, keyed by
     (name, uri), ...)                       URI + file mtime/size + settings; errors cached too)
-    frame (h, w, 3) ─► SIFT once ─► match against every view ─► best confident match (most RANSAC inliers;
+    frame (h, w, 3) ─► its features once ─► match against every view ─► best confident match (most RANSAC inliers;
                                    ties: the earlier view) ─► mask of that view, its name in matched_view
     no view confident ─► all-zero mask; the diagnostics (inliers, reason) of the view that came closest
 
 A video whose product has no product_images rows keeps its single ``product_image_uri`` (view ``main``):
-:func:`row_views` is the rule. One view behaves exactly as :func:`pe_udfs.product.product_map` did.
+:func:`row_views` is the rule. :func:`product_map` is the one-image case (a single view, unnamed).
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from pe_udfs.product import ProductMap, frame_features, listing_features, match_
 from pe_udfs.settings import ProductSettings
 from pe_udfs.uris import resolve_uri
 
-__all__ = ["DEFAULT_VIEW", "ListingView", "ListingCache", "row_views", "file_stamp", "best_match", "views_product_map"]
+__all__ = ["DEFAULT_VIEW", "ListingView", "ListingCache", "row_views", "file_stamp", "best_match", "views_product_map",
+           "product_map"]
 
 #: view name of a video's own product_image_uri when product_images has no row naming that image
 DEFAULT_VIEW = "main"
@@ -132,9 +133,9 @@ def file_stamp(uri: str, allowed_schemes=None, allowed_roots=None) -> tuple[int,
 
 def best_match(frame_rgb: np.ndarray, views: Sequence[ListingView], settings: ProductSettings
                ) -> tuple[FrameMatch, ListingView | None]:
-    """Match one (h, w, 3) uint8 RGB frame against every view (the frame's SIFT features computed once) →
+    """Match one (h, w, 3) uint8 RGB frame against every view (the frame's own features computed once) →
     (the confident match with most inliers, its view), or (the closest unconfident match, None)."""
-    features = frame_features(frame_rgb, settings) if settings.method == "sift" else None
+    features = frame_features(frame_rgb, settings)
     best: tuple[FrameMatch, ListingView | None] | None = None
     closest: FrameMatch | None = None
     for view in views:
@@ -175,3 +176,9 @@ def views_product_map(match_frames: Sequence[np.ndarray], views: Sequence[Listin
         result.area_share[i] = float(mask.mean())
         result.matched_view[i] = view.name
     return result
+
+
+def product_map(match_frames: Sequence[np.ndarray], listing: ListingFeatures | None, settings: ProductSettings,
+                out_size: int = 224) -> ProductMap:
+    """:func:`views_product_map` for one listing image (None: every mask empty)."""
+    return views_product_map(match_frames, [] if listing is None else [ListingView(None, listing)], settings, out_size)

@@ -28,7 +28,7 @@ import torch
 from pe_udfs.errors import ModelError, ProductImageError
 from pe_udfs.listing import ListingFeatures
 from pe_udfs.pe_math import coarse_grid, per_second_sums, scores_from_sums
-from pe_udfs.product import ProductMap, drop_unmatched_seconds
+from pe_udfs.product import ProductMap, drop_unmatched_seconds, matcher
 from pe_udfs.product_views import ListingView, views_product_map
 from pe_udfs.saliency import METHODS, HeatmapResult, engagement_heatmap, resolve_device
 from pe_udfs.settings import ClipSettings, DecodeSettings, ProductSettings, SaliencySettings
@@ -166,7 +166,7 @@ def _split_cores(threads: int, product: ProductSettings, concurrent: bool) -> tu
 def _timed_product_map(sampled: SampledVideo, views: list[ListingView] | None, settings: ProductSettings,
                        size: int) -> tuple[ProductMap, np.ndarray, float]:
     """(product map, (K,) video second of each of its masks, seconds taken); K = S unless the paper's
-    orb_hull mode drops the seconds without a product region."""
+    orb_hull mode (the matcher's ``drops_unmatched_seconds``) drops the seconds without a product region."""
     t = time.perf_counter()
     if views is None:
         pmap = ProductMap.empty(sampled.n_seconds, size)
@@ -176,7 +176,7 @@ def _timed_product_map(sampled: SampledVideo, views: list[ListingView] | None, s
         except cv2.error as e:
             raise ProductImageError("product_match_failed", f"{sampled.uri}: product matching failed: {e}",
                                     uri=sampled.uri) from e
-    if settings.method == "orb_hull" and settings.drop_unmatched_seconds:
+    if matcher(settings).drops_unmatched_seconds(settings):
         pmap, seconds = drop_unmatched_seconds(pmap)
     else:
         seconds = np.arange(pmap.n_seconds, dtype=np.int32)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,7 +50,9 @@ class DecodeSettings(StrictSettings):
 
 
 class ProductSettings(StrictSettings):
-    method: Literal["sift", "orb_hull"] = "sift"
+    # a matcher registered in pe_udfs.product.MATCHERS (sift, orb_hull); the config (jobs.config.PEConfig)
+    # refuses any other name
+    method: str = "sift"
     # the product region (sift): the listing's silhouette (its non-background pixels) projected by the
     # homography, or the whole projected listing rectangle, white margins included (for comparison)
     region: Literal["silhouette", "listing_rect"] = "silhouette"
@@ -102,6 +106,37 @@ class SaliencySettings(StrictSettings):
     # backbone arithmetic of the gradient passes: float32 (exact), or bfloat16 autocast (GPU, or CPUs with
     # native bf16 kernels; heatmaps within the tolerance tests/pe_udfs/test_saliency.py states)
     precision: Literal["float32", "bfloat16"] = "float32"
+
+
+@dataclass(frozen=True)
+class ScoringPlan:
+    """How a scoring run scores every video, resolved once from the run's config and the model's saved sampling.
+
+    ``clip``: the model's sampling (fps, frame size, matching width, input limits: what its backbone and head
+    were trained on) over the run's scoring window ``clip.max_seconds`` (the paper's 60 s), whatever window the
+    model trained on (the head is convolutional with a global max pool); ``product``, ``saliency``, ``decode``:
+    the run's settings. The executor memory plan, the ``scoring_config`` id and the per-video work all read this
+    one object, so they cannot disagree about the window or the matching resolution."""
+
+    clip: ClipSettings
+    product: ProductSettings
+    saliency: SaliencySettings
+    decode: DecodeSettings
+
+    @classmethod
+    def resolve(cls, model_clip: ClipSettings, *, window_seconds: int, product: ProductSettings,
+                saliency: SaliencySettings, decode: DecodeSettings) -> ScoringPlan:
+        return cls(scoring_clip(model_clip, window_seconds), product, saliency, decode)
+
+    @property
+    def frames(self) -> int:
+        """Frames of a video that fills the window (S of the clip tensor (S, 3, size, size))."""
+        return max(1, math.ceil(self.clip.max_seconds * self.clip.fps))
+
+    @property
+    def config_id(self) -> str:
+        """The ``scoring_config`` id stored with every score of this plan (:func:`scoring_config_id`)."""
+        return scoring_config_id(self.saliency, self.product, self.clip)
 
 
 def scoring_clip(model_clip: ClipSettings, max_seconds: int) -> ClipSettings:

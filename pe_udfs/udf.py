@@ -2,9 +2,10 @@
 
     campaign rows (video_id, video_uri, product_id, product_image_uri, view_names, view_uris: the product's
         │  product_images views, joined by the job)
-        │  per Python worker: model loaded once from the MLflow registry (cached), listing features once per
+        │  per Python worker: model loaded once by the task's loader (the job binds it to one registered
+        │  version; no import of models here: this layer is below it), listing features once per
         │  product image (pe_udfs.product_views.ListingCache), torch and OpenCV threads = cores per task; clips
-        │  sampled with the model's fps and size over the scoring window (task.max_seconds = clip.max_seconds)
+        │  sampled as the run's ScoringPlan says (the model's fps and size over the scoring window)
         ▼
     decode thread: listing + sample_video of the next ``prefetch`` rows ──┐   (overlaps the model's work: on a
     score_video(sampled, ...) of the current row ◄────────────────────────┘    GPU, decoding and SIFT run on
@@ -30,6 +31,7 @@ import pandas as pd
 from pe_udfs.crash_journal import CrashJournal
 from pe_udfs.errors import PEInputError, ProductImageError, WorkerCrashed
 from pe_udfs.product_views import DEFAULT_VIEW, ListingCache, row_views
+from pe_udfs.settings import ScoringPlan
 
 #: Schema of the rows :func:`score_partition` yields (Spark DDL); one flat schema for the three kinds.
 RESULT_DDL = (
@@ -53,12 +55,11 @@ SCORE_COLUMNS = ("pe_raw", "pe_share", "pe_lift", "e_score", "p_score", "pe_raw_
 class ScoringTask:
     """Everything a worker needs to score (plain, picklable data; shipped to executors in the closure)."""
 
-    model_uri: str  # a fixed version (models:/name/N), never an alias: the alias may move during the run
-    tracking_uri: str
-    product: dict[str, Any]  # pe_udfs.settings.ProductSettings as a dict
-    saliency: dict[str, Any]  # pe_udfs.settings.SaliencySettings as a dict
-    decode: dict[str, Any] = field(default_factory=dict)  # pe_udfs.settings.DecodeSettings as a dict
-    max_seconds: int | None = None  # the scoring window (clip.max_seconds); None → the model's training window
+    # device → the engagement model (``.module``: torch module, ``.device``: where it runs), called once per
+    # worker as load_model(device=...); picklable, bound to a fixed version, never an alias (the alias may move
+    # during the run): the job passes functools.partial(models.registry.load_engagement_model, "models:/name/N", ...)
+    load_model: Callable[..., Any]
+    plan: ScoringPlan  # the run's sampling, window, product and saliency settings, resolved on the driver
     device: str = "auto"
     cores: int = 1  # CPU cores this task may use: torch's threads and OpenCV's (Spark runs tasks side by side)
     allowed_schemes: tuple[str, ...] = ("file",)
@@ -81,13 +82,11 @@ def listing_for(uri: str | None, task: ScoringTask):
 def product_views_for(views: list[tuple[str, str]], task: ScoringTask):
     """:class:`~pe_udfs.product_views.ListingView` per (view name, image URI), features cached per worker
     (an image's error is cached too, and re-raised for every video that uses it)."""
-    from pe_udfs.settings import ProductSettings
-
     if not views:
         raise ProductImageError("not_found", "the campaign row has no product_image_uri and its product no "
                                 "product_images rows")
     _LISTINGS.max_size = task.listing_cache_size
-    return _LISTINGS.views(views, ProductSettings(**task.product), allowed_schemes=task.allowed_schemes,
+    return _LISTINGS.views(views, task.plan.product, allowed_schemes=task.allowed_schemes,
                            allowed_roots=task.allowed_roots or None)
 
 
@@ -106,18 +105,15 @@ def score_rows(rows: Iterable[dict[str, Any]], task: ScoringTask) -> Iterator[di
     import cv2
     import torch
 
-    from models.registry import load_engagement_model
     from pe_udfs.score import score_video
-    from pe_udfs.settings import ProductSettings, SaliencySettings, scoring_clip
 
     # Threads = the task's cores for both libraries: with their defaults (every core of the machine) the tasks
     # side by side on an executor oversubscribe its cores.
     torch.set_num_threads(max(1, task.cores))
     cv2.setNumThreads(max(1, task.cores))
-    loaded = load_engagement_model(task.model_uri, tracking_uri=task.tracking_uri, device=task_device(task.device))
-    product, saliency = ProductSettings(**task.product), SaliencySettings(**task.saliency)
-    clip = loaded.clip if task.max_seconds is None else scoring_clip(loaded.clip, task.max_seconds)
-    saliency = _fixed_chunk(saliency, loaded, task.gpu_share)
+    loaded = task.load_model(device=task_device(task.device))
+    clip, product = task.plan.clip, task.plan.product
+    saliency = _fixed_chunk(task.plan, loaded, task.gpu_share)
     journal = CrashJournal(task.crash_journal, task.max_crashes) if task.crash_journal else None
     # A retried task decodes one video at a time, so a crash is blamed on exactly the video being worked on.
     prefetch = task.prefetch if _attempt_number() == 0 else 0
@@ -169,21 +165,20 @@ def task_device(device: str) -> str:
     return device
 
 
-def _fixed_chunk(saliency, loaded, gpu_share: float):
-    """On CUDA with an automatic frame chunk: fix the chunk once per worker to what fits this task's share of
-    the GPU for the model's longest clip, so tasks sharing a GPU never size themselves on the same free memory."""
-    import math
-
+def _fixed_chunk(plan: ScoringPlan, loaded, gpu_share: float):
+    """The plan's saliency settings; on CUDA with an automatic frame chunk, the chunk fixed once per worker to
+    what fits this task's share of the GPU for the plan's longest clip (the scoring window), so tasks sharing a
+    GPU never size themselves on the same free memory."""
     import torch
 
     from pe_udfs.saliency import frame_chunk_for
 
+    saliency = plan.saliency
     device = torch.device(loaded.device)
     if saliency.frame_chunk or device.type != "cuda":
         return saliency
-    frames = max(1, math.ceil(loaded.clip.max_seconds * loaded.clip.fps))
-    chunk = frame_chunk_for(loaded.module, frames, saliency, device, size=(loaded.clip.size, loaded.clip.size),
-                            memory_share=gpu_share)
+    size = plan.clip.size
+    chunk = frame_chunk_for(loaded.module, plan.frames, saliency, device, size=(size, size), memory_share=gpu_share)
     return saliency.model_copy(update={"frame_chunk": chunk})
 
 
@@ -192,7 +187,6 @@ def _decode(row: dict[str, Any], task: ScoringTask, clip, journal: CrashJournal 
 
     With a journal, a video whose worker already died ``max_crashes`` times is given up (WorkerCrashed), and
     every other video is marked before any work on it starts (the mark is removed once its rows are out)."""
-    from pe_udfs.settings import DecodeSettings
     from pe_udfs.video import sample_video
 
     vid = str(row["video_id"])
@@ -209,7 +203,7 @@ def _decode(row: dict[str, Any], task: ScoringTask, clip, journal: CrashJournal 
                                               _listed(row.get("view_uris"))), task)
         sampled = sample_video(row["video_uri"], clip, allowed_schemes=task.allowed_schemes,
                                allowed_roots=task.allowed_roots or None, with_match_frames=True,
-                               decode=DecodeSettings(**task.decode))
+                               decode=task.plan.decode)
     except PEInputError as e:
         e.mark = mark  # the caller forgets it once the error row is out
         raise

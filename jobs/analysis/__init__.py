@@ -1,4 +1,4 @@
-"""The sales-lift analysis (DESIGN §2, §9): pure pandas / linearmodels / statsmodels, no Spark.
+"""The sales-lift analysis: pure pandas / linearmodels / statsmodels, no Spark.
 
     from jobs.analysis import load_paper_panel, analyze_panel, format_text
     result = analyze_panel(load_paper_panel("../shared/reference/paper-panel-2023-07"))

@@ -1,6 +1,6 @@
 """First stage: each treated product's sales lift, a two-way fixed-effects difference in differences.
 
-For one treated product k (the paper's design, DESIGN §9)::
+For one treated product k (the paper's design)::
 
     daily_sales[i,t] = β · post[i,t] + δ · search[i,t] + α_i + γ_t + ε[i,t]
     over i ∈ {k} ∪ controls, observed days t;  post = k's treatment flag (0 for every control)

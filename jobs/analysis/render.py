@@ -124,10 +124,10 @@ def measurement_error_text(result: AnalysisResult) -> str:
               for kind in (conventional, FIRST_STAGE_SE["se_robust"]) if kind in me.index]
     conv = f" ({'; '.join(others)})" if others else ""
     n, undefined = int(row["n"]), int(row["undefined"])
-    undefined = (f" The two-way variance is negative, so the error undefined, for {undefined} of {n + undefined} "
-                 f"lifts (each regression has one treated product, so the product dimension has a single treated "
-                 f"cluster); the figures here use the other {n}." if undefined else "")
-    return (f"Measurement error: each lift is an estimate.{undefined} With first-stage errors clustered two-way by "
+    undefined_note = (f" The two-way variance is negative, so the error undefined, for {undefined} of "
+                      f"{n + undefined} lifts (each regression has one treated product, so the product dimension has "
+                      f"a single treated cluster); the figures here use the other {n}." if undefined else "")
+    return (f"Measurement error: each lift is an estimate.{undefined_note} With first-stage errors clustered two-way by "
             f"product and day, sampling noise is {row['noise_share']:.0%} of the lifts' variance{conv}, and "
             f"{row['significant']:.0%} of the lifts differ from 0 at the 5 % level. Noise in the dependent "
             f"variable does not bias OLS but makes its errors heteroskedastic: weighting {HEADLINE_SPEC} by "

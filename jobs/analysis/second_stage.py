@@ -1,6 +1,6 @@
 """Second stage: OLS of the first-stage lift on the PE, engagement and product scores (statsmodels).
 
-The paper's six specifications (DESIGN §9), with pe, e, p min-max normalised across all videos of the panel::
+The paper's six specifications, with pe, e, p min-max normalised across all videos of the panel::
 
     (1) lift ~ pe          (2) lift ~ e          (3) lift ~ p          (4) lift ~ e:p
     (5) lift ~ pe + e * p
@@ -8,13 +8,13 @@ The paper's six specifications (DESIGN §9), with pe, e, p min-max normalised ac
 
 Each is reported with conventional (the paper's), HC1 and HC3 standard errors, and clustered by influencer
 where the panel knows the influencer. Conventional errors reproduce the paper; the robust ones are the ones
-to believe when residuals are heteroskedastic (DESIGN §2).
+to believe when residuals are heteroskedastic.
 """
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,7 +60,7 @@ class SpecFit:
     r2: float = float("nan")
     adj_r2: float = float("nan")
     coefs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    results: object | None = None
+    results: Any = None  # statsmodels' RegressionResultsWrapper (statsmodels ships no types)
     product_ids: list[str] = field(default_factory=list)
     skipped: str | None = None
 

@@ -13,7 +13,7 @@ import pandas as pd
 from jobs.config import PEConfig
 from jobs.quality import ge
 from jobs.quality.report import QualityError
-from jobs.quality.suites import Check, suite
+from jobs.quality.suites import Check, run_suite, suite
 
 #: video_id reported for input rows that have no (or an empty) video_id; scoring_errors' key is not null.
 MISSING_ID = ""
@@ -35,7 +35,7 @@ def rejected_rows(frame: "pd.DataFrame | Any", table: str, cfg: PEConfig) -> pd.
     frame = s.frame(frame).reset_index(drop=True)
     if frame.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in _COLUMNS})
-    validation = ge.run(ge.context(None), s, frame, "COMPLETE", docs=False, run_name=None)
+    validation = run_suite(ge.context(None), s, frame, "COMPLETE", docs=False, run_name=None)
     by_name = {c.name: c for c in s.checks}
     reasons: dict[int, list[tuple[str, str]]] = {}
     for er in validation.results:

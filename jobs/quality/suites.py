@@ -10,6 +10,9 @@
 * ``pe_seconds``: a cross-table check on one row per pe_scores row (:mod:`jobs.quality.seconds`): seconds
   contiguous from 0; as many seconds as ``n_seconds``; Σ e_mass = e_score, Σ p_mass = p_score,
   Σ pe_mass = pe_raw · S · size² (``*_mismatch`` columns: |difference| in tolerance units; <= 1 passes).
+
+:func:`run_suite` validates a frame with a suite in a Great Expectations context (:mod:`jobs.quality.ge`);
+:func:`suite_failures` reads its failed expectations back in the suite's words.
 """
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 from jobs.config import PEConfig
-from jobs.quality.ge import expectations
-from jobs.quality.report import QualityError
+from jobs.quality.ge import expectations, plain
+from jobs.quality.report import FailedExpectation, QualityError
 from pe_udfs.uris import policy_violation
 
 #: Tables read by the jobs: a failing row is rejected (and recorded), the rest goes on.
@@ -64,6 +67,56 @@ class Suite:
         """The suite's columns of a pandas or Spark DataFrame, as pandas, with the derived columns added."""
         out = _select(frame, self.columns, self.table)
         return self.derive(out) if self.derive else out
+
+
+def run_suite(ctx, suite: Suite, frame: pd.DataFrame, result_format: str, docs: bool, run_name: str | None):
+    """Validate ``frame`` (the suite's columns, derived ones included: :meth:`Suite.frame`) with ``suite``;
+    returns GE's ExpectationSuiteValidationResult."""
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    source = ctx.data_sources.add_or_update_pandas("pe")
+    asset = source.add_dataframe_asset(suite.table)
+    batch = asset.add_batch_definition_whole_dataframe("whole_table")
+    gx_suite = ctx.suites.add(gx.ExpectationSuite(name=suite.table))
+    for check in suite.checks:
+        check.expectation.meta = {"check": check.name}
+        check.expectation.description = check.rule
+        gx_suite.add_expectation(check.expectation)
+    definition = ctx.validation_definitions.add(
+        gx.ValidationDefinition(name=suite.table, data=batch, suite=gx_suite))
+    actions: list[gx.checkpoint.ValidationAction] = (
+        [gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["lake"])] if docs else [])
+    checkpoint = ctx.checkpoints.add(gx.Checkpoint(
+        name=f"{suite.table}_checkpoint", validation_definitions=[definition], actions=actions,
+        result_format={"result_format": result_format}))
+    result = checkpoint.run(batch_parameters={"dataframe": frame},
+                            run_id=RunIdentifier(run_name=run_name) if run_name else None)
+    (validation,) = result.run_results.values()
+    return validation
+
+
+def suite_failures(suite: Suite, validation) -> list[FailedExpectation]:
+    """The failed expectations of a validation result, with the suite's words for each."""
+    by_name = {c.name: c for c in suite.checks}
+    out = []
+    for er in validation.results:
+        if er.success:
+            continue
+        cfg = er.expectation_config
+        check_name = (cfg.meta or {}).get("check")
+        check = by_name.get(check_name) if check_name else None
+        kw = cfg.kwargs
+        cols = tuple(kw.get("column_list") or [c for c in (kw.get("column"), kw.get("column_A"), kw.get("column_B")) if c])
+        info = er.exception_info or {}
+        error = info.get("exception_message") if info.get("raised_exception") else None
+        res = er.result or {}
+        out.append(FailedExpectation(
+            expectation=cfg.type, check=check.name if check else "", columns=cols,
+            rule=check.rule if check else (cfg.description or ""),
+            unexpected_count=res.get("unexpected_count"), element_count=res.get("element_count"),
+            examples=tuple(plain(v) for v in (res.get("partial_unexpected_list") or [])[:5]), error=error))
+    return out
 
 
 def suite(name: str, cfg: PEConfig) -> Suite:

@@ -1,6 +1,7 @@
 """Real, offline material for the sample campaign: products, people (with their faces found), backgrounds.
 
-Everything comes from files that ship inside installed packages (DESIGN §8); nothing is downloaded:
+Everything comes from files that ship inside installed packages, so a campaign builds offline and the same
+on every machine; nothing is downloaded:
 
 * **products** — seller listing photos (the object on a plain white background, as a seller uploads it)
   made from real photos: scikit-image ``coffee()`` (the espresso cup, cut out with OpenCV GrabCut),

@@ -17,7 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -251,7 +251,7 @@ def render_all(jobs: list[VideoJob], workers: int, progress: Callable[[str], Non
     t0 = last = time.perf_counter()
     if workers <= 1 or len(jobs) == 1:
         _worker_init()
-        outputs = map(render_job, ordered)
+        outputs: Iterator[tuple[int, VideoTruth, int, float, float]] = map(render_job, ordered)
     else:
         ctx = multiprocessing.get_context("spawn")  # safe with a running JVM/threads in the parent
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)

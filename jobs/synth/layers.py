@@ -50,7 +50,7 @@ def draw_background(frame: I420Frame, shot: Shot, f: int, fps: int) -> None:
     layer = _background_layer(shot.background, W, H)
     asset = background_asset(shot.background)
     t = (f - shot.start) / fps
-    if asset.fps > 0:
+    if isinstance(layer, np.ndarray):  # a clip (asset.fps > 0): its frames; a photo: its planes, panned
         i = int(shot.clip_offset * len(layer)) + int(t * asset.fps)
         np.copyto(frame.data, layer[pingpong(i, len(layer))])
         return

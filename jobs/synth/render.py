@@ -122,7 +122,7 @@ def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: 
             window_shot = shot.layout == "greenscreen"
             behind = track is not None and track.behind_person and window_shot
             drawn = quad = None
-            if track is not None and behind:
+            if track is not None and product is not None and behind:
                 quad, drawn = _draw_track(product, frame, track, f, track_quads[id(track)])
             if window_shot:
                 win = windows.get(shot_i)
@@ -130,7 +130,7 @@ def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: 
                     win = windows[shot_i] = PersonWindow(shot, W, H)
                 i = person_frame_index(shot, f, fps, win.person)
                 face = win.draw(frame, i, t, occlusion if (sampled and drawn is not None) else None)
-            if track is not None and not behind:
+            if track is not None and product is not None and not behind:
                 quad, drawn = _draw_track(product, frame, track, f, track_quads[id(track)])
             for cap in plan.captions:
                 if cap.start <= f < cap.end:
@@ -147,6 +147,8 @@ def render_video(plan: VideoPlan, listing: np.ndarray, alpha: np.ndarray, path: 
                 state = SecondState(s, None, 0.0, 0.0, face, cut,
                                     cv2.resize(frame.y, (GRID, GRID), interpolation=cv2.INTER_AREA))
                 if drawn is not None:
+                    # drawn: a track's product was drawn this frame, and a sampled frame has its occlusion
+                    assert track is not None and product is not None and quad is not None and occlusion is not None
                     (x0, y0, x1, y1), a = drawn
                     full = product.fill * polygon_area(quad)
                     seen = float(np.sum(a.astype(np.float32) * (255 - occlusion[y0:y1, x0:x1]).astype(np.float32))) / (255.0 * 255.0)

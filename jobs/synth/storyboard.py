@@ -311,6 +311,7 @@ def plan_video(rng: np.random.Generator, *, video_id: str, scenario: str, person
             track = _hero_track(rng, a, b, fps, product_aspect)
             tracks.append(ProductTrack(track.start, track.end, track.style, track.keys, True, track.light))
     elif scenario == "turning":
+        assert side_aspect is not None  # refused above without it
         for a, b in _track_intervals(rng, n_frames, fps, (0.6, 0.85), 4.0, 10.0):
             tracks.extend(_turning_tracks(rng, a, b, fps, product_aspect, side_aspect))
     elif scenario == "mixed":

@@ -99,7 +99,7 @@ def silhouette_224(quad_224: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """(SIZE, SIZE) uint8 0/255: the listing's silhouette ``alpha`` (h, w) warped onto ``quad_224`` (4, 2)
     (listing corners TL, TR, BR, BL in 224 coordinates), as the renderer draws it."""
     h, w = alpha.shape
-    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    corners = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
     to_grid = cv2.getPerspectiveTransform(corners, quad_224.astype(np.float32))
     warped = cv2.warpPerspective(alpha, to_grid, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     return np.where(warped >= 128, 255, 0).astype(np.uint8)
@@ -125,7 +125,7 @@ def second_truths(states: list[SecondState], width: int, height: int, alpha: np.
     """Per-second truth from the renderer's :class:`SecondState` records (in order of time); ``alpha``
     (h, w) uint8 is the listing's silhouette the renderer drew the product through (``side_alpha``: the
     side panel's, for the seconds that show it)."""
-    alphas = {"front": alpha, "side": side_alpha}
+    alphas = {"front": alpha, **({"side": side_alpha} if side_alpha is not None else {})}
     sx, sy = SIZE / width, SIZE / height
     out: list[SecondTruth] = []
     prev: SecondState | None = None

@@ -1,6 +1,6 @@
 """Deterministic H.264 MP4 writing with PyAV (libx264 + an AAC soundtrack), the shape of a TikTok upload.
 
-OpenCV's wheels cannot write H.264 (DESIGN §8); PyAV's wheels bundle FFmpeg with libx264 and AAC.
+OpenCV's wheels cannot write H.264; PyAV's wheels bundle FFmpeg with libx264 and AAC.
 Settings: yuv420p, ``g = fps`` (a keyframe every second, so 1-fps samplers can seek), x264 preset
 ``ultrafast`` and constant quantiser 28 (speed: a 200-video campaign must render in minutes; constant QP
 encodes ~25% faster than CRF here at a similar ~0.9 Mb/s), one encoder thread (x264's frame threading
@@ -82,13 +82,14 @@ class Mp4Writer:
         self._audio_src = None
         self._audio_packets: list = []
         if audio:
-            self._audio_src = av.open(io.BytesIO(soundtrack_m4a()))
+            self._audio_src = av.open(io.BytesIO(soundtrack_m4a()), "r")
             src_stream = self._audio_src.streams.audio[0]
             self._audio = self._container.add_stream_from_template(src_stream)
             tb = src_stream.time_base
+            assert tb is not None  # an audio stream read from a file has one
             end = Fraction(n_frames, fps)
             for packet in self._audio_src.demux(src_stream):
-                if packet.dts is None:
+                if packet.dts is None or packet.pts is None:  # a flush packet carries no data
                     continue
                 if packet.pts * tb >= end:
                     break

@@ -40,7 +40,8 @@ class Planes:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.y.shape[:2]
+        h, w = self.y.shape[:2]
+        return h, w
 
     @classmethod
     def from_yuv444(cls, yuv: np.ndarray) -> "Planes":
@@ -114,10 +115,10 @@ class Layer:
         return cls.premultiply(planes, alpha, cv2.resize(alpha, (w // 2, h // 2), interpolation=cv2.INTER_AREA))
 
 
-def _overlap(size: tuple[int, int], shape: tuple[int, int], left: int, top: int):
+def _overlap(size: tuple[int, ...], shape: tuple[int, ...], left: int, top: int):
     """(destination slices, source slices) of a (h, w) source placed at (left, top) in a (H, W) destination;
     None when they do not overlap."""
-    H, W = size
+    H, W = size[:2]
     h, w = shape
     x0, y0, x1, y1 = max(0, left), max(0, top), min(W, left + w), min(H, top + h)
     if x1 <= x0 or y1 <= y0:

@@ -21,7 +21,8 @@ PE = str(Path(sys.executable).parent / "pe")
 needs_airflow = pytest.mark.skipif(
     not AIRFLOW.exists(), reason="no Airflow environment: run `make airflow` (make test does) to create .venv-airflow")
 
-#: Packages DAG parsing must not import (DESIGN: no heavy imports at top level of airflow_dags/).
+#: Packages DAG parsing must not import: the scheduler parses every DAG file often, and the project's code runs in
+#: its own virtual environment, not Airflow's.
 HEAVY = {"pyspark", "torch", "torchvision", "great_expectations", "mlflow", "cv2", "pandas", "numpy", "delta",
          "jobs", "models", "pe_udfs"}
 

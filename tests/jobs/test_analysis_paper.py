@@ -47,7 +47,7 @@ def test_table_5_second_stage(paper_result):
 
 
 def test_robust_errors_and_influence_tell_the_rest(paper_result):
-    """Our re-analysis (DESIGN §2): with HC1 errors PE is not significant, and one product drives it."""
+    """Our re-analysis: with HC1 errors PE is not significant, and one product drives it."""
     one = paper_result.fit("(1)")
     assert one.focus("p") < 0.01 and round(one.focus("p_hc1"), 2) == 0.23
     infl = paper_result.influence["(1)"]

@@ -2,6 +2,7 @@
 traceback, and exits with the error's code; `--debug` shows the traceback instead."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from jobs.cli import app, error_line, submit
+from jobs.cli import app, error_line
+from jobs.submit import pe_arguments
 from pe_udfs.errors import PEError
 
 PE = str(Path(sys.executable).parent / "pe")
@@ -90,11 +92,19 @@ def test_error_line_keeps_details_indented_below_it():
         "error: model: no champion [no_champion]\n  check 1\n  check 2"
 
 
-def test_submit_moves_the_global_options_in_front(monkeypatch):
-    seen = []
-    monkeypatch.setattr("jobs.cli.run", lambda argv: seen.append(argv))
-    submit("score", ["--run-id", "n1", "--config", "c.yaml", "--lake=/x", "--debug", "--limit", "3"])
-    assert seen == [["--config", "c.yaml", "--lake=/x", "--debug", "score", "--run-id", "n1", "--limit", "3"]]
+def test_submit_moves_the_global_options_in_front():
+    argv = ["score", "--run-id", "n1", "--config", "c.yaml", "--lake=/x", "--debug", "--limit", "3"]
+    assert pe_arguments(argv) == ["--config", "c.yaml", "--lake=/x", "--debug", "score", "--run-id", "n1", "--limit", "3"]
+
+
+def test_the_submit_file_runs_pe_as_spark_submit_runs_it(tmp_path):
+    """spark-submit runs jobs/submit.py as a file, from anywhere, with the repository on no path."""
+    submit_file = Path(__file__).resolve().parents[2] / "jobs" / "submit.py"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, str(submit_file), "score", "--help"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--rescore" in done.stdout
 
 
 def test_the_root_error_formats_as_message_and_reason():

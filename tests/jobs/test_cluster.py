@@ -2,7 +2,7 @@
 
 Started here as separate processes and stopped by PID: a Spark master and two workers (pyspark's
 ``bin/spark-class``), an MLflow server (SQLite backend, proxied artifacts). ``spark-submit --master spark://…
-jobs/score.py`` then scores a small campaign: executors in other JVMs load the model from the tracking server
+jobs/submit.py score`` then scores a small campaign: executors in other JVMs load the model from the tracking server
 over HTTP and write through delta-spark. The result must equal local mode's on a copy of the same lake.
 """
 from __future__ import annotations
@@ -140,7 +140,7 @@ def test_nightly_job_on_a_standalone_cluster_with_an_mlflow_server(tmp_path, ser
               # room for the Python workers, so the job's memory check passes (spark.executor.pyspark.memory
               # would cap their address space, which torch's CUDA libraries exceed)
               "--conf", "spark.executor.memoryOverhead=2g",
-              str(Path(__file__).resolve().parents[2] / "jobs" / "score.py"),
+              str(Path(__file__).resolve().parents[2] / "jobs" / "submit.py"), "score",
               "--config", str(conf_file), "--run-id", "cluster-night"]
     run = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=900)
     problems = [ln for ln in (run.stdout + run.stderr).splitlines()

@@ -199,3 +199,16 @@ def test_the_config_accepts_exactly_the_registered_map_methods():
         assert PEConfig(saliency={"method": name}).saliency.method == name
     with pytest.raises(ValidationError, match="unknown saliency method"):
         PEConfig(saliency={"method": "attention_please"})
+
+
+def test_the_config_accepts_exactly_the_registered_product_matchers():
+    from pydantic import ValidationError
+
+    from jobs.config import PEConfig
+    from pe_udfs.product import MATCHERS
+
+    assert list(MATCHERS) == ["sift", "orb_hull"]
+    for name in MATCHERS:
+        assert PEConfig(product={"method": name}).product.method == name
+    with pytest.raises(ValidationError, match="unknown product method 'surf'; known: sift, orb_hull"):
+        PEConfig(product={"method": "surf"})

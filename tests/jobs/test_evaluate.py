@@ -26,7 +26,7 @@ def test_metric_rows_rank_a_faithful_score_above_area_and_constant():
                             "kind": ["visible", "absent", "visible", "absent"], "found": [True, False, True, True],
                             "iou": [0.8, None, 0.6, None]})
     rows = metric_rows(pv, seconds, pd.DataFrame({"lift": [1.0, 2.0, 3.0, 4.0], "true_lift": [1.1, 2.2, 2.9, 4.5]}))
-    get = lambda m, s="all": rows[(rows.metric == m) & (rows.scope == s)].iloc[0]  # noqa: E731
+    get = lambda m, s="all": rows[(rows.metric == m) & (rows.scope == s)].iloc[0]
     assert get("spearman_pe_share").value > 0.95 and get("spearman_pe_share").n == 60
     assert abs(get("spearman_area_only").value) < 0.3
     c = get("spearman_constant")
@@ -115,7 +115,7 @@ def test_headline_scope_is_the_test_influencers_and_the_goal_is_against_the_best
     pv["split"] = np.where(np.arange(90) < 45, "test", "train")
     pv["motion_in_mask"] = pv["true_pe"] + rng.normal(0, 0.15, 90)
     rows = metric_rows(pv, pd.DataFrame(columns=["video_id", "second", "kind", "found", "iou"]), None)
-    get = lambda m, s: rows[(rows.metric == m) & (rows.scope == s)].iloc[0]  # noqa: E731
+    get = lambda m, s: rows[(rows.metric == m) & (rows.scope == s)].iloc[0]
     assert get("spearman_pe_share", "test").n == 45 and get("spearman_pe_share", "all").n == 90
     best = get("spearman_best_baseline", "test")
     assert best.detail == "motion_in_mask" and best.value == get("spearman_motion_in_mask", "test").value

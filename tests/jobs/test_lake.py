@@ -53,10 +53,10 @@ def test_merge_upserts_and_rerun_is_a_noop(lake, spark):
     lake.ensure("kv", KV)
     lake.write("kv", _kv(spark, [("a", 1), ("b", 2)]))
     m = lake.merge("kv", _kv(spark, [("b", 20), ("c", 3)]), keys=["k"])
-    assert (m["num_target_rows_updated"], m["num_target_rows_inserted"]) == (1, 1)
+    assert (m.updated, m.inserted, m.committed, m.table) == (1, 1, True, "kv")
     version = lake.version("kv")
     again = lake.merge("kv", _kv(spark, [("b", 20), ("c", 3)]), keys=["k"])
-    assert again["num_target_rows_updated"] == 0 and again["num_target_rows_inserted"] == 0
+    assert (again.updated, again.inserted, again.committed, again.version) == (0, 0, False, m.version)
     assert lake.version("kv") == version, "a no-op merge must not add a commit"
     assert _sorted(lake.read("kv")) == [("a", 1), ("b", 20), ("c", 3)]
 

@@ -132,7 +132,7 @@ def test_an_image_file_replaced_under_the_same_uri_makes_only_its_videos_candida
         "product_id": ["p1", "p1"], "view": ["front", "side"], "image_uri": [str(images / "p1.jpg"),
                                                                            (images / "p1-side.jpg").as_uri()],
         "view_rank": [1, 2], "ingested_at": now}))
-    candidates = lambda: _candidates(lake, "1", "cfg", rescore=False, limit=None,  # noqa: E731
+    candidates = lambda: _candidates(lake, "1", "cfg", rescore=False, limit=None,
                                      allowed_schemes=["file", "https"], allowed_roots=[str(tmp_path / "lake")])
 
     first = candidates().set_index("video_id")

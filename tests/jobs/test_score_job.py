@@ -102,7 +102,7 @@ def test_scores_good_videos_records_bad_ones_and_rerun_is_a_noop(cfg, lake, spar
     assert len(seconds) == 12 and seconds.groupby("video_id")["second"].apply(sorted).map(list).eq([[0, 1, 2]] * 4).all()
     by_video = seconds.groupby("video_id")["e_mass"].sum().sort_index()
     np.testing.assert_allclose(by_video.values, scores["e_score"].values, rtol=1e-6)
-    assert seconds.set_index(["video_id", "second"]).loc[("v0", 0), "product_found"] == False  # noqa: E712
+    assert seconds.set_index(["video_id", "second"]).loc[("v0", 0), "product_found"] == False
 
     errors = lake.read_pandas("scoring_errors").set_index("video_id").sort_index()
     assert list(errors.index) == ["v_corrupt", "v_missing"]
@@ -198,7 +198,10 @@ def test_scoring_uses_the_full_window_and_records_the_scoring_config(cfg, lake, 
     """A 30-s sample video, a model trained on 10-s clips: all 30 seconds are scored (clip.max_seconds = 60), the
     window and the scoring_config are stored; a new saliency method or window makes the video a candidate again."""
     from jobs.sample import run_sample
-    from jobs.score import current_scoring_config, run_score
+    from jobs.score import champion_and_plan, run_score
+
+    def current_scoring_config(cfg):  # the id run_score stores: its plan's, over the champion's saved clip
+        return champion_and_plan(cfg)[1].config_id
 
     run_sample(cfg, lake, n_videos=1, seed=3, min_seconds=30, max_seconds=30, width=180, height=320, workers=1,
                audio=False)

@@ -107,7 +107,7 @@ def test_output_tables_have_no_row_level_rejection(qcfg):
 
 
 def test_a_great_expectations_import_that_exits_becomes_a_quality_error(tmp_path, monkeypatch, qcfg):
-    """DESIGN §8: importing GE can call sys.exit (pyspark's Spark Connect check); it must not end the job."""
+    """Importing GE can call sys.exit (pyspark's Spark Connect check); it must not end the job."""
     from jobs.quality import ge
 
     fake = tmp_path / "fakepkgs" / "great_expectations"

@@ -5,6 +5,7 @@ import pytest
 
 from pe_udfs.crash_journal import CrashJournal
 from pe_udfs.errors import WorkerCrashed
+from pe_udfs.settings import ClipSettings, DecodeSettings, ProductSettings, SaliencySettings, ScoringPlan
 from pe_udfs.udf import ScoringTask, _decode
 
 
@@ -23,12 +24,16 @@ def test_marks_count_crashes_per_video_and_end_forgets_them(tmp_path):
     assert journal.crashes("v1") == 0
 
 
+def _no_model(device: str):
+    raise AssertionError("a given-up video loads no model")
+
+
 def test_a_video_that_killed_its_worker_twice_is_given_up_before_any_work(tmp_path):
     journal = CrashJournal(str(tmp_path / "j"), max_crashes=2)
     journal.begin("bad")
     journal.begin("bad")
-    task = ScoringTask(model_uri="models:/m/1", tracking_uri="sqlite://", product={}, saliency={},
-                       crash_journal=journal.folder)
+    plan = ScoringPlan(ClipSettings(), ProductSettings(), SaliencySettings(), DecodeSettings())
+    task = ScoringTask(load_model=_no_model, plan=plan, crash_journal=journal.folder)
     row = {"video_id": "bad", "video_uri": str(tmp_path / "never-opened.mp4"), "product_image_uri": None}
     with pytest.raises(WorkerCrashed) as e:
         _decode(row, task, clip=None, journal=journal)

@@ -12,8 +12,9 @@ from skimage import data
 from pe_udfs import product_orb
 from pe_udfs.errors import ProductImageError
 from pe_udfs.listing import ListingFeatures, load_image, ratio_matches
-from pe_udfs.product import _quad_gate, drop_unmatched_seconds, listing_features, match_frame, product_map, quad_mask
+from pe_udfs.product import _quad_gate, drop_unmatched_seconds, listing_features, match_frame, quad_mask
 from pe_udfs.product_orb import orb_detector, orb_norm
+from pe_udfs.product_views import product_map
 from pe_udfs.settings import ProductSettings
 
 SIFT = ProductSettings()
@@ -255,7 +256,7 @@ def test_product_region_is_the_projected_silhouette_or_the_listing_rectangle():
     h, w = truth.shape
     H = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), QUAD)
     true_sil = silhouette_mask(truth.astype(np.uint8) * 255, H, 512, 384, 224).astype(bool)
-    iou = lambda a, b: (a & b).sum() / (a | b).sum()  # noqa: E731
+    iou = lambda a, b: (a & b).sum() / (a | b).sum()
     assert iou(masks["listing_rect"], rect) > 0.95
     assert iou(masks["silhouette"], true_sil) > 0.85 and iou(masks["listing_rect"], true_sil) < 0.75
     assert masks["silhouette"].sum() < 0.8 * masks["listing_rect"].sum()
@@ -313,3 +314,19 @@ def test_a_listing_jpeg_whose_header_lies_about_its_size_is_corrupt_not_grey_fil
     honest = tmp_path / "honest.jpg"
     cv2.imwrite(str(honest), cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
     assert load_image(str(honest)).shape == (480, 381, 3)
+
+
+def test_every_registered_matcher_maps_the_product_through_one_contract(coffee):
+    """Each matcher (pe_udfs.product.MATCHERS) is found by its name in product.method and finds the product."""
+    from pe_udfs.listing import ProductMatcher
+    from pe_udfs.product import MATCHERS, matcher
+
+    for name, m in MATCHERS.items():
+        assert isinstance(m, ProductMatcher) and m.name == name
+        settings = ProductSettings(method=name, norm="hamming", drop_unmatched_seconds=False)
+        assert matcher(settings) is m
+        feats = listing_features(coffee, settings)
+        assert feats.method == name
+        assert match_frame(paste(coffee, SCENE, QUAD), feats, settings).found, name
+    with pytest.raises(ValueError, match="unknown product method 'surf'"):
+        matcher(ProductSettings(method="surf"))

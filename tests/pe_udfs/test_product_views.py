@@ -11,8 +11,8 @@ from skimage import data
 
 from pe_udfs import product_views
 from pe_udfs.errors import ProductImageError
-from pe_udfs.product import listing_features, product_map
-from pe_udfs.product_views import ListingCache, ListingView, best_match, row_views, views_product_map
+from pe_udfs.product import listing_features
+from pe_udfs.product_views import ListingCache, ListingView, best_match, product_map, row_views, views_product_map
 from pe_udfs.settings import ProductSettings
 
 SIFT = ProductSettings(match_workers=1)

@@ -50,8 +50,12 @@ def test_outside_a_spark_task_the_device_is_kept():
 def test_a_cpu_worker_keeps_the_automatic_chunk():
     from types import SimpleNamespace
 
-    from pe_udfs.settings import ClipSettings, SaliencySettings
+    from pe_udfs.settings import ClipSettings, DecodeSettings, ProductSettings, SaliencySettings, ScoringPlan
 
-    loaded = SimpleNamespace(device="cpu", clip=ClipSettings(), module=None)
-    assert _fixed_chunk(SaliencySettings(), loaded, 0.25).frame_chunk == 0
-    assert _fixed_chunk(SaliencySettings(frame_chunk=5), loaded, 0.25).frame_chunk == 5
+    loaded = SimpleNamespace(device="cpu", module=None)
+
+    def plan(saliency):
+        return ScoringPlan(ClipSettings(), ProductSettings(), saliency, DecodeSettings())
+
+    assert _fixed_chunk(plan(SaliencySettings()), loaded, 0.25).frame_chunk == 0
+    assert _fixed_chunk(plan(SaliencySettings(frame_chunk=5)), loaded, 0.25).frame_chunk == 5
