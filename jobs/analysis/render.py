@@ -375,7 +375,7 @@ def write_report(result: AnalysisResult, folder: str, *, title: str = "Sales-lif
                  meta: dict[str, Any] | None = None) -> ReportFiles:
     """Write ``report.md``, ``report.html`` and the figures (PNG) into ``folder``; also ``lifts.csv`` (the
     first stage) and ``second_stage.csv`` (its data with the headline influence diagnostics)."""
-    from jobs.report.templates import render_template
+    from jobs.templates import render_template
 
     os.makedirs(folder, exist_ok=True)
     images = _figures(result, folder)

@@ -1,7 +1,7 @@
 """``pe report``: HTML pages from the lake, self-contained and readable offline (the last step of the flow).
 
     write       the job: reads scores, seconds, evaluation and sales from the lake, writes the pages
-    pages       a video's page and the campaign's page (Jinja, templates/)
+    pages       a video's page and the campaign's page (Jinja templates in jobs.templates, shared with jobs.analysis)
     figures     frames with the engagement overlay, per-second curves (matplotlib)
 
 Not to be confused with :mod:`jobs.quality.results` (what a data-quality validation says).

@@ -1,4 +1,4 @@
-"""The HTML pages of ``pe report`` (Jinja templates in jobs/report/templates): a video's page (frame strip with overlays,
+"""The HTML pages of ``pe report`` (Jinja templates in jobs/templates): a video's page (frame strip with overlays,
 curves, scores and percentiles) and a campaign's leaderboard, from frames and score tables already in memory.
 Both write the page and its PNG images into the output folder, so the page opens offline."""
 from __future__ import annotations
@@ -49,7 +49,7 @@ def render_video_page(out_dir: str, score: pd.Series, seconds: pd.DataFrame, cam
     uint8 at the video's aspect ratio (None when the video could not be decoded: ``frames_error`` says why);
     quad_size: the model frame's size, which the stored quads are on (see :func:`overlay_frame`).
     """
-    from jobs.report.templates import render_template
+    from jobs.templates import render_template
 
     vid = str(score["video_id"])
     img_dir = os.path.join(out_dir, f"video-{slug(vid)}_files")
@@ -97,7 +97,7 @@ def render_campaign_page(out_dir: str, campaign_id: str, board: pd.DataFrame, th
     """Write ``campaign-<id>.html``: ``board`` (one row per video with scores; sorted here by ``rank_by``,
     highest first) and ``thumbnails`` (video_id → image path relative to ``out_dir``, or None);
     ``evaluation``: rows of the ``evaluations`` table to show (one run), or None."""
-    from jobs.report.templates import render_template
+    from jobs.templates import render_template
 
     board = board.sort_values(rank_by, ascending=False, na_position="last").reset_index(drop=True)
     cols = [c for c in ("pe_share", "pe_raw", "pe_lift", "e_score", "p_score", "product_found_seconds",
