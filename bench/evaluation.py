@@ -94,11 +94,11 @@ def run_seed(seed: int, args) -> dict:
         compare_version = next((ln.split("pe-engagement v")[1].split(";")[0].split()[0]
                                 for ln in out.stdout.splitlines() if "registered pe-engagement v" in ln), None)
 
-    from jobs.analyze import run_analyze
+    from jobs.analysis.analyze import run_analyze
     from jobs.config import load_config
-    from jobs.evaluate import run_evaluate
-    from jobs.lake import Lake
+    from jobs.evaluation.against_truth import run_evaluate
     from jobs.spark import get_spark
+    from jobs.storage.lake import Lake
 
     cfg = load_config(None, lake=str(lake))
     lk = Lake.from_config(cfg, get_spark(cfg))
@@ -138,7 +138,7 @@ def print_seed(r: dict) -> None:
 
 def table(per_video: pd.DataFrame, scope: str) -> pd.DataFrame:
     """Spearman [95 % CI] of every score on ``scope`` rows, resampling influencers; the best rule; differences."""
-    from jobs.evaluate import BASELINE_NAMES
+    from jobs.evaluation.against_truth import BASELINE_NAMES
     from models.agreement import bootstrap, paired_difference
 
     g = per_video if scope == "all" else per_video[per_video["split"] == "test"]

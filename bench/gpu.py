@@ -68,7 +68,7 @@ def saliency_fps(backbone: str, device, frames: int, precision: str, weights_fil
 def score_videos_per_s(n_videos: int, device: str) -> tuple[float, int, int]:
     """(videos/s, scored, errors) of the Spark scoring job on a fresh sample campaign of ``n_videos``."""
     from bench.score import sample_campaign_with_champion
-    from jobs.score import run_score
+    from jobs.scoring.nightly import run_score
 
     root = tempfile.mkdtemp(prefix="pe-bench-gpu-")
     try:

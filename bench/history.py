@@ -50,8 +50,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from jobs.config import load_config
-    from jobs.lake import Lake
     from jobs.spark import get_spark
+    from jobs.storage.lake import Lake
 
     root = tempfile.mkdtemp(prefix="pe-bench-history-")
     cfg = load_config(lake=os.path.join(root, "lake"),

@@ -22,8 +22,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jobs.config import load_config
-from jobs.lake import Lake
 from jobs.spark import get_spark
+from jobs.storage.lake import Lake
 
 
 def main() -> None:

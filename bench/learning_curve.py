@@ -188,8 +188,8 @@ def plot(points: list[Point], path: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     from jobs.config import load_config
-    from jobs.lake import Lake
     from jobs.spark import get_spark
+    from jobs.storage.lake import Lake
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--lake", required=True, action="append",

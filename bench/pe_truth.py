@@ -69,8 +69,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from jobs.config import load_config
-    from jobs.lake import Lake
     from jobs.spark import get_spark
+    from jobs.storage.lake import Lake
 
     cfg = load_config(lake=args.lake, overrides={"spark": {"master": "local[1]", "show_progress": False}})
     lake = Lake.from_config(cfg, get_spark(cfg))

@@ -107,8 +107,8 @@ def evaluate(lake_root: str, *, limit: int | None = None, method: str = "sift", 
     """Run the comparison on the lake's sample campaign; returns the summary numbers and the rows.
     ``product``: ProductSettings fields to change besides ``method``."""
     from jobs.config import load_config
-    from jobs.lake import Lake
     from jobs.spark import get_spark
+    from jobs.storage.lake import Lake
 
     cfg = load_config(lake=lake_root, overrides={"spark": {"master": "local[1]", "show_progress": False}})
     lake = Lake.from_config(cfg, get_spark(cfg))

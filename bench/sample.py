@@ -48,9 +48,9 @@ def main() -> None:
             media = c.video_paths
         else:
             from jobs.config import load_config
-            from jobs.lake import Lake
-            from jobs.sample import run_sample
             from jobs.spark import get_spark
+            from jobs.storage.lake import Lake
+            from jobs.synth.sample import run_sample
 
             cfg = load_config(lake=os.path.join(root, "lake"), overrides={"spark": {"show_progress": False}})
             marks: dict[str, float] = {}

@@ -42,9 +42,9 @@ def sample_campaign_with_champion(root: str, n_videos: int, min_seconds: float, 
     import torch
 
     from jobs.config import load_config
-    from jobs.lake import Lake
-    from jobs.sample import run_sample
     from jobs.spark import get_spark
+    from jobs.storage.lake import Lake
+    from jobs.synth.sample import run_sample
     from models.network import build_engagement_net
     from models.registry import log_engagement_model
     from models.tracking import ensure_experiment, tracked_run
@@ -124,7 +124,7 @@ def main() -> None:
 
     import torch
 
-    from jobs.score import run_score
+    from jobs.scoring.nightly import run_score
     from models.registry import load_engagement_model
     from pe_udfs.score import score_video
     from pe_udfs.udf import ScoringTask, default_cores, listing_for

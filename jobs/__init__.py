@@ -1,9 +1,9 @@
-"""Spark entry points and the data platform: config, session, Delta lake, contracts, one module per job.
+"""Spark entry points and the data platform, by idea; the packages in the order data flows through them:
 
-The ``pe`` command is :mod:`jobs.cli` (commands in :mod:`jobs.commands`); data quality is :mod:`jobs.quality`
-(run by :mod:`jobs.validate`); the sales-lift analysis is :mod:`jobs.analysis`; the sample campaign's world is
-:mod:`jobs.synth`. The lake is :mod:`jobs.lake` (its errors, schema conformance and SQL text in
-:mod:`jobs.lake_errors`, :mod:`jobs.lake_schema`, :mod:`jobs.lake_sql`); a job's parts sit beside it
-(``ingest_kinds``/``ingest_sources``/``ingest_checks``, ``report_pages``/``report_figures``). Every job raises
-:class:`pe_udfs.errors.PEError` subclasses; the CLI prints them.
+    synth (sample world) / ingest (your own) ─► storage (the Delta lake, contracts, views) ─► quality
+    ─► training ─► scoring ─► evaluation, analysis ─► report;  sql reads the lake;  cli runs them all
+
+Truly top level: :mod:`jobs.config` (the one validated config object), :mod:`jobs.spark` (the session, its JARs
+and extensions) and :mod:`jobs.submit` (the one ``spark-submit`` entry point). Each package's ``__init__`` is its
+public face. Every job raises :class:`pe_udfs.errors.PEError` subclasses; the CLI prints them.
 """

@@ -155,7 +155,7 @@ class ScoreSettings(StrictSettings):
 
 
 class SampleSettings(StrictSettings):
-    """The generated sample campaign (`pe sample`, jobs/sample.py, jobs/synth/)."""
+    """The generated sample campaign (`pe sample`, jobs/synth/sample.py, jobs/synth/)."""
 
     videos: int = Field(12, ge=1)  # default --videos
     seed: int = Field(7, ge=0)  # default --seed
@@ -172,7 +172,7 @@ class SampleSettings(StrictSettings):
 
 
 class MaintainSettings(StrictSettings):
-    """Table maintenance (`pe maintain`, jobs/maintain.py): compaction, Z-order and VACUUM."""
+    """Table maintenance (`pe maintain`, jobs/storage/maintain.py): compaction, Z-order and VACUUM."""
 
     # files no version younger than this needs are deleted; time travel reaches back this far. Below 168 h
     # (Delta's own floor) a concurrent reader or writer of an older snapshot can fail: keep it for tests.
@@ -192,7 +192,7 @@ class IngestSettings(StrictSettings):
 
 
 class QualitySettings(StrictSettings):
-    """Data quality gates (jobs/validate.py, Great Expectations)."""
+    """Data quality gates (jobs/quality/validate.py, Great Expectations)."""
 
     # local folder for Data Docs (HTML, in data_docs/) and stored validation results (validations/);
     # None → <lake>/quality for a local lake; a remote lake without it keeps results in memory, no docs

@@ -1,8 +1,8 @@
 """The one Spark session factory: local by default, cluster settings from config, Delta Lake built in.
 
-Delta comes from delta-spark: its JARs are installed once into the virtual environment (:mod:`jobs.delta_jars`)
-and put on ``spark.jars`` here, so no session downloads anything; so is the SQL guard's (:mod:`jobs.guard_jar`). Under ``spark-submit`` pass them with
-``--jars "$(python -m jobs.delta_jars path)"``: the driver JVM is already running by the time this code does.
+Delta comes from delta-spark: its JARs are installed once into the virtual environment (:mod:`jobs.storage.delta_jars`)
+and put on ``spark.jars`` here, so no session downloads anything; so is the SQL guard's (:mod:`jobs.sql.guard_jar`). Under ``spark-submit`` pass them with
+``--jars "$(python -m jobs.storage.delta_jars path)"``: the driver JVM is already running by the time this code does.
 """
 from __future__ import annotations
 
@@ -112,10 +112,10 @@ DELTA_SQL_SETTINGS = {
 
 def delta_settings() -> dict[str, str]:
     """Session settings that make Delta Lake work: the SQL extension, the catalog and the installed JARs; plus
-    the SQL guard's extension (:mod:`jobs.guard_jar`, off until ``pe sql``/``pe serve-sql`` give it a policy)
+    the SQL guard's extension (:mod:`jobs.sql.guard_jar`, off until ``pe sql``/``pe serve-sql`` give it a policy)
     when its JAR can be built."""
-    from jobs.delta_jars import jar_paths
-    from jobs.guard_jar import EXTENSION, jar_path
+    from jobs.sql.guard_jar import EXTENSION, jar_path
+    from jobs.storage.delta_jars import jar_paths
 
     jars, extensions = jar_paths(), DELTA_SQL_SETTINGS["spark.sql.extensions"]
     guard = jar_path()

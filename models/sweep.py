@@ -14,7 +14,7 @@ to try::
     SweepSpec ─► trials() ─► [{"train": {"weight_decay": 1e-4, ...}, "model": {...}}, ...]  config overrides
     cached features (driver rows) + one trial's settings ─► fit_in_memory ─► (head, FitResult)
 
-Trials are compared by their validation loss alone (never the test split); the job (jobs/sweep.py) logs one
+Trials are compared by their validation loss alone (never the test split); the job (jobs/training/sweep_trials.py) logs one
 nested MLflow run each and retrains the best through ``pe train``'s own path and gate.
 """
 from __future__ import annotations

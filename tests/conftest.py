@@ -41,6 +41,6 @@ def cfg(tmp_path):
 
 @pytest.fixture
 def lake(cfg, spark):
-    from jobs.lake import Lake
+    from jobs.storage.lake import Lake
 
     return Lake.from_config(cfg, spark)

@@ -7,7 +7,7 @@
 Modules: ``panel`` (inputs → :class:`SalesPanel`, daily-sales imputation), ``first_stage`` (per-product
 two-way fixed-effects lift), ``second_stage`` (the paper's six OLS specifications), ``diagnostics``
 (influence, robustness, Spearman, out-of-fold R²), ``pipeline`` (all of it), ``render`` (text, Markdown,
-HTML). Spark parallelism over products lives in ``jobs/analyze.py``.
+HTML). The job ``pe analyze`` (lake in, ``sales_lift`` out, Spark over products) is :mod:`jobs.analysis.analyze`.
 """
 from jobs.analysis.errors import AnalysisError
 from jobs.analysis.first_stage import LIFT_COLUMNS, LIFT_SCHEMA, estimate_lift, estimate_lifts, lift_summary

@@ -13,7 +13,7 @@ Gelbach & Miller: V_product + V_day − V_product×day; the paper's choice). Wit
 product dimension has one treated cluster, so the two-way error leans on the day clusters.
 
 Each product's regression is independent: :func:`estimate_lifts` takes any subset of products, so a caller
-can run the subsets in parallel (``jobs/analyze.py`` does it with Spark) and concatenate the frames.
+can run the subsets in parallel (``jobs/analysis/analyze.py`` does it with Spark) and concatenate the frames.
 """
 from __future__ import annotations
 

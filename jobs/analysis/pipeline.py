@@ -1,6 +1,6 @@
 """The whole analysis on a prepared panel, as pure pandas: first-stage lifts in, every table of the report out.
 
-    SalesPanel ──► estimate_lifts (per product; parallel in jobs/analyze.py) ──► lifts
+    SalesPanel ──► estimate_lifts (per product; parallel in jobs/analysis/analyze.py) ──► lifts
     lifts + panel.products ──► second_stage_frame ──► six specifications × {conv, HC1, HC3, cluster}
                                                      ├─► influence (Cook's D, leverage, DFBETAS; > 4/n)
                                                      ├─► robustness (drop flagged, winsorise, median)
@@ -119,6 +119,6 @@ def sales_lift_rows(result: AnalysisResult, *, analysis_run: str, analyzed_at, m
         "influential": col(infl, "flagged").map(lambda v: None if v is None or v != v else bool(v)).to_numpy(object),
         "analyzed_at": analyzed_at,
     })
-    from jobs.contracts import contract
+    from jobs.storage.contracts import contract
 
     return out[contract("sales_lift").columns].reset_index(drop=True)

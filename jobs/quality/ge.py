@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from jobs.config import PEConfig
-from jobs.quality.report import QualityError
+from jobs.quality.results import QualityError
 
 
 def expectations():

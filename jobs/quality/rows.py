@@ -12,7 +12,7 @@ import pandas as pd
 
 from jobs.config import PEConfig
 from jobs.quality import ge
-from jobs.quality.report import QualityError
+from jobs.quality.results import QualityError
 from jobs.quality.suites import Check, run_suite, suite
 
 #: video_id reported for input rows that have no (or an empty) video_id; scoring_errors' key is not null.

@@ -18,7 +18,7 @@ import pandas as pd
 
 from jobs.config import PEConfig
 from jobs.quality.suites import SCORE_KEYS
-from jobs.views import complete_seconds
+from jobs.storage.views import complete_seconds
 
 
 def pe_seconds_check_frame(seconds: Any, scores: Any, cfg: PEConfig) -> pd.DataFrame:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from jobs.config import PEConfig
 from jobs.quality.ge import expectations, plain
-from jobs.quality.report import FailedExpectation, QualityError
+from jobs.quality.results import FailedExpectation, QualityError
 from pe_udfs.uris import policy_violation
 
 #: Tables read by the jobs: a failing row is rejected (and recorded), the rest goes on.

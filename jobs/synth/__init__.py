@@ -1,4 +1,5 @@
-"""Generators of the sample campaign (pure: no Spark; they only write media files they are asked to).
+"""The sample campaign's world: generators (pure: no Spark; they only write the media files they are asked to)
+and the job that writes their tables to the lake.
 
 * :mod:`jobs.synth.assets` — real offline material: the bundled photos and clips, found and loaded;
 * :mod:`jobs.synth.products` — product listing photos (front and side views) per product and variant;
@@ -14,8 +15,9 @@
 * :mod:`jobs.synth.sales` — the daily sales panel;
 * :mod:`jobs.synth.campaign` — all of it for N videos, in parallel, as four pandas tables.
 
-The job that writes the tables to the lake is :mod:`jobs.sample` (``pe sample``).
+* :mod:`jobs.synth.sample` — the job (``pe sample``): the four tables into the lake, the first step of the flow.
 """
 from jobs.synth.campaign import Campaign, CampaignSpec, SampleError, generate_campaign
+from jobs.synth.sample import SampleSummary, run_sample
 
-__all__ = ["Campaign", "CampaignSpec", "SampleError", "generate_campaign"]
+__all__ = ["Campaign", "CampaignSpec", "SampleError", "generate_campaign", "run_sample", "SampleSummary"]

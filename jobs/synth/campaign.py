@@ -2,7 +2,7 @@
 
 :func:`generate_campaign` is pure apart from writing media files (MP4s and listing JPEGs) under a folder:
 it returns the four tables as pandas frames (``campaign_videos``, ``engagement_labels``,
-``taobao_sales``, ``sample_truth``) for the job (:mod:`jobs.sample`) to write to the lake. Every random
+``taobao_sales``, ``sample_truth``) for the job (:mod:`jobs.synth.sample`) to write to the lake. Every random
 draw comes from ``numpy.random.default_rng([seed, stream, index])``, so the same spec gives the same
 tables and byte-identical files, whatever the number of worker processes.
 """

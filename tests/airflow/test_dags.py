@@ -217,7 +217,7 @@ def trained_lake(tmp_path_factory):
 @needs_airflow
 def test_airflow_dags_test_pe_nightly_scores_the_lake(trained_lake, tmp_path, spark):
     conf, lake = trained_lake
-    from jobs.lake import Lake
+    from jobs.storage.lake import Lake
 
     assert not Lake(str(lake)).exists("pe_scores")
     home = tmp_path / "airflow-home"

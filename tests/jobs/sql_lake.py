@@ -5,7 +5,7 @@ import datetime as dt
 
 import pandas as pd
 
-from jobs.contracts import contract
+from jobs.storage.contracts import contract
 
 T0 = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
 
@@ -16,7 +16,7 @@ def table(name: str, rows: list[dict]) -> pd.DataFrame:
 
 def make_sql_lake(spark, root: str):
     """Write the tables into ``root`` (three pe_scores rows, two sales days per product) and return the Lake."""
-    from jobs.lake import Lake
+    from jobs.storage.lake import Lake
 
     lake = Lake(root, spark)
     lake.write("kv", spark.createDataFrame([("a", 1)], "k string, v long"))

@@ -10,8 +10,8 @@ from analysis_panels import lake_frames, synthetic_sales
 from typer.testing import CliRunner
 
 from jobs.analysis import AnalysisError
-from jobs.analyze import choose_model_version, run_analyze
-from jobs.contracts import contract
+from jobs.analysis.analyze import choose_model_version, run_analyze
+from jobs.storage.contracts import contract
 
 
 def contract_frame(name: str, frame: pd.DataFrame) -> pd.DataFrame:
@@ -32,7 +32,7 @@ def write_paper_panel(folder, lifts=None) -> None:
 
 
 def test_choose_engine_uses_spark_only_where_it_pays():
-    from jobs.analyze import choose_engine
+    from jobs.analysis.analyze import choose_engine
 
     assert choose_engine("auto", 2, 500) == "local"
     assert choose_engine("auto", 16, 500) == "spark"

@@ -22,7 +22,7 @@ from jobs.analysis import (
     second_stage,
 )
 from jobs.analysis.second_stage import second_stage_frame
-from jobs.contracts import spark_schema
+from jobs.storage.contracts import spark_schema
 
 # ----------------------------------------------------------------------------------------- panel
 

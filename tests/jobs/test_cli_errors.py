@@ -78,12 +78,12 @@ def test_debug_shows_the_traceback(tmp_path):
 
 
 def test_an_unexpected_error_is_one_line_too(monkeypatch, tmp_path):
-    import jobs.demo
+    import jobs.cli.demo
 
     def broken(*a, **k):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(jobs.demo, "run_demo", broken)
+    monkeypatch.setattr(jobs.cli.demo, "run_demo", broken)
     out = CliRunner().invoke(app, ["--lake", str(tmp_path / "lake"), "demo"])
     assert out.exit_code == 1 and out.stderr.splitlines() == [
         "error: internal: RuntimeError: disk on fire (rerun with --debug for the traceback)"]

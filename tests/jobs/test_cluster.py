@@ -85,8 +85,8 @@ def services(tmp_path):
 
 
 def test_nightly_job_on_a_standalone_cluster_with_an_mlflow_server(tmp_path, services, cfg, lake, spark):
-    from jobs.delta_jars import jar_paths
-    from jobs.score import run_score
+    from jobs.scoring.nightly import run_score
+    from jobs.storage.delta_jars import jar_paths
 
     env = dict(os.environ, SPARK_HOME=str(PYSPARK_HOME), SPARK_LOCAL_IP="127.0.0.1",
                PYSPARK_PYTHON=sys.executable, SPARK_WORKER_DIR=str(tmp_path / "work"))
@@ -157,7 +157,7 @@ def test_nightly_job_on_a_standalone_cluster_with_an_mlflow_server(tmp_path, ser
     assert run_score(local_cfg, run_id="cluster-night", spark=spark).scored == 4
     cols = ["video_id", "model_version", "pe_raw", "pe_share", "e_score", "p_score", "n_seconds",
             "product_found_seconds", "predicted_engagement"]
-    from jobs.lake import Lake
+    from jobs.storage.lake import Lake
 
     on_cluster = lake.read_pandas("pe_scores", columns=cols).sort_values("video_id").reset_index(drop=True)
     local = Lake(str(local_copy), spark).read_pandas("pe_scores", columns=cols).sort_values("video_id").reset_index(drop=True)

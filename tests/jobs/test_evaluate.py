@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.evaluate import metric_rows, true_window_pe
+from jobs.evaluation.against_truth import metric_rows, true_window_pe
 
 
 def _per_video(n=60, seed=0):
@@ -64,9 +64,9 @@ def test_evaluate_job_on_scores_made_from_the_truth(cfg, lake, tmp_path):
     from typer.testing import CliRunner
 
     from jobs.cli import app
-    from jobs.contracts import spark_schema
-    from jobs.evaluate import run_evaluate
-    from jobs.sample import run_sample
+    from jobs.evaluation.against_truth import run_evaluate
+    from jobs.storage.contracts import spark_schema
+    from jobs.synth.sample import run_sample
 
     runner = CliRunner()
     out = runner.invoke(app, ["--lake", str(tmp_path / "bare"), "evaluate"])

@@ -1,4 +1,4 @@
-"""jobs.executor_memory: the Python workers' budget from Spark settings, and the early one-line failure."""
+"""jobs.scoring.executor_memory: the Python workers' budget from Spark settings, and the early one-line failure."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from jobs.executor_memory import ExecutorBudget, ExecutorMemoryError, executor_budget, plan_scoring_memory
+from jobs.scoring.executor_memory import ExecutorBudget, ExecutorMemoryError, executor_budget, plan_scoring_memory
 from pe_udfs.settings import ClipSettings
 
 GB = 2**30

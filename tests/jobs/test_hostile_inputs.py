@@ -164,7 +164,7 @@ def hostile_lake(cfg, lake, tmp_path):
 
 
 def test_every_bad_row_is_one_error_with_its_reason_every_good_row_is_scored(cfg, lake, spark, hostile_lake):
-    from jobs.score import run_score
+    from jobs.scoring.nightly import run_score
 
     expected, good, truncated_ids = hostile_lake
     summary = run_score(cfg, spark=spark, validate_outputs=False)

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from jobs.ingest import inbox_manifests
-from jobs.ingest_checks import resolve_location
+from jobs.ingest.checks import resolve_location
+from jobs.ingest.job import inbox_manifests
 
 
 # ---------------------------------------------------------------------- fast
@@ -99,9 +99,9 @@ def test_ingest_folder_of_clips_rejects_bad_rows_reingest_is_a_noop_then_score_a
     from typer.testing import CliRunner
 
     from jobs.cli import app
-    from jobs.ingest import run_ingest
-    from jobs.report import write_campaign_report
-    from jobs.score import run_score
+    from jobs.ingest.job import run_ingest
+    from jobs.report.write import write_campaign_report
+    from jobs.scoring.nightly import run_score
     from tests.jobs.test_score_job import _register_tiny_champion
 
     root = own_campaign
@@ -171,7 +171,7 @@ def test_ingest_folder_of_clips_rejects_bad_rows_reingest_is_a_noop_then_score_a
 def test_videos_folder_with_sidecar_and_sales_in_the_papers_panel_layout(cfg, lake, spark, own_campaign):
     import pandas as pd
 
-    from jobs.ingest import IngestError, run_ingest
+    from jobs.ingest.job import IngestError, run_ingest
 
     root = own_campaign
     run_ingest(cfg, "products", folder=str(root / "photos"), spark=spark)
@@ -201,7 +201,7 @@ def test_videos_folder_with_sidecar_and_sales_in_the_papers_panel_layout(cfg, la
 def test_csv_quoted_newlines_and_quotes_are_one_value_and_file_uris_with_a_host_are_refused(cfg, lake, spark):
     """A file name with a newline or quotes, quoted as CSV says, is one value; every reject carries the line its
     record starts on; ``file://HOST/...`` names another machine's file and is refused, ``file://localhost`` is not."""
-    from jobs.ingest import run_ingest
+    from jobs.ingest.job import run_ingest
 
     root = Path(cfg.lake_path) / "incoming"
     (root / "clips").mkdir(parents=True)

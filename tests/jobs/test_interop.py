@@ -45,7 +45,7 @@ def test_delta_rs_and_polars_read_what_spark_wrote_after_merges_optimize_and_vac
     import polars as pl
     from deltalake import DeltaTable
 
-    from jobs.lake import Lake
+    from jobs.storage.lake import Lake
 
     lake = Lake(str(tmp_path / "lake"), spark)
     for part in (range(0, 40), range(40, 80), range(80, 120)):  # several small files, several commits

@@ -13,8 +13,8 @@ from pyspark.sql import Row
 from pyspark.sql import functions as F
 from pyspark.sql.types import DateType, LongType, StringType, StructField, StructType
 
-from jobs import contracts
-from jobs.lake import Lake, NotNullViolation, SchemaMismatch
+from jobs.storage import contracts
+from jobs.storage.lake import Lake, NotNullViolation, SchemaMismatch
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +155,7 @@ _APPENDER = textwrap.dedent(
     import sys
     from jobs.config import load_config
     from jobs.spark import get_spark
-    from jobs.lake import Lake
+    from jobs.storage.lake import Lake
     root, tag = sys.argv[1], sys.argv[2]
     cfg = load_config(lake=root, overrides={"spark": {"master": "local[1]", "show_progress": False}})
     spark = get_spark(cfg)
@@ -259,7 +259,7 @@ def test_optimize_compacts_and_keeps_every_row(lake, spark):
 
 
 def test_pe_maintain_compacts_zorders_and_vacuums(cfg, lake, spark):
-    from jobs.maintain import run_maintain
+    from jobs.storage.maintain import run_maintain
 
     rows = [("v1", "1", s, 0.1) for s in range(3)]
     df = spark.createDataFrame(rows, "video_id string, model_version string, second int, e_mass double")
@@ -275,7 +275,7 @@ def test_pe_maintain_compacts_zorders_and_vacuums(cfg, lake, spark):
     after = {os.path.basename(p) for p in os.listdir(lake.path("pe_seconds")) if p.endswith(".parquet")}
     assert len(after) == 1 and len(before) >= 3, (before, after)  # only the live file is left on disk
     assert sorted(r.video_id for r in lake.read("pe_seconds").collect()) == ["v3"] * 3
-    from jobs.lake import TableNotFound
+    from jobs.storage.lake import TableNotFound
 
     with pytest.raises(TableNotFound, match="no Delta table nope"):
         run_maintain(cfg, ["nope"], spark=spark)
@@ -329,10 +329,10 @@ def test_concurrent_merges_into_one_table_retry_and_all_land(lake, spark):
 
 
 def test_a_writer_that_keeps_losing_gives_up_with_one_line_naming_the_other_run(lake, spark, monkeypatch):
-    from jobs import lake_errors
-    from jobs.lake import LakeError
+    from jobs.storage import retries
+    from jobs.storage.lake import LakeError
 
-    monkeypatch.setattr(lake_errors, "CONFLICT_RETRIES", 1)  # no retry: the first conflict is the last
+    monkeypatch.setattr(retries, "CONFLICT_RETRIES", 1)  # no retry: the first conflict is the last
     errors = []
     for _ in range(5):  # each round starts both writers together; a conflict needs their commits to overlap
         errors = _merge_at_once(lake, spark, rounds=2)

@@ -31,8 +31,8 @@ def test_a_rolled_back_pe_scores_is_noticed_by_validate_and_repaired_by_the_next
     from typer.testing import CliRunner
 
     from jobs.cli import app
-    from jobs.lake_integrity import TablesDisagree, check_score_tables, require_agreement
-    from jobs.score import run_score
+    from jobs.scoring.nightly import run_score
+    from jobs.storage.integrity import TablesDisagree, check_score_tables, require_agreement
 
     media = Path(cfg.media_root)
     media.mkdir(parents=True)
@@ -83,8 +83,8 @@ def test_a_lake_moved_to_another_folder_is_relocated_and_scores_on_without_resco
 
     from jobs.cli import app
     from jobs.config import load_config
-    from jobs.lake import Lake
-    from jobs.score import run_score
+    from jobs.scoring.nightly import run_score
+    from jobs.storage.lake import Lake
 
     overrides = {"spark": {"master": "local[2]", "show_progress": False, "shuffle_partitions": 2}}
     old_cfg = load_config(lake=str(tmp_path / "old" / "lake"), overrides=overrides)

@@ -12,9 +12,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_turning_products_are_found_through_their_side_view(cfg, lake, spark):
-    from jobs.ingest import run_ingest
-    from jobs.sample import run_sample
-    from jobs.score import run_score
+    from jobs.ingest.job import run_ingest
+    from jobs.scoring.nightly import run_score
+    from jobs.synth.sample import run_sample
     from tests.jobs.test_score_job import _register_tiny_champion
 
     summary = run_sample(cfg, lake, n_videos=3, seed=5, min_seconds=8, max_seconds=9, workers=1, audio=False,
@@ -52,7 +52,7 @@ def test_turning_products_are_found_through_their_side_view(cfg, lake, spark):
 
 
 def test_without_product_images_the_video_image_is_the_single_view(cfg, lake, spark):
-    from jobs.score import _candidates, _with_views
+    from jobs.scoring.nightly import _candidates, _with_views
 
     now = pd.Timestamp("2026-11-01", tz="UTC")
     lake.write_arrow("campaign_videos", pd.DataFrame({
@@ -74,8 +74,8 @@ def test_without_product_images_the_video_image_is_the_single_view(cfg, lake, sp
 def _write_scores(lake, rows, before_ids=()):
     """pe_scores rows as the job writes them for these candidates; ``before_ids``: rows written before the
     listing ids existed (NULL)."""
-    from jobs.contracts import spark_schema
-    from jobs.score import FILES_ID, VIEWS_ID
+    from jobs.scoring.nightly import FILES_ID, VIEWS_ID
+    from jobs.storage.contracts import spark_schema
 
     given = {"video_id": list(rows.index), "model_version": "1", "scoring_config": "cfg",
              **{col: [None if v in before_ids else rows.loc[v, col] for v in rows.index] for col in (VIEWS_ID, FILES_ID)}}
@@ -84,7 +84,7 @@ def _write_scores(lake, rows, before_ids=()):
 
 
 def test_a_changed_view_set_makes_only_that_products_videos_candidates_again(cfg, lake, spark):
-    from jobs.score import VIEWS_ID, _candidates
+    from jobs.scoring.nightly import VIEWS_ID, _candidates
 
     now = pd.Timestamp("2026-11-01", tz="UTC")
     lake.write_arrow("campaign_videos", pd.DataFrame({
@@ -115,7 +115,7 @@ def test_a_changed_view_set_makes_only_that_products_videos_candidates_again(cfg
 
 
 def test_an_image_file_replaced_under_the_same_uri_makes_only_its_videos_candidates_again(cfg, lake, spark, tmp_path):
-    from jobs.score import FILES_ID, _candidates
+    from jobs.scoring.nightly import FILES_ID, _candidates
 
     images = tmp_path / "lake" / "images"
     images.mkdir(parents=True)

@@ -26,10 +26,10 @@ def test_paper_profile_runs_end_to_end_on_a_small_sample_lake(tmp_path, spark):
     every other paper setting (60-s window, vanilla gradients, orb_hull with L2 and dropped seconds) runs."""
     from mlflow import MlflowClient
 
-    from jobs.lake import Lake
-    from jobs.sample import run_sample
-    from jobs.score import run_score
-    from jobs.train import run_training
+    from jobs.scoring.nightly import run_score
+    from jobs.storage.lake import Lake
+    from jobs.synth.sample import run_sample
+    from jobs.training.train import run_training
     from models.registry import clear_model_cache, load_engagement_model
 
     cfg = load_config(PAPER_YAML, lake=str(tmp_path / "lake"), overrides={

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.report import ReportError, best_video_id, write_campaign_report, write_video_report
-from jobs.report_figures import heat_vmax, overlay_frame, percentiles, strip_seconds
-from jobs.report_pages import render_video_page
+from jobs.report.figures import heat_vmax, overlay_frame, percentiles, strip_seconds
+from jobs.report.pages import render_video_page
+from jobs.report.write import ReportError, best_video_id, write_campaign_report, write_video_report
 
 GRID = 14
 
@@ -145,7 +145,7 @@ def test_video_page_from_a_real_video_is_offline_with_overlays_that_differ_from_
 
 
 def test_campaign_page_shows_the_latest_evaluation(tmp_path):
-    from jobs.report_pages import render_campaign_page
+    from jobs.report.pages import render_campaign_page
 
     board = pd.DataFrame({"video_id": ["a", "b"], "pe_share": [0.2, 0.4], "model_version": ["3", "3"]})
     ev = pd.DataFrame({"model_version": "3", "run": "evaluate-x-v3",
@@ -172,7 +172,7 @@ def test_video_page_without_frames_still_has_scores_and_curves(tmp_path):
 
 def contract_frame(name: str, frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with every column of the table's contract, in order (absent ones null)."""
-    from jobs.contracts import contract
+    from jobs.storage.contracts import contract
 
     return frame.reindex(columns=contract(name).columns).astype(object).where(lambda f: f.notna(), None)
 
@@ -223,7 +223,7 @@ def test_video_and_campaign_reports_from_the_lake(scored_lake, cfg, tmp_path):
 
 
 def test_campaign_page_leads_with_the_test_influencers_and_names_the_best_rule(tmp_path):
-    from jobs.report_pages import render_campaign_page
+    from jobs.report.pages import render_campaign_page
 
     board = pd.DataFrame({"video_id": ["a"], "pe_share": [0.2], "model_version": ["3"]})
     ev = pd.DataFrame({"model_version": "3", "run": "evaluate-y-v3",

@@ -1,11 +1,11 @@
-"""The scoring run records behind the lake check (jobs/lake_integrity.py): written atomically, settled by a
+"""The scoring run records behind the lake check (jobs/storage/integrity.py): written atomically, settled by a
 later run, and the one-line description of a disagreement. No Spark needed."""
 from __future__ import annotations
 
 import json
 from types import SimpleNamespace
 
-from jobs.lake_integrity import RUNS_DIR, Disagreement, finished_runs, record_run
+from jobs.storage.integrity import RUNS_DIR, Disagreement, finished_runs, record_run
 
 
 def test_records_are_kept_per_run_and_a_later_run_settles_versions_it_made_current(tmp_path):
@@ -37,7 +37,7 @@ def test_a_disagreement_is_one_line_with_a_few_examples():
 
 
 def test_a_removed_commit_leaves_no_checksum_behind_to_break_the_next_commit_of_its_version(tmp_path):
-    from jobs.lake_integrity import drop_stale_log_files
+    from jobs.storage.integrity import drop_stale_log_files
 
     log = tmp_path / "pe_scores" / "_delta_log"
     log.mkdir(parents=True)

@@ -8,7 +8,7 @@ import cv2
 import pandas as pd
 import pytest
 
-from jobs.sample import TABLES, SampleError, campaign_spec, interrupted_sample, run_sample
+from jobs.synth.sample import TABLES, SampleError, campaign_spec, interrupted_sample, run_sample
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from jobs.config import load_config
-from jobs.score import _reject_invalid_inputs
+from jobs.scoring.nightly import _reject_invalid_inputs
 
 
 def test_null_empty_and_whitespace_ids_are_rejected_and_never_scored(tmp_path):

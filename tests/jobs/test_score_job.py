@@ -83,7 +83,7 @@ def _register_tiny_champion(cfg) -> str:
 
 
 def test_scores_good_videos_records_bad_ones_and_rerun_is_a_noop(cfg, lake, spark, campaign):
-    from jobs.score import run_score
+    from jobs.scoring.nightly import run_score
 
     summary = run_score(cfg, spark=spark, validate_outputs=False)
     assert (summary.candidates, summary.scored, summary.errors) == (6, 4, 2)
@@ -118,7 +118,7 @@ def test_scores_good_videos_records_bad_ones_and_rerun_is_a_noop(cfg, lake, spar
 
 
 def test_missing_model_fails_before_any_table_is_touched(cfg, lake, spark):
-    from jobs.score import run_score
+    from jobs.scoring.nightly import run_score
     from models.registry import NoChampionError
 
     with pytest.raises(NoChampionError, match="pe train"):
@@ -129,8 +129,8 @@ def test_missing_model_fails_before_any_table_is_touched(cfg, lake, spark):
 _KILLED_RUN = '''
 import os, signal, sys
 from jobs.config import load_config
-from jobs.lake import Lake
-from jobs.score import run_score
+from jobs.storage.lake import Lake
+from jobs.scoring.nightly import run_score
 
 cfg = load_config(lake=sys.argv[1], overrides={"spark": {"master": "local[1]", "show_progress": False}})
 if sys.argv[2] == "between-commits":  # die right after the first table's commit, before the second
@@ -162,7 +162,7 @@ def test_sigkill_mid_write_leaves_valid_tables_and_the_rerun_has_one_row_per_key
     import sys
     import time
 
-    from jobs.score import run_score
+    from jobs.scoring.nightly import run_score
 
     script = tmp_path / "killed_run.py"
     script.write_text(_KILLED_RUN)
@@ -197,8 +197,8 @@ def test_sigkill_mid_write_leaves_valid_tables_and_the_rerun_has_one_row_per_key
 def test_scoring_uses_the_full_window_and_records_the_scoring_config(cfg, lake, spark):
     """A 30-s sample video, a model trained on 10-s clips: all 30 seconds are scored (clip.max_seconds = 60), the
     window and the scoring_config are stored; a new saliency method or window makes the video a candidate again."""
-    from jobs.sample import run_sample
-    from jobs.score import champion_and_plan, run_score
+    from jobs.scoring.nightly import champion_and_plan, run_score
+    from jobs.synth.sample import run_sample
 
     def current_scoring_config(cfg):  # the id run_score stores: its plan's, over the champion's saved clip
         return champion_and_plan(cfg)[1].config_id
@@ -232,11 +232,11 @@ def test_scoring_uses_the_full_window_and_records_the_scoring_config(cfg, lake, 
 
 
 def test_executors_too_small_fail_in_one_line_before_any_table_is_touched(cfg, lake, spark, campaign, monkeypatch):
-    import jobs.executor_memory
-    from jobs.executor_memory import ExecutorMemoryError
-    from jobs.score import run_score
+    import jobs.scoring.executor_memory
+    from jobs.scoring.executor_memory import ExecutorMemoryError
+    from jobs.scoring.nightly import run_score
 
-    monkeypatch.setattr(jobs.executor_memory, "machine_memory", lambda: 5 * 2**30)  # 1 GB beside a 4g driver
+    monkeypatch.setattr(jobs.scoring.executor_memory, "machine_memory", lambda: 5 * 2**30)  # 1 GB beside a 4g driver
     with pytest.raises(ExecutorMemoryError) as e:
         run_score(cfg, spark=spark)
     assert "\n" not in str(e.value) and "scoring tasks per executor" in str(e.value)
@@ -253,7 +253,7 @@ def test_a_python_worker_killed_mid_video_costs_nothing(cfg, lake, spark, campai
 
     import psutil
 
-    from jobs.score import run_score
+    from jobs.scoring.nightly import run_score
 
     out: dict = {}
     job = threading.Thread(target=lambda: out.update(summary=run_score(cfg, spark=spark, validate_outputs=False)))

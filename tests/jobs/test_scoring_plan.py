@@ -42,8 +42,8 @@ def test_the_plan_takes_the_models_sampling_and_the_runs_window(cfg):
 
 @pytest.mark.slow
 def test_pe_score_and_pe_score_video_give_one_video_one_scoring_config(cfg, champion, tmp_path):
-    from jobs.score import champion_and_plan
-    from jobs.score_one import score_one
+    from jobs.scoring.nightly import champion_and_plan
+    from jobs.scoring.one_video import score_one
 
     video = write_frames(tmp_path / "ad.mp4", [paste(data.coffee(), SCENE, QUAD)] * 4 + [SCENE] * 2, fps=2)
     image = tmp_path / "coffee.jpg"

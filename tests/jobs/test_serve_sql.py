@@ -201,7 +201,7 @@ def test_sigterm_stops_the_server_and_the_catalog_persists_for_other_sessions(se
     script.write_text(
         "import sys\n"
         "from jobs.config import load_config\n"
-        "from jobs.serve_sql import catalog_settings\n"
+        "from jobs.sql.serve import catalog_settings\n"
         "from jobs.spark import get_spark\n"
         "cfg = load_config(lake=sys.argv[1], overrides={'spark': {'master': 'local[1]'}})\n"
         "cfg = cfg.model_copy(update={'spark': cfg.spark.model_copy(update={'conf': catalog_settings(cfg)})})\n"
@@ -215,7 +215,7 @@ def test_sigterm_stops_the_server_and_the_catalog_persists_for_other_sessions(se
 def test_pe_catalog_registers_once_and_leaves_a_served_catalog_to_its_server(tmp_path, spark):
     import datetime as dt
 
-    from jobs.serve_sql import PID_FILE
+    from jobs.sql.serve import PID_FILE
 
     lake = make_sql_lake(spark, str(tmp_path / "lake"))
     meta = tmp_path / "lake" / "_metastore"
@@ -235,7 +235,7 @@ def test_pe_catalog_registers_once_and_leaves_a_served_catalog_to_its_server(tmp
 def test_the_catalog_keeper_recreates_the_views_when_the_champion_changes(spark, tmp_path):
     """What the server's refresh loop does, in this session's catalog: nothing while nothing changed; a new
     champion re-creates pe_latest so it prefers that version."""
-    from jobs.serve_sql import CatalogKeeper
+    from jobs.sql.serve import CatalogKeeper
     from tests.jobs.sql_lake import table
 
     lake = make_sql_lake(spark, str(tmp_path / "lake"))

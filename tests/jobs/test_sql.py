@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.sql_guard import SqlRefused, check
+from jobs.sql.guard import SqlRefused, check
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ TABLES = {"pe_scores", "kv"}
 @pytest.fixture(scope="module", autouse=True)
 def kv_tables(spark, tmp_path_factory):
     """The tables the statements below name, registered in the shared session (the guard analyses statements)."""
-    from jobs.lake import Lake
+    from jobs.storage.lake import Lake
 
     lake = Lake(str(tmp_path_factory.mktemp("sql") / "lake"), spark)
     lake.write("kv", spark.createDataFrame([("a", 1)], "k string, v long"))
@@ -76,7 +76,7 @@ def _pe(*args):
 
 def test_pe_sql_delta_sql_by_name_and_refusals_leave_the_lake_unchanged(tmp_path, spark):
     """One `pe` process per statement, as an analyst runs it, on a real lake."""
-    from jobs.lake import Lake
+    from jobs.storage.lake import Lake
 
     lake = Lake(str(tmp_path / "lake"), spark)
     lake.write("kv", spark.createDataFrame([("a", 1)], "k string, v long"))

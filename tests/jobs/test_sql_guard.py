@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.sql_guard import SqlRefused, check, run_query
+from jobs.sql.guard import SqlRefused, check, run_query
 from tests.jobs.sql_lake import make_sql_lake
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ ARGS = "'java.lang.System', 'getProperty', 'user.home'"
 def lake(spark, tmp_path_factory):
     """A lake with its views registered, a Delta table and a file outside it, and a view with a Java call in it
     (defined with the guard off, as a view someone else registered)."""
-    from jobs.views import register_views
+    from jobs.storage.views import register_views
 
     base = tmp_path_factory.mktemp("guard")
     lake = make_sql_lake(spark, str(base / "lake"))

@@ -1,4 +1,4 @@
-"""jobs.validate: Great Expectations suites on real frames and real Delta tables, and `pe validate`."""
+"""jobs.quality.validate: Great Expectations suites on real frames and real Delta tables, and `pe validate`."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from jobs.config import load_config
-from jobs.validate import (
+from jobs.quality.validate import (
     MISSING_ID,
     QualityError,
     ValidationFailed,
@@ -212,7 +212,7 @@ def _scores_and_seconds(cfg, n_videos=3, seconds=(4, 2, 5), seed=0):
 
 @pytest.fixture
 def qlake(qcfg, spark):
-    from jobs.lake import Lake
+    from jobs.storage.lake import Lake
 
     lake = Lake.from_config(qcfg, spark)
     scores, seconds = _scores_and_seconds(qcfg)
@@ -228,7 +228,7 @@ def _campaign_rows(videos: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write(lake, name: str, frame: pd.DataFrame) -> None:
-    from jobs.contracts import contract
+    from jobs.storage.contracts import contract
 
     # write_arrow takes the contract's column order; columns added to a contract later stay null here
     lake.write_arrow(name, frame.reindex(columns=contract(name).columns).astype(object).where(lambda f: f.notna(), None))

@@ -6,8 +6,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from jobs.contracts import contract
-from jobs.views import ANALYST_VIEWS, champion_version, current_seconds, register_views
+from jobs.storage.contracts import contract
+from jobs.storage.views import ANALYST_VIEWS, champion_version, current_seconds, register_views
 
 pytestmark = pytest.mark.slow
 

@@ -67,7 +67,7 @@ def write_campaign(lake, media_root: str, *, n: int = 30, influencers: int = 10,
             truth.append({"video_id": vid, "second": s, "product_visible": False, "quad_224": None,
                           "product_area_share": 0.0, "driver": "none", "driver_x": 0.0, "driver_y": 0.0,
                           "driver_weight": 0.0, "true_engagement": level, "true_product_engagement": 0.0})
-    from jobs.contracts import contract
+    from jobs.storage.contracts import contract
 
     for name, rows in (("campaign_videos", videos), ("engagement_labels", labels), ("sample_truth", truth)):
         columns = contract(name).columns  # columns this helper does not know stay null

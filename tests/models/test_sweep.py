@@ -1,4 +1,4 @@
-"""Sweep files (models.sweep) and the sweep runner of ``pe train --sweep`` on a tiny campaign (jobs.sweep)."""
+"""Sweep files (models.sweep) and the sweep runner of ``pe train --sweep`` on a tiny campaign (jobs.training.sweep_trials)."""
 from __future__ import annotations
 
 import pytest
@@ -46,8 +46,8 @@ def test_sweep_runs_one_nested_run_per_trial_and_gates_the_best_by_validation(sp
     from mlflow import MlflowClient
 
     from jobs.config import load_config
-    from jobs.lake import Lake
-    from jobs.train import run_training
+    from jobs.storage.lake import Lake
+    from jobs.training.train import run_training
 
     cfg = load_config(lake=str(tmp_path / "lake"), overrides={
         "spark": {"master": "local[2]", "show_progress": False, "shuffle_partitions": 2}, "device": "cpu",

@@ -39,8 +39,8 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
     import mlflow
     from mlflow import MlflowClient
 
-    from jobs.lake import Lake
-    from jobs.train import run_training, training_clip
+    from jobs.storage.lake import Lake
+    from jobs.training.train import run_training, training_clip
     from models.registry import clear_model_cache, load_engagement_model
     from models.training import decode_features
     from models.versions import list_models
@@ -156,9 +156,9 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 def test_a_model_trained_on_permuted_labels_is_never_promoted(spark, tmp_path):
     """Negative control: the same campaign with its share counts shuffled across videos (the videos stay, the
     label no longer belongs to them). The training runs as usual and the gate refuses the result."""
-    from jobs.contracts import contract
-    from jobs.lake import Lake
-    from jobs.train import run_training
+    from jobs.storage.contracts import contract
+    from jobs.storage.lake import Lake
+    from jobs.training.train import run_training
     from models.registry import champion_version
 
     cfg = _cfg(tmp_path)
@@ -175,8 +175,8 @@ def test_a_model_trained_on_permuted_labels_is_never_promoted(spark, tmp_path):
 
 
 def test_train_job_refuses_a_lake_without_labels(spark, tmp_path):
-    from jobs.lake import Lake
-    from jobs.train import TrainingDataError, run_training
+    from jobs.storage.lake import Lake
+    from jobs.training.train import TrainingDataError, run_training
 
     cfg = _cfg(tmp_path)
     with pytest.raises(TrainingDataError, match="pe sample"):

@@ -1,4 +1,4 @@
-"""`pe score-video FILE --product [VIEW=]IMAGE ... [--model URI] [--json] [--product-only]` (jobs/score_one.py)."""
+"""`pe score-video FILE --product [VIEW=]IMAGE ... [--model URI] [--json] [--product-only]` (jobs/scoring/one_video.py)."""
 from __future__ import annotations
 
 import json
@@ -125,7 +125,7 @@ def test_several_views_each_second_names_the_view_that_matched(media, tmp_path):
 
 
 def test_view_arguments_are_checked_before_any_work(media, tmp_path):
-    from jobs.score_one import named_views
+    from jobs.scoring.one_video import named_views
 
     assert named_views(["a/b=c.png"]) == [("main", "a/b=c.png")]  # a path with '=' is a path
     assert named_views(["file:///x=y.png", "front=f.png"]) == [("x=y", "file:///x=y.png"), ("front", "f.png")]

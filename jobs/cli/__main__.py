@@ -1,0 +1,4 @@
+"""``python -m jobs.cli …`` is ``pe …``."""
+from jobs.cli.main import run
+
+run()
