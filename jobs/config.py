@@ -21,7 +21,14 @@ from pydantic import Field, ValidationError, field_validator
 
 from models.settings import ModelSettings, TrainSettings
 from pe_udfs.errors import PEError
-from pe_udfs.settings import ClipSettings, DecodeSettings, ProductSettings, SaliencySettings, StrictSettings
+from pe_udfs.settings import (
+    AdviceSettings,
+    ClipSettings,
+    DecodeSettings,
+    ProductSettings,
+    SaliencySettings,
+    StrictSettings,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = REPO_ROOT / "conf" / "local.yaml"
@@ -212,6 +219,7 @@ class PEConfig(StrictSettings):
     io: IoSettings = Field(default_factory=IoSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    advice: AdviceSettings = Field(default_factory=AdviceSettings)
     source: str | None = Field(None, exclude=True)  # the file this came from, for messages
 
     @field_validator("saliency")
@@ -221,6 +229,16 @@ class PEConfig(StrictSettings):
 
         if value.method not in METHODS:
             raise ValueError(f"unknown saliency method {value.method!r}; known: {', '.join(METHODS)}")
+        return value
+
+    @field_validator("advice")
+    @classmethod
+    def _registered_edit_kinds(cls, value: AdviceSettings) -> AdviceSettings:
+        from pe_udfs.advice import EDITS  # the registry is the list of allowed names
+
+        unknown = [k for k in value.edits if k not in EDITS]
+        if unknown:
+            raise ValueError(f"unknown edit kinds {unknown}; known: {', '.join(EDITS)}")
         return value
 
     @field_validator("lake")
