@@ -241,9 +241,9 @@ def region_words(grid: np.ndarray) -> tuple[str, tuple[float, float]]:
     g = np.asarray(grid, np.float64)
     k = g.shape[0]
     padded = np.pad(g, 1, mode="edge")
-    blurred = sum(padded[i:i + k, j:j + k] for i in range(3) for j in range(3)) / 9.0
+    blurred = np.stack([padded[i:i + k, j:j + k] for i in range(3) for j in range(3)]).mean(axis=0)
     # ties of the blurred grid (a lone hot cell blurs into a flat 3 × 3) go to the hottest cell itself
-    r, c = np.unravel_index(int(np.argmax(blurred + 1e-9 * g)), blurred.shape)
+    r, c = np.unravel_index(int(np.argmax(blurred + 1e-9 * g)), g.shape)
     y, x = (r + 0.5) / k, (c + 0.5) / k
     row = "upper" if y < 1 / 3 else "lower" if y > 2 / 3 else ""
     col = "left" if x < 1 / 3 else "right" if x > 2 / 3 else "centre"
