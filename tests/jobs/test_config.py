@@ -199,3 +199,17 @@ def test_the_config_accepts_exactly_the_registered_map_methods():
         assert PEConfig(saliency={"method": name}).saliency.method == name
     with pytest.raises(ValidationError, match="unknown saliency method"):
         PEConfig(saliency={"method": "attention_please"})
+
+
+def test_advice_section_names_registered_edit_kinds_and_checks_its_ranges():
+    from pydantic import ValidationError
+
+    from jobs.config import PEConfig
+    from pe_udfs.advice import EDITS
+
+    assert PEConfig().advice.edits == list(EDITS)
+    assert PEConfig(advice={"edits": ["show_earlier"], "max_suggestions": 1}).advice.max_suggestions == 1
+    with pytest.raises(ValidationError, match="unknown edit kinds"):
+        PEConfig(advice={"edits": ["teleport"]})
+    with pytest.raises(ValidationError):
+        PEConfig(advice={"off_ratio": 1.5})
