@@ -12,7 +12,8 @@ For the videos of the scoring model's TEST influencers (the ``training_clips`` s
    take the best suggestion the world can re-render (showing the product: ``show_product``, ``show_earlier``;
    a cut would shift every later frame), then re-render it twice: with the product shown, held and moving
    (``jobs.synth.edit.show_product``) in the advised seconds, and in a random run of as many seconds
-   (same edit, random start; seeded per video);
+   (same edit, random start; seeded per video), and — a stricter control — in a random run of as many seconds
+   in which the unedited video does not show the product (when it has such a run);
 3. measure both edits' TRUE gain in product engagement from the world's truth (``jobs.synth.truth``, unchanged).
 
 Prints the mean true gain of advised and random edits and their paired difference with 95 % intervals that
@@ -37,7 +38,7 @@ import pandas as pd  # noqa: E402
 
 #: the edit kinds the sample world can re-render (a cut would move every later frame)
 RERENDERABLE = ("show_product", "show_earlier")
-_S_RANDOM, _S_TRACK = 11, 12  # random streams of this bench (the campaign's own streams are 1-4)
+_S_RANDOM, _S_TRACK, _S_ABSENT = 11, 12, 13  # random streams of this bench (the campaign's own are 1-4)
 
 
 def _render(job) -> float:
@@ -120,8 +121,17 @@ def main() -> None:
         advised = show_product(job.plan, top.seconds, np.random.default_rng([seed, _S_TRACK, i]), aspect)
         random = show_product(job.plan, range(start, start + k), np.random.default_rng([seed, _S_TRACK, i]), aspect)
         tasks += [job, dataclasses.replace(job, plan=advised), dataclasses.replace(job, plan=random)]
+        # the stricter control: k consecutive seconds none of which shows the product in the unedited video
+        drawn = truth[truth["video_id"] == vid].set_index("second")["quad_224"].notna().reindex(
+            range(n_seconds), fill_value=False).to_numpy()
+        starts = [a for a in range(n_seconds - k + 1) if not drawn[a:a + k].any()]
+        if starts:
+            a = starts[int(np.random.default_rng([seed, _S_ABSENT, i]).integers(0, len(starts)))]
+            tasks.append(dataclasses.replace(job, plan=show_product(
+                job.plan, range(a, a + k), np.random.default_rng([seed, _S_TRACK, i]), aspect)))
         rows.append({"video_id": vid, "kind": top.kind, "seconds": k, "predicted_gain": top.pe_share_after -
-                     top.pe_share_now, "influencer_id": videos.set_index("video_id").loc[vid, "influencer_id"]})
+                     top.pe_share_now, "influencer_id": videos.set_index("video_id").loc[vid, "influencer_id"],
+                     "absent_control": bool(starts)})
 
     import multiprocessing
 
@@ -137,17 +147,19 @@ def main() -> None:
         if row is None:
             k += 1
             continue
-        out.append({**row, "true_pe": base, "gain_advised": results[k + 1] - base, "gain_random": results[k + 2] - base})
-        k += 3
+        absent = results[k + 3] - base if row["absent_control"] else np.nan
+        out.append({**row, "true_pe": base, "gain_advised": results[k + 1] - base, "gain_random": results[k + 2] - base,
+                    "gain_random_absent": absent})
+        k += 4 if row["absent_control"] else 3
     worst = max(replanned)
     assert worst < 1e-9, f"re-planning does not reproduce the lake's truth (max |Δ true PE| = {worst:.3g})"
     frame = pd.DataFrame(out)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
 
-    def mean(x: np.ndarray):
+    def mean(x: np.ndarray, groups=None):
         return bootstrap(x, x, stat=lambda a, _: np.mean(a, axis=-1), n_boot=args.boot, seed=0,
-                         groups=frame["influencer_id"].to_numpy())
+                         groups=frame["influencer_id"].to_numpy() if groups is None else groups)
 
     ga, gr = frame["gain_advised"].to_numpy(), frame["gain_random"].to_numpy()
     pred = frame["predicted_gain"].to_numpy()
@@ -164,6 +176,12 @@ def main() -> None:
     print(f"true gain, random edit  : {r.value:+.4f} [{r.ci_low:+.4f}, {r.ci_high:+.4f}]")
     print(f"advised - random (paired): {d.value:+.4f} [{d.ci_low:+.4f}, {d.ci_high:+.4f}]  "
           f"(advised better in {(ga > gr).sum()}/{len(frame)} videos)")
+    sub = frame[frame["absent_control"]]
+    if len(sub) >= 3:
+        da = mean((sub["gain_advised"] - sub["gain_random_absent"]).to_numpy(), sub["influencer_id"].to_numpy())
+        print(f"advised - random among seconds without the product (paired, {len(sub)} videos with such a run): "
+              f"{da.value:+.4f} [{da.ci_low:+.4f}, {da.ci_high:+.4f}]  (random-absent gain "
+              f"{sub['gain_random_absent'].mean():+.4f})")
     print(f"Spearman predicted vs true gain (advised): {rho.value:.2f} [{rho.ci_low:.2f}, {rho.ci_high:.2f}]")
     print("95 % intervals: bootstrap resampling influencers")
 
