@@ -45,9 +45,10 @@ class AdviseSummary:
     def lines(self) -> list[str]:
         out = [f"advice for {self.videos:,} videos of model v{self.model_version}: {self.with_suggestions:,} with "
                f"suggestions"]
-        best = self.rows.dropna(subset=["kind"]).sort_values("gain", ascending=False).head(5)
-        for r in best.itertuples():
-            out.append(f"  {r.video_id}: {r.text} (PE {r.pe_share_now:.1%} → {r.pe_share_after:.1%})")
+        # each video's best edit, the five largest gains (a video's later ranks would repeat it)
+        best = self.rows[(self.rows["rank"] == 1) & self.rows["kind"].notna()].sort_values("gain", ascending=False)
+        for r in best.head(5).itertuples():
+            out.append(f"  {r.video_id}: {r.text} (PE {100 * r.pe_share_now:.1f} % → {100 * r.pe_share_after:.1f} %)")
         out += [f"skipped {s}" for s in self.skipped]
         return out
 
