@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, field_validator
 from models.settings import ModelSettings, TrainSettings
 from pe_udfs.errors import PEError
 from pe_udfs.settings import (
+    AdviceSettings,
     ClipSettings,
     DecodeSettings,
     ProductSettings,
@@ -231,6 +232,7 @@ class PEConfig(StrictSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     sql: SqlSettings = Field(default_factory=SqlSettings)
+    advice: AdviceSettings = Field(default_factory=AdviceSettings)
     source: str | None = Field(None, exclude=True)  # the file this came from, for messages
 
     @field_validator("saliency")
@@ -249,6 +251,16 @@ class PEConfig(StrictSettings):
 
         if value.method not in MATCHERS:
             raise ValueError(f"unknown product method {value.method!r}; known: {', '.join(MATCHERS)}")
+        return value
+
+    @field_validator("advice")
+    @classmethod
+    def _registered_edit_kinds(cls, value: AdviceSettings) -> AdviceSettings:
+        from pe_udfs.advice import EDITS  # the registry is the list of allowed names
+
+        unknown = [k for k in value.edits if k not in EDITS]
+        if unknown:
+            raise ValueError(f"unknown edit kinds {unknown}; known: {', '.join(EDITS)}")
         return value
 
     @field_validator("lake")

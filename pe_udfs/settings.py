@@ -139,6 +139,27 @@ class ScoringPlan:
         return scoring_config_id(self.saliency, self.product, self.clip)
 
 
+class AdviceSettings(StrictSettings):
+    """Edit advice from the per-second masses (``pe advise``, pe_udfs/advice.py); chosen on the validation seed.
+
+    A second is a *missed moment* when its predicted engagement is at least the video's ``peak_quantile``
+    quantile and the product is absent or holds under ``off_ratio`` × the video's own share of engagement.
+    A suggestion's predicted PE assumes a shown product holds the video's own on-product share of each
+    second's engagement, at least ``reference_share``."""
+
+    # the registered edit kinds to suggest (pe_udfs.advice.EDITS); the config refuses any other name
+    edits: list[str] = Field(default_factory=lambda: ["show_product", "show_earlier", "cut_off_product"])
+    peak_quantile: float = Field(0.5, ge=0, le=1)
+    off_ratio: float = Field(0.25, ge=0, le=1)
+    reference_share: float = Field(0.1, ge=0, le=1)
+    min_moment_seconds: int = Field(1, ge=1)
+    max_gap_seconds: int = Field(0, ge=0)  # flagged runs this close are one moment
+    max_cut_share: float = Field(0.25, ge=0, le=1)  # cut at most this share of the video's seconds
+    min_gain: float = Field(0.005, ge=0)  # suggestions gaining less (rank_by, absolute) are dropped
+    max_suggestions: int = Field(3, ge=1, le=10)
+    rank_by: Literal["pe_share", "pe_share_6s"] = "pe_share"
+
+
 def scoring_clip(model_clip: ClipSettings, max_seconds: int) -> ClipSettings:
     """The clip settings scoring samples a video with: the model's sampling (fps, size, limits; what its backbone
     and head were trained on) and the scoring window ``max_seconds`` (``clip.max_seconds``, the paper's 60 s),

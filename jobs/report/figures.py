@@ -126,3 +126,42 @@ def save_png(img: np.ndarray, path: str) -> str:
 
     plt.imsave(path, img)
     return path
+
+
+def engagement_pe_figure(board: pd.DataFrame, path: str, *, engagement: str = "predicted_engagement",
+                         pe: str = "pe_share") -> str:
+    """A campaign's videos as points: predicted engagement (x) against PE (y, share of the engagement on the
+    product, in %), split at the campaign's medians; the quadrant of high engagement and low PE ("liked but
+    not selling": people watch, but not the product) shaded. Saved as PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    x = pd.to_numeric(board[engagement], errors="coerce").to_numpy(np.float64) if engagement in board else \
+        np.full(len(board), np.nan)
+    y = 100 * pd.to_numeric(board[pe], errors="coerce").to_numpy(np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5), dpi=100)
+    if ok.any():
+        mx, my = float(np.median(x[ok])), float(np.median(y[ok]))
+        pad_x = max(float(np.ptp(x[ok])) * 0.05, 1e-6)
+        pad_y = max(float(np.ptp(y[ok])) * 0.05, 1e-6)
+        x0, x1 = float(x[ok].min()) - pad_x, float(x[ok].max()) + pad_x
+        y0, y1 = float(y[ok].min()) - pad_y, float(y[ok].max()) + pad_y
+        ax.fill_between([mx, x1], y0, my, color="#c44e52", alpha=0.12, lw=0)
+        ax.text(x1, y0, "liked but not selling", ha="right", va="bottom", fontsize=9, color="#c44e52")
+        ax.axvline(mx, color="#999", lw=0.8, ls="--")
+        ax.axhline(my, color="#999", lw=0.8, ls="--")
+        ax.scatter(x[ok], y[ok], s=18, color="#4c72b0")
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y0, y1)
+    else:
+        ax.text(0.5, 0.5, "no video has both scores", transform=ax.transAxes, ha="center", color="#666")
+    ax.set_xlabel("predicted engagement (the model's, standardised)")
+    ax.set_ylabel("PE: engagement on the product (%)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -11,11 +11,20 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from jobs.report.figures import curves_figure, heat_vmax, overlay_frame, percentiles, save_png, strip_seconds
+from jobs.report.figures import (
+    curves_figure,
+    engagement_pe_figure,
+    heat_vmax,
+    overlay_frame,
+    percentiles,
+    save_png,
+    strip_seconds,
+)
+from pe_udfs.advice import VideoAdvice
 
 #: Scores shown on the pages, with their meaning.
 SCORE_FIELDS = {
-    "pe_share": "share of the engagement that falls on the product (0–1)",
+    "pe_share": "share of the engagement that falls on the product",
     "pe_raw": "PE score: Σ e·p / (S·224·224), the paper's equation 1",
     "pe_lift": "engagement on the product relative to its size",
     "e_score": "total engagement Σ e",
@@ -23,6 +32,24 @@ SCORE_FIELDS = {
     "pe_share_6s": "share of engagement on the product in the first 6 seconds",
     "predicted_engagement": "the model's predicted engagement (standardised)",
 }
+
+#: scores that are shares (shown as percentages) and sums or counts (shown with thousands separators)
+SHARE_FIELDS = frozenset({"pe_share", "pe_share_6s", "percentile"})
+COUNT_FIELDS = frozenset({"e_score", "e_score_6s", "p_score", "p_score_6s", "e_mass", "p_mass", "pe_mass",
+                          "product_found_seconds", "n_seconds", "videos", "scored"})
+
+
+def fmt_score(name: str, v: Any) -> str:
+    """A number for people: shares as percentages ('12.3 %'), sums and counts with thousands separators
+    ('13,590'), other scores to 4 significant digits; '–' when missing."""
+    if v is None or (isinstance(v, (float, np.floating)) and not np.isfinite(v)):
+        return "–"
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
+        if name in SHARE_FIELDS:
+            return f"{float(v):.1f} %" if name == "percentile" else f"{100 * float(v):.1f} %"
+        if name in COUNT_FIELDS:
+            return f"{float(v):,.0f}"
+    return _fmt(v)
 
 
 @dataclass
@@ -41,13 +68,14 @@ class VideoReport:
 def render_video_page(out_dir: str, score: pd.Series, seconds: pd.DataFrame, campaign_scores: pd.DataFrame,
                       frames: Sequence[np.ndarray] | None, *, quad_size: int | None = None,
                       meta: dict[str, Any] | None = None, strip: int = 8,
-                      frames_error: str | None = None) -> VideoReport:
+                      frames_error: str | None = None, advice: VideoAdvice | None = None) -> VideoReport:
     """Write ``video-<id>.html`` and its images into ``out_dir``.
 
     score: the video's ``pe_scores`` row; seconds: its ``pe_seconds`` rows (same model version);
     campaign_scores: ``pe_scores`` rows of the campaign's videos (for percentiles); frames: S frames (H, W, 3)
     uint8 at the video's aspect ratio (None when the video could not be decoded: ``frames_error`` says why);
-    quad_size: the model frame's size, which the stored quads are on (see :func:`overlay_frame`).
+    quad_size: the model frame's size, which the stored quads are on (see :func:`overlay_frame`); advice: the
+    video's edit advice (``pe_udfs.advice.advise_video``) for the "What to change" section, None to leave it out.
     """
     from jobs.templates import render_template
 
@@ -71,32 +99,66 @@ def render_video_page(out_dir: str, score: pd.Series, seconds: pd.DataFrame, cam
             images += [raw_path, over_path]
             found = bool(row["product_found"]) if row is not None and pd.notna(row.get("product_found")) else False
             tiles.append({"src": f"{rel}/{os.path.basename(over_path)}", "raw": f"{rel}/{os.path.basename(raw_path)}",
-                          "caption": f"{sec} s · Σe {_fmt(_get(row, 'e_mass'))} · "
+                          "caption": f"{sec} s · Σe {fmt_score('e_mass', _get(row, 'e_mass'))} · "
                                      f"{'product found' if found else 'no product'}"})
     curves = None
     if len(seconds):
         curves = curves_figure(seconds, os.path.join(img_dir, "curves.png"), title=f"video {vid}")
         images.append(curves)
     pct = percentiles(score, campaign_scores)
-    score_rows = [{"name": k, "value": _fmt(score.get(k)), "meaning": v} for k, v in SCORE_FIELDS.items()
+    change = _change_section(advice, by_second, frames, img_dir, rel, quad_size, vmax)
+    images += change.pop("images") if change else []
+    score_rows = [{"name": k, "value": fmt_score(k, score.get(k)), "meaning": v} for k, v in SCORE_FIELDS.items()
                   if k in score and pd.notna(score.get(k))]
     html_path = os.path.join(out_dir, f"video-{slug(vid)}.html")
     page = render_template(
         "video_report.html.j2", title=f"Video {vid}", meta={k: _fmt(v) for k, v in (meta or {}).items()},
         tiles=tiles, frames_error=frames_error, curves=f"{rel}/curves.png" if curves else None,
-        scores=score_rows, percentiles=[{k: _fmt(v) for k, v in r.items()} for r in pct.to_dict("records")],
-        n_campaign=len(campaign_scores))
+        scores=score_rows, change=change, n_campaign=f"{len(campaign_scores):,}",
+        percentiles=[{k: fmt_score(r["score"] if k == "value" else k, v) for k, v in r.items()}
+                     for r in pct.to_dict("records")])
     with open(html_path, "w", encoding="utf-8") as f:
         f.write(page)
     return VideoReport(html_path, images, frames_error)
 
 
+def _change_section(advice: VideoAdvice | None, by_second: dict, frames, img_dir: str, rel: str,
+                    quad_size: int | None, vmax: float | None) -> dict | None:
+    """Template data of "What to change": the suggestions (PE now → after, as predicted) and each missed moment
+    in words, with its most engaged second's frame, overlay and product outline when frames are available."""
+    if advice is None:
+        return None
+    moments, images = [], []
+    for m in advice.moments:
+        peak = max(m.seconds, key=lambda s: float(_get(by_second.get(s), "e_mass") or 0.0))
+        tile = None
+        if frames is not None and peak < len(frames):
+            row = by_second.get(peak)
+            path = save_png(overlay_frame(frames[peak], as_list(_get(row, "e_grid")), as_list(_get(row, "quad_224")),
+                                          quad_size=quad_size, vmax=vmax),
+                            os.path.join(img_dir, f"missed-{peak:03d}.png"))
+            images.append(path)
+            tile = f"{rel}/{os.path.basename(path)}"
+        moments.append({"words": m.words(), "src": tile, "caption": f"{peak} s, the moment's most engaged second",
+                        "share": fmt_score("pe_share", m.e_share)})
+    suggestions = [{"rank": i + 1, "text": s.text, "now": fmt_score("pe_share", s.pe_share_now),
+                    "after": fmt_score("pe_share", s.pe_share_after),
+                    "now_6s": fmt_score("pe_share", s.pe_share_6s_now),
+                    "after_6s": fmt_score("pe_share", s.pe_share_6s_after)}
+                   for i, s in enumerate(advice.suggestions)]
+    return {"moments": moments, "suggestions": suggestions, "images": images,
+            "reference": fmt_score("pe_share", advice.reference_share)}
+
+
 def render_campaign_page(out_dir: str, campaign_id: str, board: pd.DataFrame, thumbnails: dict[str, str | None],
                          *, rank_by: str = "pe_share", meta: dict[str, Any] | None = None,
-                         evaluation: pd.DataFrame | None = None) -> str:
+                         evaluation: pd.DataFrame | None = None, gains: pd.DataFrame | None = None,
+                         top_gains: int = 10) -> str:
     """Write ``campaign-<id>.html``: ``board`` (one row per video with scores; sorted here by ``rank_by``,
     highest first) and ``thumbnails`` (video_id → image path relative to ``out_dir``, or None);
-    ``evaluation``: rows of the ``evaluations`` table to show (one run), or None."""
+    ``evaluation``: rows of the ``evaluations`` table to show (one run), or None; ``gains``: per video the best
+    suggested edit (video_id, gain, text, pe_share_now, pe_share_after), the ``top_gains`` largest listed.
+    The page opens with PE against engagement per video (``chart.png``)."""
     from jobs.templates import render_template
 
     board = board.sort_values(rank_by, ascending=False, na_position="last").reset_index(drop=True)
@@ -105,12 +167,22 @@ def render_campaign_page(out_dir: str, campaign_id: str, board: pd.DataFrame, th
     rows = []
     for i, r in board.iterrows():
         rows.append({"rank": i + 1, "video_id": r["video_id"], "influencer_id": _fmt(r.get("influencer_id")),
-                     "thumb": thumbnails.get(str(r["video_id"])), "cells": [_fmt(r.get(c)) for c in cols],
+                     "thumb": thumbnails.get(str(r["video_id"])), "cells": [fmt_score(c, r.get(c)) for c in cols],
                      "note": r.get("thumb_note")})
     path = os.path.join(out_dir, f"campaign-{slug(campaign_id)}.html")
+    files = os.path.join(out_dir, f"campaign-{slug(campaign_id)}_files")
+    os.makedirs(files, exist_ok=True)
+    engagement_pe_figure(board, os.path.join(files, "chart.png"))
+    best = []
+    if gains is not None and len(gains):
+        top = gains.dropna(subset=["gain"]).sort_values("gain", ascending=False).head(top_gains)
+        best = [{"video_id": g["video_id"], "text": g["text"], "now": fmt_score("pe_share", g["pe_share_now"]),
+                 "after": fmt_score("pe_share", g["pe_share_after"]),
+                 "gain": f"+{100 * g['gain']:.1f} points"} for _, g in top.iterrows()]
     page = render_template("campaign_report.html.j2", title=f"Campaign {campaign_id}", rank_by=rank_by,
-                           columns=cols, rows=rows, meta={k: _fmt(v) for k, v in (meta or {}).items()},
-                           evaluation=_evaluation_rows(evaluation))
+                           columns=cols, rows=rows, meta={k: fmt_score(k, v) for k, v in (meta or {}).items()},
+                           evaluation=_evaluation_rows(evaluation), chart=f"{os.path.basename(files)}/chart.png",
+                           gains=best)
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
     return path

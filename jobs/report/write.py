@@ -5,10 +5,12 @@
 * a strip of sampled frames, each with the engagement heatmap overlaid (the coarse per-second grid of
   ``pe_seconds.e_grid``, upsampled) and the matched product quadrilateral drawn (``quad_224``);
 * per-second curves of engagement (Σe), product presence (Σp, product found) and PE (Σe·p);
-* the scores and their percentile among the campaign's videos.
+* the scores and their percentile among the campaign's videos;
+* "What to change": the edit advice (``pe_udfs.advice``) with the missed moments' frames.
 
 ``pe report --campaign ID --out DIR`` writes ``DIR/campaign-<ID>.html``: a leaderboard of the campaign's
-videos with a thumbnail each (the frame where the most engagement falls on the product, with the overlay).
+videos with a thumbnail each (the frame where the most engagement falls on the product, with the overlay),
+opened by a chart of PE against predicted engagement and the videos with the largest achievable gain.
 
 Scores come from the ``pe_latest`` view (the champion's version, else the newest, per video) or from one
 ``--model-version``. Frames are decoded with ``pe_udfs.video.sample_video`` at the config's clip settings; a
@@ -108,8 +110,9 @@ def write_video_report(cfg, lake, video_id: str, out_dir: str, *, model_version:
             "model version": version, "champion": bool(score.get("is_champion")) if "is_champion" in score else None,
             "seconds scored": score.get("n_seconds"), "scored at": score.get("scored_at")}
     os.makedirs(out_dir, exist_ok=True)
+    advice = _advice(cfg, seconds, frames)
     return render_video_page(out_dir, score, seconds, campaign_scores, frames, quad_size=cfg.clip.size, meta=meta,
-                             strip=strip, frames_error=error)
+                             strip=strip, frames_error=error, advice=advice)
 
 
 def write_campaign_report(cfg, lake, campaign_id: str | None, out_dir: str, *, model_version: str | None = None,
@@ -167,8 +170,31 @@ def write_campaign_report(cfg, lake, campaign_id: str | None, out_dir: str, *, m
     board["thumb_note"] = notes
     meta = {"videos": len(meta_rows), "scored": len(board), "ranked by": rank_by,
             "model versions": ", ".join(sorted(board["model_version"].astype(str).unique()))}
+    gains = []
+    for vid, rows in (seconds.groupby("video_id") if len(seconds) else []):
+        advice = _advice(cfg, rows, None)
+        if advice is not None and advice.suggestions:
+            top = advice.suggestions[0]
+            gains.append({"video_id": vid, "gain": top.gain, "text": top.text, "pe_share_now": top.pe_share_now,
+                          "pe_share_after": top.pe_share_after})
     return render_campaign_page(out_dir, campaign_id, board, thumbs, rank_by=rank_by, meta=meta,
-                                evaluation=latest_evaluation(lake, board["model_version"].unique()))
+                                evaluation=latest_evaluation(lake, board["model_version"].unique()),
+                                gains=pd.DataFrame(gains, columns=["video_id", "gain", "text", "pe_share_now",
+                                                                   "pe_share_after"]))
+
+
+def _advice(cfg, seconds: pd.DataFrame, frames):
+    """The video's edit advice from its pe_seconds rows (frames, when decoded, let it look for faces); None when
+    there is nothing to advise from (no rows, or product-only scores)."""
+    from pe_udfs.advice import advise_video
+
+    if seconds is None or seconds.empty or "e_mass" not in seconds:
+        return None
+    try:
+        return advise_video(seconds, cfg.advice, first_seconds=cfg.saliency.first_seconds,
+                            frames=dict(enumerate(frames)) if frames is not None else None)
+    except PEError:
+        return None
 
 
 def latest_evaluation(lake, model_versions) -> pd.DataFrame | None:

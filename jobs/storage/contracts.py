@@ -154,6 +154,24 @@ _CONTRACTS = [
         cluster_by=("video_id",),
     ),
     TableContract(
+        "edit_advice",
+        "video_id STRING NOT NULL, model_version STRING NOT NULL, rank INT NOT NULL, scoring_config STRING, "
+        "kind STRING, text STRING, start_s INT, end_s INT, seconds ARRAY<INT>, region STRING, on_face BOOLEAN, "
+        "pe_share_now DOUBLE, pe_share_after DOUBLE, pe_share_6s_now DOUBLE, pe_share_6s_after DOUBLE, gain DOUBLE, "
+        "missed_moments STRING, run_id STRING, advised_at TIMESTAMP",
+        keys=("video_id", "model_version", "rank"),
+        description="Edit advice per video and model version (`pe advise`, pe_udfs/advice.py): rank 1 is the "
+        "suggestion with the largest predicted gain; kind (an edit kind of pe_udfs.advice.EDITS) NULL means no "
+        "suggestion at this rank (every advised video has advice.max_suggestions rows, so a re-run with fewer "
+        "suggestions replaces older ones). seconds: the video seconds the edit changes ([start_s, end_s) spans "
+        "them); region/on_face: where the attention went in the edited moment; pe_share_* now and after the "
+        "edit as predicted from the per-second masses (a prediction, not a measurement; bench/advice.py measures "
+        "it in the sample world), gain = after - now of advice.rank_by; missed_moments: JSON list of the video's "
+        "missed moments; scoring_config: the pe_scores row the advice came from.",
+        volatile=("run_id", "advised_at"),
+        cluster_by=("video_id",),
+    ),
+    TableContract(
         "scoring_errors",
         "video_id STRING NOT NULL, run_id STRING NOT NULL, model_version STRING, stage STRING, "
         "error_class STRING, reason STRING, message STRING, video_uri STRING, at TIMESTAMP",

@@ -30,6 +30,7 @@ def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], int, str]]:
         "sql": (["sql", "select 1", "--format", "wide"], 2, "error: usage: "),
         "serve-sql": (["serve-sql", "--port", "1"], 1, "[no_lake]"),  # the lake is checked before the port
         "catalog": (["catalog"], 1, "[no_lake]"),
+        "advise": (["--config", str(bad_config), "advise"], 2, "error: config: "),
         "maintain": (["maintain", "--retention-hours", "-1"], 2, "[bad_retention]"),
         "validate": (["validate", "--table", "no_such_table"], 2, "no_such_table"),
         "sample": (["sample", "--videos", "2", "--width", "181"], 2, "[bad_size]"),

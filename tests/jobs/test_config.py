@@ -212,3 +212,17 @@ def test_the_config_accepts_exactly_the_registered_product_matchers():
         assert PEConfig(product={"method": name}).product.method == name
     with pytest.raises(ValidationError, match="unknown product method 'surf'; known: sift, orb_hull"):
         PEConfig(product={"method": "surf"})
+
+
+def test_advice_section_names_registered_edit_kinds_and_checks_its_ranges():
+    from pydantic import ValidationError
+
+    from jobs.config import PEConfig
+    from pe_udfs.advice import EDITS
+
+    assert PEConfig().advice.edits == list(EDITS)
+    assert PEConfig(advice={"edits": ["show_earlier"], "max_suggestions": 1}).advice.max_suggestions == 1
+    with pytest.raises(ValidationError, match="unknown edit kinds"):
+        PEConfig(advice={"edits": ["teleport"]})
+    with pytest.raises(ValidationError):
+        PEConfig(advice={"off_ratio": 1.5})

@@ -204,6 +204,7 @@ def test_video_and_campaign_reports_from_the_lake(scored_lake, cfg, tmp_path):
     assert page.frames_error is None
     html = open(page.html, encoding="utf-8").read()
     assert "camp" in html and len([p for p in page.images if "overlay-" in p]) == 3
+    assert "What to change" in html and any("missed-002" in p for p in page.images)
     assert all(os.path.isfile(p) for p in page.images)
     missing = write_video_report(cfg, scored_lake, "v2", str(out))
     assert missing.frames_error and missing.frames_error.startswith("fetch/not_found")
@@ -213,7 +214,11 @@ def test_video_and_campaign_reports_from_the_lake(scored_lake, cfg, tmp_path):
 
     board = write_campaign_report(cfg, scored_lake, None, str(out))  # the only campaign
     html = open(board, encoding="utf-8").read()
-    order = [html.index(f">{v}<") for v in ("v1", "v2", "v0")]  # ranked by pe_share: 0.6, 0.4, 0.2
+    # the page opens with the engagement-vs-PE chart and the largest achievable gains (the fixture's videos
+    # miss the product at their engaged second 2), then the leaderboard
+    assert html.index("chart.png") < html.index("Largest achievable gains") < html.index("Leaderboard")
+    leaderboard = html.split("Leaderboard")[1]
+    order = [leaderboard.index(f">{v}<") for v in ("v1", "v2", "v0")]  # ranked by pe_share: 0.6, 0.4, 0.2
     assert order == sorted(order)
     thumbs = re.findall(r'class="thumb" src="([^"]+)"', html)
     assert len(thumbs) == 2 and all((out / t).is_file() for t in thumbs)

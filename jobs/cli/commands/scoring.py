@@ -107,6 +107,26 @@ def analyze(
     typer.echo(summary.text())
 
 
+def advise(
+    ctx: typer.Context,
+    video_id: Optional[List[str]] = typer.Option(None, "--video-id", help="Advise this video (repeat for more); "
+                                                 "default every scored video."),
+    campaign: Optional[str] = typer.Option(None, "--campaign", help="Only the videos of this campaign_id."),
+    model_version: Optional[str] = typer.Option(None, "--model-version", help=MODEL_VERSION_HELP),
+    run_id: Optional[str] = typer.Option(None, "--run-id", help="Default: advise-<UTC timestamp>-v<version>."),
+) -> None:
+    """Edit advice from the scores: the moments where engagement peaks off the product, where the attention went,
+    and the edits that would raise PE most (predicted from the per-second masses); writes edit_advice."""
+    from jobs.report.advice import run_advise
+
+    summary = run_advise(state(ctx).cfg, open_lake(ctx), video_ids=video_id or None, campaign=campaign,
+                         model_version=model_version, run_id=run_id)
+    for line in summary.lines():
+        typer.echo(line)
+    typer.echo(f"edit_advice: {len(summary.rows):,} rows"
+               + (f" (table version {summary.table_version})" if summary.table_version is not None else ""))
+
+
 def report(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Folder for the HTML page and its images."),
