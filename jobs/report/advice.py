@@ -59,7 +59,7 @@ def advice_inputs(cfg: PEConfig, lake: "Lake", *, model_version: str | None = No
     by default; ``campaign`` narrows to a campaign_id of campaign_videos). Raises AdviseError when nothing is left."""
     from pyspark.sql import functions as F
 
-    from jobs.analyze import choose_model_version
+    from jobs.analysis.analyze import choose_model_version
     from jobs.storage.views import champion_version, current_seconds
 
     if not lake.exists("pe_scores"):
