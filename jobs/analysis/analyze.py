@@ -37,6 +37,7 @@ from jobs.analysis import (
     second_stage,
     write_report,
 )
+from jobs.analysis.first_stage import DEFAULT_FIRST_STAGE, first_stage_method
 from jobs.analysis.panel import SalesSource
 from jobs.analysis.render import ReportFiles
 from jobs.config import PEConfig
@@ -45,6 +46,9 @@ from jobs.storage.lake import Lake
 log = logging.getLogger(__name__)
 
 Engine = Literal["auto", "spark", "local"]
+#: How each product's two-way fixed effects are absorbed (jobs.analysis.first_stage.FIRST_STAGE_METHODS): the
+#: exact normal equations with the controls' part built once (fast), or linearmodels AbsorbingLS (the reference).
+FirstStage = Literal["schur", "absorbing"]
 #: The PE score the second stage regresses lifts on.
 PEColumn = Literal["pe_raw", "pe_share"]
 #: engine="auto" runs the first stage on Spark only when it pays: more than this many cores and products.
@@ -60,6 +64,7 @@ class AnalyzeSummary:
     result: AnalysisResult
     report: ReportFiles | None
     engine: str
+    first_stage: str = DEFAULT_FIRST_STAGE
     rows_written: int = 0
     table_version: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -77,7 +82,7 @@ class AnalyzeSummary:
         if self.report is not None:
             lines.append(f"report: {self.report.html}")
         lines.append("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.seconds.items())
-                     + f" (first stage engine: {self.engine})")
+                     + f" (first stage engine: {self.engine}, method: {self.first_stage})")
         return "\n".join(lines)
 
 
@@ -132,7 +137,8 @@ def lake_panel(lake: Lake, cfg: PEConfig, *, model_version: str | None = None, p
 
 # ------------------------------------------------------------------------------------------------ transform
 
-def spark_lifts(spark, panel: SalesPanel, *, partitions: int | None = None) -> pd.DataFrame:
+def spark_lifts(spark, panel: SalesPanel, *, partitions: int | None = None,
+                method: str = DEFAULT_FIRST_STAGE) -> pd.DataFrame:
     """The first stage on Spark: treated product ids spread over ``partitions`` tasks; each task runs
     :func:`estimate_lifts` on its products against the broadcast panel. Same rows as the local engine."""
     ids = panel.treated_ids
@@ -145,7 +151,7 @@ def spark_lifts(spark, panel: SalesPanel, *, partitions: int | None = None) -> p
             p = shared.value
             for batch in batches:
                 if len(batch):
-                    yield estimate_lifts(p, batch["product_id"].tolist())
+                    yield estimate_lifts(p, batch["product_id"].tolist(), method=method)
 
         out = frame.mapInPandas(run, schema=LIFT_SCHEMA).toPandas()
     finally:
@@ -183,11 +189,14 @@ def choose_engine(engine: Engine, cores: int, n_products: int) -> Literal["spark
 def run_analyze(cfg: PEConfig, lake: Lake | None = None, *, panel_dir: str | None = None, engine: Engine = "auto",
                 run_id: str | None = None, out_dir: str | None = None, write_table: bool | None = None,
                 model_version: str | None = None, pe_column: PEColumn = "pe_raw",
-                sales_source: SalesSource = "imputed", oof_repeats: int = 20) -> AnalyzeSummary:
+                sales_source: SalesSource = "imputed", oof_repeats: int = 20,
+                first_stage: FirstStage = "schur") -> AnalyzeSummary:
     """Run the analysis on the lake (or on ``panel_dir``), write ``sales_lift`` and the report.
 
     ``lake``: the lake to read and write (its Spark session runs the first stage); default the config's,
-    with a session from :func:`jobs.spark.get_spark`."""
+    with a session from :func:`jobs.spark.get_spark`. ``first_stage``: the first-stage method by name (same
+    numbers; 'absorbing' is the slow reference)."""
+    method_cls = first_stage_method(first_stage)
     if engine not in ("auto", "spark", "local"):
         raise ValueError(f"engine must be 'auto', 'spark' or 'local', not {engine!r}")
     if pe_column not in ("pe_raw", "pe_share"):
@@ -213,16 +222,17 @@ def run_analyze(cfg: PEConfig, lake: Lake | None = None, *, panel_dir: str | Non
 
     t = time.perf_counter()
     engine = choose_engine(engine, cores, len(panel.treated_ids))
-    lifts = spark_lifts(lake.spark, panel) if engine == "spark" else estimate_lifts(panel)
+    lifts = (spark_lifts(lake.spark, panel, method=first_stage) if engine == "spark"
+             else estimate_lifts(panel, method=first_stage))
     timings["first stage"] = time.perf_counter() - t
     t = time.perf_counter()
     result = second_stage(panel, lifts, oof_repeats=oof_repeats)
     timings["second stage"] = time.perf_counter() - t
 
-    summary = AnalyzeSummary(run, result, None, engine)
+    summary = AnalyzeSummary(run, result, None, engine, first_stage)
     t = time.perf_counter()
     analyzed_at = dt.datetime.now(dt.timezone.utc)
-    method = (f"two-way FE DiD (product + day FE, search index; linearmodels AbsorbingLS) on "
+    method = (f"two-way FE DiD (product + day FE, search index; {method_cls.description}) on "
               f"{panel.sales_source} daily sales vs {len(panel.control_ids)} controls")
     if write_table:
         from jobs.storage.contracts import spark_schema
@@ -235,7 +245,8 @@ def run_analyze(cfg: PEConfig, lake: Lake | None = None, *, panel_dir: str | Non
     t = time.perf_counter()
     summary.report = write_report(result, folder, title=f"Sales-lift analysis {run}",
                                   meta={"analysis run": run, "analyzed at": f"{analyzed_at:%Y-%m-%d %H:%M} UTC",
-                                        "first stage engine": engine})
+                                        "first stage engine": engine,
+                                        "first stage method": f"{first_stage} ({method_cls.description})"})
     timings["report"] = time.perf_counter() - t
     summary.seconds = timings
     return summary

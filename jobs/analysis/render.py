@@ -298,7 +298,8 @@ def _blocks(result: AnalysisResult, meta: dict[str, Any], images: list[tuple[str
               + " ".join(f"{k}: {v}." for k, v in meta.items())),
         ("h2", "Table 4 — first stage"),
         ("p", "Per treated product: daily sales on a post-video dummy and the search index with product and "
-              "calendar-day fixed effects, against all control products (linearmodels AbsorbingLS)."),
+              "calendar-day fixed effects, against all control products (exact two-way fixed effects; the method is "
+              "named above)."),
         ("table", table4_frame(result), {}),
     ]
     if len(result.skipped_products):

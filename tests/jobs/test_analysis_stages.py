@@ -56,7 +56,8 @@ def test_first_stage_clusters_two_way_by_product_and_day():
     def se(**kw):
         return float(model.fit(debiased=True, **kw).std_errors["treated"])
 
-    codes = fe.apply(lambda c: c.cat.codes)
+    # int64 codes: linearmodels forms the product×day cluster ids in the codes' dtype, which int8 overflows
+    codes = fe.apply(lambda c: c.cat.codes.astype(np.int64))
     assert out["se_cluster2"] == pytest.approx(se(cov_type="clustered", clusters=codes), rel=1e-9)
     one_way = [se(cov_type="clustered", clusters=codes[[c]]) for c in ("product", "day")]
     assert all(abs(out["se_cluster2"] - v) > 1e-3 * v for v in one_way)  # both dimensions, not one

@@ -6,7 +6,7 @@ from typing import List, Optional
 
 import typer
 
-from jobs.analysis.analyze import Engine, PEColumn
+from jobs.analysis.analyze import Engine, FirstStage, PEColumn
 from jobs.analysis.panel import SalesSource
 from jobs.cli.commands.context import open_lake, state
 from pe_udfs.errors import UsageError
@@ -83,6 +83,10 @@ def analyze(
                                          "(sales_panel.parquet, search_index.parquet) instead of the lake's tables."),
     engine: Engine = typer.Option("auto", "--engine", help="First stage over products: auto (Spark when it has more "
                                   "than 2 cores and 50 products) | spark | local (this process)."),
+    first_stage: FirstStage = typer.Option("schur", "--first-stage", help="How each product's fixed effects are "
+                                           "absorbed: schur (exact normal equations, the controls' part once; "
+                                           "fast) | absorbing (linearmodels AbsorbingLS per product; the slow "
+                                           "reference). Same numbers."),
     run_id: Optional[str] = typer.Option(None, "--run-id", help="Default: analysis-<UTC timestamp>."),
     out: Optional[Path] = typer.Option(None, "--out", help="Report folder; default <lake>/reports/analysis/<run>."),
     write_table: Optional[bool] = typer.Option(None, "--write-table/--no-write-table",
@@ -103,7 +107,7 @@ def analyze(
                          "sales only")
     summary = run_analyze(state(ctx).cfg, panel_dir=str(panel) if panel else None, engine=engine, run_id=run_id,
                           out_dir=str(out) if out else None, write_table=write_table, model_version=model_version,
-                          pe_column=pe_column, sales_source=sales)
+                          pe_column=pe_column, sales_source=sales, first_stage=first_stage)
     typer.echo(summary.text())
 
 
