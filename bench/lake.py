@@ -2,7 +2,7 @@
 to the first row of a small table as a new process meets it (Delta's log cache cleared): a 1,000-row table of
 one version and one of ten versions (100 rows each), against a 1,000-row Parquet folder.
 
-    python bench/lake.py [--rows 1000000] [--repeats 5]
+    python bench/lake.py [--rows 1000000] [--repeats 5] [--conf KEY=VALUE ...]
 
 Last lines: ``lake write_ratio=<lake/plain> read_ratio=<lake/plain>`` and
 ``first_row small_ratio=<delta/parquet> ten_versions_ratio=<delta/parquet>`` (medians), commit and date.
@@ -30,10 +30,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra Spark setting, e.g. spark.databricks.delta.snapshotPartitions=50 (Delta's default)")
     args = ap.parse_args()
+    extra = dict(kv.split("=", 1) for kv in args.conf)
 
     root = tempfile.mkdtemp(prefix="pe-bench-lake-")
-    cfg = load_config(lake=f"{root}/lake", overrides={"spark": {"show_progress": False}})
+    cfg = load_config(lake=f"{root}/lake", overrides={"spark": {"show_progress": False, "conf": extra}})
     spark = get_spark(cfg)
     lake = Lake.from_config(cfg, spark)
     from pyspark.sql import functions as F
