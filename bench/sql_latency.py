@@ -9,6 +9,7 @@ neither). Last line: ``sql_latency jdbc_s=<median> pe_sql_s=<median> ratio=<pe_s
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import signal
 import statistics
@@ -57,6 +58,10 @@ def main() -> None:
             local.append(timed([*pe, "sql", "--format", "csv", JOIN]))
         j, p = statistics.median(jdbc), statistics.median(local)
         print(f"sql_latency jdbc_s={j:.2f} pe_sql_s={p:.2f} ratio={p / j:.2f}")
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=REPO).stdout.strip()
+        print(f"commit {commit} date {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC cores {os.cpu_count()} "
+              f"repeats {args.repeats}")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=180)
