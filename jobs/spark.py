@@ -92,7 +92,7 @@ def delta_snapshot_partitions(master: str) -> int | None:
 
     Every cold read of a Delta table replays its log in a Spark stage of ``snapshotPartitions`` tasks. Delta's
     default of 50 is sized for logs of millions of files on a cluster; our tables' logs are small, and on a
-    2-core machine 50 near-empty tasks made a 1,000-row read take about 2 s instead of about 0.5 s. On a
+    2-core machine 50 near-empty tasks made a 1,000-row read take about 1.8 s instead of about 0.5 s (bench/lake.py). On a
     cluster with large tables set ``spark.databricks.delta.snapshotPartitions`` in ``spark.conf`` (about the
     executors' total cores)."""
     import re
