@@ -55,7 +55,11 @@ def get_spark(cfg: PEConfig, app_name: str | None = None):
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={_tmpdir()} -Dlog4j2.level=error "
                                          f"-Dlog4j2.configurationFile=file:{os.path.join(repo_root, 'conf', 'log4j2.properties')}",
     }
-    partitions = delta_snapshot_partitions(cfg.spark.master if "spark.master" not in _submit_conf() else "")
+    # Every cold read of a Delta table replays its log in a stage of snapshotPartitions tasks. Delta's 50 are
+    # sized for logs of millions of files on a cluster; on a 2-core machine 50 near-empty tasks made a small
+    # table's first row take about 1.8 s instead of about 0.5 s (bench/lake.py). Locally: one per core; a
+    # cluster keeps Delta's default (set it in spark.conf for large tables: about the executors' cores).
+    partitions = local_cores(cfg.spark.master) if "spark.master" not in _submit_conf() else None
     if partitions is not None:
         settings["spark.databricks.delta.snapshotPartitions"] = str(partitions)
     settings.update(delta_settings())
@@ -87,14 +91,9 @@ def with_task_retries(master: str, retries: int) -> str:
     return f"local[{m.group(1) or 1},{retries + 1}]"
 
 
-def delta_snapshot_partitions(master: str) -> int | None:
-    """Partitions of Delta's log replay for a local master: one per core (None elsewhere: Delta's 50).
-
-    Every cold read of a Delta table replays its log in a Spark stage of ``snapshotPartitions`` tasks. Delta's
-    default of 50 is sized for logs of millions of files on a cluster; our tables' logs are small, and on a
-    2-core machine 50 near-empty tasks made a 1,000-row read take about 1.8 s instead of about 0.5 s (bench/lake.py). On a
-    cluster with large tables set ``spark.databricks.delta.snapshotPartitions`` in ``spark.conf`` (about the
-    executors' total cores)."""
+def local_cores(master: str) -> int | None:
+    """Cores of a local master (``local`` → 1, ``local[N]`` and ``local[N,F]`` → N, ``local[*]`` → this
+    machine's); None for any other master."""
     import re
 
     m = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\d+)?\])?", master.strip())

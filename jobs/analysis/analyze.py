@@ -166,15 +166,13 @@ def spark_cores(cfg: PEConfig) -> int:
     a cluster master counts as many."""
     from pyspark.sql import SparkSession
 
+    from jobs.spark import local_cores
+
     active = SparkSession.getActiveSession()
     if active is not None:
         return int(active.sparkContext.defaultParallelism)
-    master = cfg.spark.master
-    if master.startswith("local"):
-        inside = master[len("local["):-1] if master.startswith("local[") else "1"
-        if inside.startswith("*"):
-            return os.cpu_count() or 1
-        return int(inside.split(",")[0] or 1)
+    if cfg.spark.master.startswith("local"):  # local-cluster[…] counts as one core, as before
+        return local_cores(cfg.spark.master) or 1
     return 1 << 10
 
 
