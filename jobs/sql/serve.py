@@ -91,6 +91,11 @@ def catalog_settings(cfg: PEConfig, metastore: str | None = None) -> dict[str, s
     return settings
 
 
+def with_spark_conf(cfg: PEConfig, settings: dict[str, str]) -> PEConfig:
+    """``cfg`` with ``settings`` added to its ``spark.conf`` (they win over the file's)."""
+    return cfg.model_copy(update={"spark": cfg.spark.model_copy(update={"conf": {**cfg.spark.conf, **settings}})})
+
+
 def server_settings(cfg: PEConfig, endpoint: Endpoint, metastore: str | None = None) -> dict[str, str]:
     """:func:`catalog_settings` plus the Thrift server's host, port and one session per connection."""
     return {**catalog_settings(cfg, metastore),
@@ -113,21 +118,22 @@ class CatalogKeeper:
         self.session = spark.newSession()
         self.lake = Lake(root, self.session)
         self.champion = champion
-        self.seen: tuple | None = None
-        self.names: list[str] = []
+        self.seen: tuple[tuple[str, ...], str | None] | None = None  # (tables, champion) last registered
 
-    def fingerprint(self) -> tuple:
-        return tuple(self.lake.table_names()), self.champion()
+    @property
+    def tables(self) -> list[str]:
+        """The lake tables the catalog was last registered with."""
+        return list(self.seen[0]) if self.seen else []
 
     def refresh(self) -> list[str] | None:
         from jobs.storage.views import register_views
 
-        now = self.fingerprint()
+        now = (tuple(self.lake.table_names()), self.champion())
         if now == self.seen:
             return None
-        self.names = register_views(self.lake, champion_version=now[1], persistent=True)
+        names = register_views(self.lake, champion_version=now[1], persistent=True)
         self.seen = now
-        return self.names
+        return names
 
 
 def serve(cfg: PEConfig, endpoint: Endpoint, *, metastore: str | None = None,
@@ -144,8 +150,7 @@ def serve(cfg: PEConfig, endpoint: Endpoint, *, metastore: str | None = None,
     if folder is not None:
         os.makedirs(folder, exist_ok=True)
         _claim(folder)
-    cfg = cfg.model_copy(update={"spark": cfg.spark.model_copy(
-        update={"conf": {**cfg.spark.conf, **server_settings(cfg, endpoint, metastore)}})})
+    cfg = with_spark_conf(cfg, server_settings(cfg, endpoint, metastore))
     server = spark = None
     try:
         spark = get_spark(cfg, app_name="pe-serve-sql")
@@ -153,7 +158,7 @@ def serve(cfg: PEConfig, endpoint: Endpoint, *, metastore: str | None = None,
         keeper = CatalogKeeper(spark, root, champion)
         spark._jvm.pe.sqlguard.Policy.exempt(keeper.session._jsparkSession)
         names = keeper.refresh() or []
-        with guarded(spark, allow_write=False, lake_tables=keeper.lake.table_names(), lake_root=root,
+        with guarded(spark, allow_write=False, lake_tables=keeper.tables, lake_root=root,
                      allow_use=True):
             server = spark._jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithSparkSession(
                 spark._jsparkSession, False)
@@ -174,8 +179,7 @@ def serve(cfg: PEConfig, endpoint: Endpoint, *, metastore: str | None = None,
                     continue
                 if changed is not None:
                     # new tables join the policy in one step (no statement runs unchecked in between)
-                    activate(spark, allow_write=False, lake_tables=keeper.lake.table_names(), lake_root=root,
-                             allow_use=True)
+                    activate(spark, allow_write=False, lake_tables=keeper.tables, lake_root=root, allow_use=True)
                     say(f"pe serve-sql: catalog refreshed ({len(changed)} tables and views; champion "
                         f"{keeper.seen[1] if keeper.seen else None})")
     finally:
@@ -209,8 +213,7 @@ def refresh_catalog(cfg: PEConfig, champion: str | None, *, metastore: str | Non
         os.makedirs(folder, exist_ok=True)
         _claim(folder)
     try:
-        cfg = cfg.model_copy(update={"spark": cfg.spark.model_copy(
-            update={"conf": {**cfg.spark.conf, **catalog_settings(cfg, metastore)}})})
+        cfg = with_spark_conf(cfg, catalog_settings(cfg, metastore))
         spark = get_spark(cfg, app_name="pe-catalog")
         names = register_views(Lake(root, spark), champion_version=champion, persistent=True)
         spark.stop()

@@ -201,10 +201,10 @@ def test_sigterm_stops_the_server_and_the_catalog_persists_for_other_sessions(se
     script.write_text(
         "import sys\n"
         "from jobs.config import load_config\n"
-        "from jobs.sql.serve import catalog_settings\n"
+        "from jobs.sql.serve import catalog_settings, with_spark_conf\n"
         "from jobs.spark import get_spark\n"
         "cfg = load_config(lake=sys.argv[1], overrides={'spark': {'master': 'local[1]'}})\n"
-        "cfg = cfg.model_copy(update={'spark': cfg.spark.model_copy(update={'conf': catalog_settings(cfg)})})\n"
+        "cfg = with_spark_conf(cfg, catalog_settings(cfg))\n"
         "spark = get_spark(cfg, app_name='reader')\n"
         f"print('ROWS', [tuple(r) for r in spark.sql({JOIN!r}).collect()])\n")
     out = subprocess.run([sys.executable, str(script), lake.root], capture_output=True, text=True, timeout=600,
