@@ -26,8 +26,18 @@ def _drop_newest_commit(lake, spark, name: str) -> int:
     return int(newest.stem)
 
 
-def test_a_rolled_back_pe_scores_is_noticed_by_validate_and_repaired_by_the_next_score(cfg, lake, spark, capsys):
+def _two_clips_of_coffee(media: Path) -> list[str]:
+    """``media``/coffee.png (the listing image) and two 2-s clips showing it; their URIs."""
     from skimage import data
+
+    media.mkdir(parents=True)
+    coffee = data.coffee()
+    cv2.imwrite(str(media / "coffee.png"), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
+    return [_write_clip(media / f"v{i}.mp4", scene, coffee, seconds=2) for i, scene in
+            enumerate([data.astronaut(), data.chelsea()])]
+
+
+def test_a_rolled_back_pe_scores_is_noticed_by_validate_and_repaired_by_the_next_score(cfg, lake, spark, capsys):
     from typer.testing import CliRunner
 
     from jobs.cli import app
@@ -35,11 +45,7 @@ def test_a_rolled_back_pe_scores_is_noticed_by_validate_and_repaired_by_the_next
     from jobs.storage.integrity import TablesDisagree, check_score_tables, require_agreement
 
     media = Path(cfg.media_root)
-    media.mkdir(parents=True)
-    coffee = data.coffee()
-    cv2.imwrite(str(media / "coffee.png"), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
-    uris = [_write_clip(media / f"v{i}.mp4", scene, coffee, seconds=2) for i, scene in
-            enumerate([data.astronaut(), data.chelsea()])]
+    uris = _two_clips_of_coffee(media)
     now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
     lake.write_arrow("campaign_videos", pd.DataFrame({
         "video_id": ["v0", "v1"], "video_uri": uris, "product_id": "p-coffee",
@@ -78,7 +84,6 @@ def test_a_lake_moved_to_another_folder_is_relocated_and_scores_on_without_resco
     scored again."""
     import shutil
 
-    from skimage import data
     from typer.testing import CliRunner
 
     from jobs.cli import app
@@ -90,11 +95,7 @@ def test_a_lake_moved_to_another_folder_is_relocated_and_scores_on_without_resco
     old_cfg = load_config(lake=str(tmp_path / "old" / "lake"), overrides=overrides)
     old_lake = Lake.from_config(old_cfg, spark)
     media = Path(old_cfg.media_root)
-    media.mkdir(parents=True)
-    coffee = data.coffee()
-    cv2.imwrite(str(media / "coffee.png"), cv2.cvtColor(coffee, cv2.COLOR_RGB2BGR))
-    uris = [_write_clip(media / f"v{i}.mp4", scene, coffee, seconds=2) for i, scene in
-            enumerate([data.astronaut(), data.chelsea()])]
+    uris = _two_clips_of_coffee(media)
     now = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
 
     def campaign(ids, clips):
