@@ -46,7 +46,6 @@ def sample_campaign_with_champion(root: str, n_videos: int, min_seconds: float, 
     from jobs.storage.lake import Lake
     from jobs.synth.sample import run_sample
     from models.network import build_engagement_net
-    from models.registry import log_engagement_model
     from models.tracking import ensure_experiment, tracked_run
 
     cfg = load_config(lake=f"{root}/lake", overrides={"spark": {"show_progress": False}, **(overrides or {})})
@@ -59,7 +58,7 @@ def sample_campaign_with_champion(root: str, n_videos: int, min_seconds: float, 
     net = build_engagement_net(cfg.model)
     exp = ensure_experiment(cfg.tracking_uri, cfg.mlflow.experiment, cfg.artifact_root)
     with tracked_run(cfg.tracking_uri, exp, run_name="bench-champion") as run:
-        _, version = log_engagement_model(run, net, clip=cfg.clip, registered_model_name=cfg.mlflow.model_name)
+        version = cfg.model_registry().register(run, net, clip=cfg.clip)
         run.client.set_registered_model_alias(cfg.mlflow.model_name, cfg.mlflow.alias, version)
     return cfg, spark, Lake.from_config(cfg, spark)
 
@@ -125,7 +124,6 @@ def main() -> None:
     import torch
 
     from jobs.scoring.nightly import run_score
-    from models.registry import load_engagement_model
     from pe_udfs.score import score_video
     from pe_udfs.udf import ScoringTask, default_cores, listing_for
 
@@ -136,7 +134,7 @@ def main() -> None:
     small = videos.head(args.small)
 
     # loop: the first N=small videos (the job's --limit takes the same, by video_id)
-    loaded = load_engagement_model(tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name, device="cpu")
+    loaded = cfg.model_registry().load(device="cpu")
     torch.set_num_threads(os.cpu_count() or 1)
     task = ScoringTask(load_model=lambda device: loaded, plan=cfg.scoring_plan(loaded.clip),
                        allowed_roots=tuple(cfg.allowed_roots))

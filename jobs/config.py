@@ -14,7 +14,7 @@ import os
 import re
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator
@@ -30,6 +30,9 @@ from pe_udfs.settings import (
     ScoringPlan,
     StrictSettings,
 )
+
+if TYPE_CHECKING:  # the registry imports MLflow: loaded only when a command asks for it
+    from models.registry import ModelRegistry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_FILE = REPO_ROOT / "conf" / "local.yaml"
@@ -289,6 +292,13 @@ class PEConfig(StrictSettings):
         if "://" in self.lake_path:
             raise ConfigError("tracking_uri_required", "mlflow.tracking_uri must be set when the lake is not a local folder")
         return f"sqlite:///{self.lake_path}/mlflow.db"
+
+    def model_registry(self) -> "ModelRegistry":
+        """The registered engagement model of this config's stores (``mlflow.*``): versions, champion, load,
+        register, promote (:class:`models.registry.ModelRegistry`)."""
+        from models.registry import ModelRegistry
+
+        return ModelRegistry(self.tracking_uri, self.mlflow.model_name, self.mlflow.alias, self.mlflow.registry_uri)
 
     @property
     def artifact_root(self) -> str | None:

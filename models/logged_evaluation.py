@@ -7,28 +7,25 @@ The training run of every version logs::
     test_*, champion_test_*        held-out metrics of the candidate (with the constant) and of the champion
     tags pe.champion_version, pe.champion_unavailable     which champion it was compared with
 
-:func:`evaluation_of` reads this back as an :class:`Evaluation`; :func:`promote_evaluated` (``pe models
-promote``) applies the logged gate as ``pe train`` would have, provided the champion it was compared with still
-holds the alias (otherwise the comparison is stale and nothing moves), or with ``force`` moves the alias whatever
-the gate said (:mod:`models.promotion`).
+:func:`evaluation_from_run` reads this back as an :class:`Evaluation` (through
+:meth:`models.registry.ModelRegistry.evaluation`); ``ModelRegistry.promote_evaluated`` (``pe models promote``)
+applies the logged gate as ``pe train`` would have, provided the champion it was compared with still holds the
+alias (otherwise the comparison is stale and nothing moves), or with ``force`` moves the alias whatever the gate
+said (:mod:`models.promotion`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from mlflow.exceptions import MlflowException
+from typing import Any
 
 from models.evaluate import EvalReport
 from models.gate import GateResult
-from models.promotion import TAG_PROMOTION, PromotionDecision, apply_gate, force_promotion
-from models.registry import champion_version
-from models.tracking import TrackedRun, mlflow_client, run_json
-from models.versions import latest_version
+from models.tracking import TrackedRun
 from pe_udfs.errors import PEError
 
 __all__ = [
-    "Evaluation", "EvaluationError", "StaleEvaluationError", "log_gate", "log_split", "training_videos",
-    "evaluation_metrics", "evaluation_tags", "evaluation_of", "promote_evaluated", "GATE_ARTIFACT", "SPLIT_ARTIFACT",
+    "Evaluation", "EvaluationError", "StaleEvaluationError", "log_gate", "log_split", "evaluation_metrics",
+    "evaluation_tags", "evaluation_from_run", "GATE_ARTIFACT", "SPLIT_ARTIFACT",
 ]
 
 GATE_ARTIFACT = "gate.json"
@@ -81,7 +78,7 @@ def evaluation_metrics(candidate: EvalReport, champion: EvalReport | None) -> di
 
 
 def evaluation_tags(champion_version: str | None, champion_unavailable: str | None = None) -> dict[str, str]:
-    """The run tags saying which champion a training run was compared with (read back by :func:`evaluation_of`)."""
+    """The run tags saying which champion a training run was compared with (read back by :func:`evaluation_from_run`)."""
     tags = {TAG_CHAMPION_VERSION: NO_CHAMPION if champion_version is None else str(champion_version)}
     if champion_unavailable is not None:
         tags[TAG_CHAMPION_UNAVAILABLE] = champion_unavailable
@@ -89,13 +86,6 @@ def evaluation_tags(champion_version: str | None, champion_unavailable: str | No
 
 
 # --------------------------------------------------------------------------------------------- reading back
-def training_videos(tracking_uri: str, run_id: str) -> set[str] | None:
-    """The videos the model of ``run_id`` trained on (its train and validation splits), or None when its run
-    did not log ``split.json``."""
-    split = run_json(tracking_uri, run_id, SPLIT_ARTIFACT)
-    return None if split is None else set(split.get("train", [])) | set(split.get("val", []))
-
-
 @dataclass
 class Evaluation:
     """What a version's training run logged about its held-out evaluation.
@@ -138,34 +128,17 @@ def _version_text(version: str | None) -> str:
     return "no version" if version is None else f"v{version}"
 
 
-def evaluation_of(tracking_uri: str, model_name: str, version: str | None = None, *,
-                  alias: str = "champion") -> Evaluation:
-    """The held-out evaluation logged by the training run of ``version`` (default: the newest version).
+def evaluation_from_run(*, model_name: str, version: str, alias: str, run_id: str, metrics: dict[str, float],
+                        tags: dict[str, str], promotion: str | None, current_champion: str | None,
+                        logged_gate: dict[str, Any] | None) -> Evaluation:
+    """The :class:`Evaluation` in what the training run ``run_id`` of ``version`` logged (its metrics, tags and
+    ``gate.json``), with the version holding ``alias`` now.
 
-    Raises :class:`EvaluationError` when the version, its run or its test metrics are missing."""
-    client = mlflow_client(tracking_uri)
-    if version is None:
-        version = latest_version(tracking_uri, model_name)
-        if version is None:
-            raise EvaluationError("no_versions", f"no versions of {model_name} in {tracking_uri}; run `pe train`")
-    version = str(version)
-    try:
-        mv = client.get_model_version(model_name, version)
-    except MlflowException as e:
-        raise EvaluationError("no_version", f"no version {version} of {model_name} in {tracking_uri}") from e
-    if not mv.run_id:
-        raise EvaluationError("no_run", f"{model_name} v{version} has no training run, so no logged test metrics")
-    try:
-        run = client.get_run(mv.run_id)
-    except MlflowException as e:
-        raise EvaluationError("run_unreadable", f"the training run {mv.run_id} of {model_name} v{version} cannot be read: "
-                              f"{e.message}") from e
-    metrics = dict(run.data.metrics)
-    tags = dict(run.data.tags)
+    Raises :class:`EvaluationError` when the run has no test metrics or its gate cannot be read."""
     try:
         candidate = EvalReport.from_flat_dict(metrics, TEST_PREFIX)
     except KeyError as e:
-        raise EvaluationError("no_test_metrics", f"{model_name} v{version} has no logged test metrics in run {mv.run_id} "
+        raise EvaluationError("no_test_metrics", f"{model_name} v{version} has no logged test metrics in run {run_id} "
                               f"({e.args[0]}); evaluate it with `pe train`") from e
     recorded = TAG_CHAMPION_VERSION in tags
     champ_v = tags.get(TAG_CHAMPION_VERSION)
@@ -177,39 +150,11 @@ def evaluation_of(tracking_uri: str, model_name: str, version: str | None = None
         champion = None
         if champ_v is not None and unavailable is None:
             unavailable = "its metrics on the test videos were not logged"
-    current = champion_version(tracking_uri, model_name, alias)
-    logged_gate = run_json(tracking_uri, mv.run_id, GATE_ARTIFACT)
     try:
         gate = None if logged_gate is None else GateResult.from_dict(logged_gate)
     except (KeyError, TypeError) as e:
-        raise EvaluationError("gate_unreadable", f"the {GATE_ARTIFACT} of run {mv.run_id} cannot be read: {e}") from e
-    return Evaluation(model_name=model_name, version=version, run_id=mv.run_id, alias=alias, candidate=candidate,
+        raise EvaluationError("gate_unreadable", f"the {GATE_ARTIFACT} of run {run_id} cannot be read: {e}") from e
+    return Evaluation(model_name=model_name, version=version, run_id=run_id, alias=alias, candidate=candidate,
                       champion=champion, champion_version=champ_v, champion_unavailable=unavailable,
-                      champion_recorded=recorded, current_champion=None if current is None else str(current.version),
-                      promotion=(mv.tags or {}).get(TAG_PROMOTION), metrics=metrics, gate=gate)
-
-
-# --------------------------------------------------------------------------------------------- deferred promotion
-def promote_evaluated(*, tracking_uri: str, model_name: str, version: str | None = None, alias: str = "champion",
-                      force: bool = False) -> tuple[Evaluation, PromotionDecision]:
-    """Apply the promotion gate that the training run of ``version`` (default: the newest) logged, as ``pe train``
-    would have (:func:`models.promotion.apply_gate`: same alias move, same tags).
-
-    A version that already holds ``alias`` is left as it is (decision ``promoted``, nothing changed). Raises
-    :class:`StaleEvaluationError` when the alias has moved since the evaluation (or the run does not say which
-    champion it was compared with), :class:`EvaluationError` when the evaluation or its gate is missing.
-
-    ``force``: move the alias whatever the gate says (:func:`models.promotion.force_promotion`)."""
-    ev = evaluation_of(tracking_uri, model_name, version, alias=alias)
-    if ev.current_champion == ev.version:
-        return ev, PromotionDecision(True, "promoted", f"v{ev.version} already holds @{alias}; nothing to do", ev.gate)
-    if force:
-        return ev, force_promotion(tracking_uri=tracking_uri, model_name=model_name, version=ev.version,
-                                   run_id=ev.run_id, gate=ev.gate, alias=alias)
-    if ev.stale:
-        raise StaleEvaluationError("stale", ev.stale_reason())
-    if ev.gate is None:
-        raise EvaluationError("no_gate", f"the run of {model_name} v{ev.version} logged no promotion gate ({GATE_ARTIFACT}); "
-                              "evaluate again with `pe train`")
-    return ev, apply_gate(tracking_uri=tracking_uri, model_name=model_name, version=ev.version, gate=ev.gate,
-                          alias=alias, run_id=ev.run_id)
+                      champion_recorded=recorded, current_champion=current_champion, promotion=promotion,
+                      metrics=metrics, gate=gate)

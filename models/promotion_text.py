@@ -10,9 +10,10 @@ from typing import Iterator
 
 from models.evaluate import Metrics
 from models.gate import GateResult
-from models.logged_evaluation import TEST_PREFIX, Evaluation, EvaluationError, evaluation_of
+from models.logged_evaluation import TEST_PREFIX, Evaluation, EvaluationError
 from models.promotion import PENDING
-from models.registry import NoChampionError
+from models.registry import ModelRegistry
+from models.stored_model import NoChampionError
 
 __all__ = ["gate_lines", "evaluation_lines", "explain_no_champion", "champion_explained"]
 
@@ -76,15 +77,15 @@ def evaluation_lines(ev: Evaluation) -> list[str]:
     return lines
 
 
-def explain_no_champion(tracking_uri: str, model_name: str, alias: str = "champion") -> str:
-    """Why no version holds ``alias`` and what to do: the newest version's gate (its checks against the
-    thresholds), else that nothing was trained yet."""
+def explain_no_champion(registry: ModelRegistry) -> str:
+    """Why no version holds the registry's alias and what to do: the newest version's gate (its checks against
+    the thresholds), else that nothing was trained yet."""
     try:
-        ev = evaluation_of(tracking_uri, model_name, alias=alias)
+        ev = registry.evaluation()
     except EvaluationError:
-        return (f"no version of model '{model_name}' has the alias @{alias} in {tracking_uri}: nothing has been "
-                "trained yet; run `pe train` (or `make demo`)")
-    head = f"no version of model '{model_name}' has the alias @{alias}: "
+        return (f"no version of model '{registry.model_name}' has the alias @{registry.alias} in "
+                f"{registry.tracking_uri}: nothing has been trained yet; run `pe train` (or `make demo`)")
+    head = f"no version of model '{registry.model_name}' has the alias @{registry.alias}: "
     if ev.promotion == PENDING:
         return (head + f"the newest, v{ev.version}, waits for `pe models promote --version {ev.version}` "
                 "(trained with --no-promote)")
@@ -100,10 +101,9 @@ def explain_no_champion(tracking_uri: str, model_name: str, alias: str = "champi
 
 
 @contextmanager
-def champion_explained(tracking_uri: str, model_name: str, alias: str = "champion", *,
-                       hint: str = "") -> Iterator[None]:
+def champion_explained(registry: ModelRegistry, *, hint: str = "") -> Iterator[None]:
     """Re-raise a :class:`NoChampionError` of the block with :func:`explain_no_champion`'s message (+ ``hint``)."""
     try:
         yield
     except NoChampionError as e:
-        raise NoChampionError(e.reason, explain_no_champion(tracking_uri, model_name, alias) + hint) from e
+        raise NoChampionError(e.reason, explain_no_champion(registry) + hint) from e

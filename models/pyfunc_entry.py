@@ -1,7 +1,7 @@
 """MLflow "models from code" entry of the engagement model (pyfunc flavour, for MLflow tooling and serving).
 
 MLflow stores this file with the model instead of a pickled object. Its ``load_context`` rebuilds the network
-from the logged config + state dict exactly as :func:`models.registry.load_engagement_model` does (the
+from the logged config + state dict exactly as :func:`models.stored_model.load_model` does (the
 ``pe-score`` package must be installed). PE-score itself never loads models through this file.
 
     predict(clips (B, S, 3, H, W) float32 RGB in [0, 1]) → (B,) float32 predicted engagement
@@ -13,7 +13,7 @@ import torch
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
-from models.registry import build_from_files
+from models.stored_model import build_from_files
 
 
 class EngagementPyfunc(PythonModel):

@@ -1,320 +1,245 @@
-"""The engagement model in MLflow: save, register, load by alias, version or run.
+"""The model registry, as one object: which versions of the engagement model exist, which holds the champion
+alias, and loading, registering and promoting them.
 
-A model is the training run's MLflow LoggedModel named ``model`` (``models:/<model_id>``, also reached as
-``runs:/<run_id>/model``; registered versions point at it): a directory with two files PE-score reads back,
-plus MLflow's own metadata::
+A :class:`ModelRegistry` names its stores once (tracking URI, registry URI, model name, alias), so no caller
+passes them around::
 
-    model/
-      MLmodel, requirements.txt, pyfunc_entry.py   pyfunc flavour (models from code, signature
-                                                    clips (-1, -1, 3, H, W) float32 → (-1,) float32)
-      artifacts/engagement_model.json              {"model": cfg.model, "preprocess": backbone config,
-                                                    "clip": ClipSettings, "label": {...}, "format": 1}
-      artifacts/state_dict.pt                      the whole network's tensors (backbone included)
+    reg = ModelRegistry("sqlite:///lake/mlflow.db")          # pe-engagement, @champion
+    reg.champion()                                           # the ModelVersion holding @champion, or None
+    model = reg.load()                                       # the champion, ready to score (LoadedModel)
+    version = reg.register(run, net, clip=clip)              # a new version from a training run
+    reg.promote(version, gate, run_id=run.run_id)            # @champion moves when the gate passed
+    reg.evaluation(version); reg.promote_evaluated(version)  # what its run logged; the deferred decision
 
-:func:`load_engagement_model` reads the JSON, rebuilds the architecture from the backbone registry and loads
-the tensors with ``torch.load(weights_only=True)``: nothing stored is ever unpickled or executed.
-
-MLflow runs are written through :mod:`models.tracking`; promotion to ``@champion`` is :mod:`models.promotion`
-(the policy), :mod:`models.logged_evaluation` (what a run logs, deferred promotion) and :mod:`models.versions`.
+It is a frozen dataclass of strings: it pickles, so executors get it inside the scoring job's closure.
+The stored form of a model is :mod:`models.stored_model`; the promotion policy's tags and decisions
+:mod:`models.promotion`; what a training run logs :mod:`models.logged_evaluation`.
 """
 from __future__ import annotations
 
-import json
-import os
-import re
-import tempfile
-import threading
-import warnings
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
-import torch
-from mlflow.artifacts import download_artifacts
-from mlflow.entities import LoggedModel, LoggedModelOutput
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
-from mlflow.pyfunc import save_model
-from mlflow.types import Schema, TensorSpec
-from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
-from models.backbones import BackboneWeightsError, UnknownBackbone
-from models.network import EngagementNet, build_engagement_net
-from models.settings import ModelSettings
-from models.tracking import TrackedRun, mlflow_client
-from pe_udfs.errors import PEError
-from pe_udfs.saliency import resolve_device
+from models.gate import GateResult
+from models.logged_evaluation import (
+    GATE_ARTIFACT,
+    SPLIT_ARTIFACT,
+    Evaluation,
+    EvaluationError,
+    StaleEvaluationError,
+    evaluation_from_run,
+)
+from models.network import EngagementNet
+from models.promotion import (
+    FORCED,
+    MAX_TAG_TEXT,
+    PENDING,
+    TAG_PROMOTION,
+    TAG_WARNING,
+    PromotionDecision,
+    forced_warning,
+)
+from models.stored_model import (
+    LoadedModel,
+    ModelLoadError,
+    NoChampionError,
+    load_model,
+    log_model_files,
+    register_logged_model,
+)
+from models.tracking import TrackedRun, mlflow_client, run_json
 from pe_udfs.settings import ClipSettings
 
-__all__ = [
-    "LoadedModel", "NoChampionError", "ModelLoadError", "model_config",
-    "log_engagement_model", "build_from_files", "load_engagement_model", "clear_model_cache", "champion_version",
-    "MODEL_ARTIFACT", "CONFIG_FILE", "WEIGHTS_FILE", "FORMAT_VERSION",
-]
+# the errors and the loaded model are part of the registry's public face
+__all__ = ["ModelRegistry", "ModelVersionInfo", "LoadedModel", "ModelLoadError", "NoChampionError",
+           "DEFAULT_MODEL_NAME", "DEFAULT_ALIAS"]
 
-MODEL_ARTIFACT = "model"
-CONFIG_FILE = "engagement_model.json"
-WEIGHTS_FILE = "state_dict.pt"
-FORMAT_VERSION = 1
-
-
-class ModelLoadError(PEError):
-    """A model exists but cannot be loaded (missing files, bad config, weights that do not fit)."""
-
-    stage = "model"
-
-
-class NoChampionError(PEError):
-    """No model version carries the requested alias (nothing trained yet)."""
-
-    stage = "model"
+DEFAULT_MODEL_NAME = "pe-engagement"
+DEFAULT_ALIAS = "champion"
 
 
 @dataclass
-class LoadedModel:
-    """A model ready to score: ``module`` (EngagementNet in eval mode on ``device``, every parameter frozen) and
-    what it was trained with (``clip``: the sampling scoring must use)."""
+class ModelVersionInfo:
+    """One registered version as ``pe models list`` shows it."""
 
-    module: EngagementNet
-    name: str
     version: str
+    aliases: list[str]
     run_id: str
-    clip: ClipSettings
-    backbone: str
-    uri: str
-    device: str
-    config: dict[str, Any] = field(default_factory=dict)
+    created: str  # UTC, "YYYY-MM-DD HH:MM:SS"
+    status: str
+    promotion: str | None
+    metrics: dict[str, float]
 
 
-# --------------------------------------------------------------------------------------------- saving
-def model_config(net: EngagementNet, clip: ClipSettings, label: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON saved with a model: everything scoring needs to rebuild it and make its clips."""
-    return {"format": FORMAT_VERSION, **net.config(), "clip": clip.model_dump(), "label": label or {}}
+@dataclass(frozen=True)
+class ModelRegistry:
+    """The registered engagement model ``model_name`` in the stores of ``tracking_uri`` (runs, artifacts) and
+    ``registry_uri`` (versions, aliases; default: the tracking store); ``alias`` is the champion's."""
 
+    tracking_uri: str
+    model_name: str = DEFAULT_MODEL_NAME
+    alias: str = DEFAULT_ALIAS
+    registry_uri: str | None = None
 
-def log_engagement_model(run: TrackedRun, net: EngagementNet, *, clip: ClipSettings,
-                         label: dict[str, Any] | None = None, registered_model_name: str | None = None
-                         ) -> tuple[str, str | None]:
-    """Save ``net`` as artifact ``model`` of ``run`` (pyfunc flavour with signature, config JSON and state dict);
-    register it under ``registered_model_name`` when given (the registered model is created if missing).
+    @property
+    def client(self) -> MlflowClient:
+        return mlflow_client(self.tracking_uri, self.registry_uri)
 
-    Returns ``(model_uri, version)``; ``version`` is None when not registered."""
-    h, w = clip.size, clip.size
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, 3, h, w))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,))]),
-    )
-    with tempfile.TemporaryDirectory(prefix="pe-model-") as tmp:
-        cfg_path = os.path.join(tmp, CONFIG_FILE)
-        weights_path = os.path.join(tmp, WEIGHTS_FILE)
-        with open(cfg_path, "w") as f:
-            json.dump(model_config(net, clip, label), f, indent=2, sort_keys=True)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
-        torch.save(state, weights_path)
-        model_dir = os.path.join(tmp, MODEL_ARTIFACT)
-        with warnings.catch_warnings():  # MLflow nags about type hints / input examples; the signature is explicit
-            warnings.simplefilter("ignore", UserWarning)
-            save_model(
-                model_dir,
-                python_model=os.path.join(os.path.dirname(os.path.abspath(__file__)), "pyfunc_entry.py"),
-                artifacts={"config": cfg_path, "weights": weights_path},
-                signature=signature,
-                pip_requirements=_requirements(),
-            )
-        model = _log_model(run, model_dir)
-    run_uri = f"runs:/{run.run_id}/{MODEL_ARTIFACT}"
-    if registered_model_name is None:
-        return run_uri, None
-    return run_uri, _register(run, registered_model_name, model)
-
-
-def _log_model(run: TrackedRun, model_dir: str) -> LoggedModel:
-    """Upload the saved model as the run's MLflow LoggedModel named ``model``. As
-    ``mlflow.pyfunc.log_model`` does, minus the fluent active run: the run's "Logged models" list it,
-    ``models:/<model_id>`` names it and ``runs:/<run_id>/model`` resolves to it."""
-    model = run.client.create_logged_model(run.experiment_id, name=MODEL_ARTIFACT, source_run_id=run.run_id,
-                                           model_type="pe-engagement")
-    try:
-        run.client.log_model_artifacts(model.model_id, model_dir)
-    except BaseException:
-        run.client.finalize_logged_model(model.model_id, "FAILED")
-        raise
-    run.client.finalize_logged_model(model.model_id, "READY")
-    run.client.log_outputs(run.run_id, [LoggedModelOutput(model.model_id, step=0)])
-    return model
-
-
-def _register(run: TrackedRun, name: str, model: LoggedModel) -> str:
-    """A new version of ``name`` made from the LoggedModel ``model``; the logged model lists the versions made
-    from it (tag ``mlflow.modelVersions``, as MLflow's own registration writes). The source is the model's
-    artifact location, not ``models:/<model_id>``: MLflow's SQL registry resolves that through the process's
-    global tracking URI, which PE-score never sets."""
-    try:
-        run.client.get_registered_model(name)
-    except MlflowException:
+    # ----------------------------------------------------------------------------------------- which versions
+    def latest(self) -> str | None:
+        """The newest registered version (highest number), or None."""
         try:
-            run.client.create_registered_model(name)
-        except MlflowException:  # a concurrent creator won
-            run.client.get_registered_model(name)
-    mv = run.client.create_model_version(name, source=model.artifact_location, run_id=run.run_id,
-                                         model_id=model.model_id)
-    made = json.loads(model.tags.get(MLFLOW_MODEL_VERSIONS, "[]"))  # the model was just logged: its own tags
-    run.client.set_logged_model_tags(model.model_id, {
-        MLFLOW_MODEL_VERSIONS: json.dumps(made + [{"name": mv.name, "version": mv.version}])})
-    return str(mv.version)
+            versions = self.client.search_model_versions(f"name='{self.model_name}'")
+        except MlflowException:
+            return None
+        return str(max(int(v.version) for v in versions)) if versions else None
 
-
-def _requirements() -> list[str]:
-    """Pinned requirements recorded with the model (environment stays local: nothing is rebuilt from them)."""
-    out = []
-    for pkg in ("torch", "torchvision", "timm", "mlflow", "numpy", "pydantic"):
+    def champion(self) -> ModelVersion | None:
+        """The version holding the alias, or None."""
         try:
-            out.append(f"{pkg}=={metadata.version(pkg).split('+')[0]}")
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+            return self.client.get_model_version_by_alias(self.model_name, self.alias)
+        except MlflowException:
+            return None
 
-
-# --------------------------------------------------------------------------------------------- loading
-def build_from_files(config_path: str, weights_path: str, *, device: str = "auto") -> EngagementNet:
-    """Rebuild an :class:`EngagementNet` from a saved config JSON and state dict (eval mode, frozen, on ``device``)."""
-    net, _ = _build(config_path, weights_path, device)
-    return net
-
-
-def _read_config(config_path: str) -> dict[str, Any]:
-    try:
-        with open(config_path) as f:
-            cfg = json.load(f)
-    except FileNotFoundError as e:
-        raise ModelLoadError("no_config", f"the model has no {CONFIG_FILE}; it was not saved by PE-score") from e
-    except (OSError, ValueError) as e:
-        raise ModelLoadError("config_unreadable", f"cannot read the model config {config_path}: {e}") from e
-    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT_VERSION or "model" not in cfg or "clip" not in cfg:
-        raise ModelLoadError("bad_config", f"{config_path} is not a PE-score model config (format {FORMAT_VERSION})")
-    return cfg
-
-
-def _build(config_path: str, weights_path: str, device: str) -> tuple[EngagementNet, dict[str, Any]]:
-    cfg = _read_config(config_path)
-    try:
-        settings = ModelSettings(**{**cfg["model"], "backbone_weights": None})
-        net = build_engagement_net(settings, weights=None)
-    except (UnknownBackbone, ValueError) as e:
-        raise ModelLoadError("bad_architecture", f"cannot rebuild the saved architecture: {e}") from e
-    saved_pre = cfg.get("preprocess", {})
-    if saved_pre and int(saved_pre.get("feature_channels", -1)) != net.preprocess.feature_channels:
-        raise ModelLoadError("backbone_mismatch", f"saved backbone '{settings.backbone}' had {saved_pre.get('feature_channels')} feature "
-                             f"channels, the registry's has {net.preprocess.feature_channels}")
-    try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as e:
-        raise ModelLoadError("no_weights", f"the model has no {WEIGHTS_FILE}") from e
-    except Exception as e:  # corrupt file or a pickle that is not plain tensors
-        raise ModelLoadError("weights_unreadable", f"cannot read the model weights {weights_path} as tensors: {e}") from e
-    try:
-        net.load_state_dict(state, strict=True)
-    except (RuntimeError, BackboneWeightsError) as e:
-        raise ModelLoadError("weights_mismatch", f"the saved weights do not fit the '{settings.backbone}' network: {e}") from e
-    net.requires_grad_(False)  # inference: gradients still reach the input pixels (saliency), never the weights
-    dev = resolve_device(device)
-    return net.to(dev).eval(), cfg
-
-
-_CACHE: dict[tuple[str, str, str], LoadedModel] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def clear_model_cache() -> None:
-    with _CACHE_LOCK:
-        _CACHE.clear()
-
-
-def _parse_models_uri(uri: str) -> tuple[str, str | None, str | None]:
-    """``models:/name/3`` → (name, "3", None); ``models:/name@alias`` → (name, None, alias)."""
-    m = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w.-]+))", uri)
-    if not m:
-        raise ValueError(f"unsupported model URI {uri!r}: use models:/NAME/VERSION, models:/NAME@ALIAS or "
-                         "runs:/RUN_ID/model")
-    return m.group(1), m.group(2), m.group(3)
-
-
-def load_engagement_model(model_uri: str | None = None, *, tracking_uri: str, model_name: str = "pe-engagement",
-                          alias: str = "champion", device: str = "auto") -> LoadedModel:
-    """Load the engagement model by alias (default ``models:/pe-engagement@champion``), registered version
-    (``models:/pe-engagement/3``) or run (``runs:/<id>/model``); cached per process by version and device.
-
-    Raises :class:`NoChampionError` when no version has the alias, :class:`ModelLoadError` when the model
-    is missing or broken."""
-    client = mlflow_client(tracking_uri)
-    uri = model_uri or f"models:/{model_name}@{alias}"
-    dev = str(resolve_device(device))
-    try:
-        if uri.startswith("models:/"):
-            name, version, uri_alias = _parse_models_uri(uri)
-            if uri_alias is not None:
+    def versions(self) -> list[ModelVersionInfo]:
+        """Every version (newest first) with its aliases, promotion tag and its run's test metrics."""
+        client = self.client
+        try:
+            versions = client.search_model_versions(f"name='{self.model_name}'")
+            aliases_of: dict[str, list[str]] = {}
+            for alias_name, v in (client.get_registered_model(self.model_name).aliases or {}).items():
+                aliases_of.setdefault(str(v), []).append(alias_name)
+        except MlflowException:
+            return []
+        out = []
+        for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
+            metrics: dict[str, float] = {}
+            if mv.run_id:
                 try:
-                    mv = client.get_model_version_by_alias(name, uri_alias)
-                except MlflowException as e:
-                    raise NoChampionError("no_champion", 
-                        f"no version of model '{name}' has the alias @{uri_alias} in {tracking_uri}; train one "
-                        f"first: run `pe train` (or `make demo`)") from e
-            else:
-                mv = client.get_model_version(name, str(version))
-            key = (tracking_uri, f"{name}/{mv.version}", dev)
-            name, version, run_id = mv.name, str(mv.version), mv.run_id or ""
-            location = client.get_model_version_download_uri(name, version)
-        elif uri.startswith("runs:/"):
-            m = re.fullmatch(r"runs:/([0-9a-f]+)/(.+)", uri)
-            if not m:
-                raise ValueError(f"unsupported model URI {uri!r}")
-            run_id = m.group(1)
-            registered = client.search_model_versions(f"run_id='{run_id}'")
-            name = registered[0].name if registered else model_name
-            version = str(registered[0].version) if registered else "unregistered"
-            key = (tracking_uri, uri, dev)
-            location = _run_model_location(client, run_id, m.group(2)) or uri
-        else:
-            _parse_models_uri(uri)  # raises the explanatory ValueError
-            raise AssertionError("unreachable")
-    except MlflowException as e:
-        raise ModelLoadError("not_found", f"cannot resolve model {uri} in {tracking_uri}: {e.message}") from e
+                    metrics = dict(client.get_run(mv.run_id).data.metrics)
+                except MlflowException:
+                    metrics = {}
+            created = datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=timezone.utc).strftime(
+                "%Y-%m-%d %H:%M:%S")
+            out.append(ModelVersionInfo(str(mv.version), sorted(aliases_of.get(str(mv.version), [])),
+                                        mv.run_id or "", created, str(mv.status),
+                                        (mv.tags or {}).get(TAG_PROMOTION), metrics))
+        return out
 
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    with tempfile.TemporaryDirectory(prefix="pe-load-") as tmp:
+    # ----------------------------------------------------------------------------------------- load, register
+    def load(self, model_uri: str | None = None, *, device: str = "auto") -> LoadedModel:
+        """The model at ``model_uri`` (``models:/NAME/VERSION``, ``models:/NAME@ALIAS``, ``runs:/RUN/model``;
+        default: this registry's alias), ready to score; cached per process."""
+        return load_model(self.client, model_uri or f"models:/{self.model_name}@{self.alias}",
+                          tracking_uri=self.tracking_uri, model_name=self.model_name, device=device)
+
+    def load_version(self, version: str, *, device: str = "auto") -> LoadedModel:
+        """Registered version ``version`` (a fixed version, so every executor of a run loads the same one)."""
+        return self.load(f"models:/{self.model_name}/{version}", device=device)
+
+    def register(self, run: TrackedRun, net: EngagementNet, *, clip: ClipSettings,
+                 label: dict[str, Any] | None = None) -> str:
+        """Save ``net`` as ``run``'s model (:func:`models.stored_model.log_model_files`) and register it as a
+        new version (the registered model is created if missing); the version number."""
+        model = log_model_files(run, net, clip=clip, label=label)
+        return register_logged_model(self.client, self.model_name, model, run.run_id)
+
+    # ----------------------------------------------------------------------------------------- promotion
+    def promote(self, version: str, gate: GateResult, *, run_id: str | None = None) -> PromotionDecision:
+        """Move the alias to ``version`` when ``gate`` passed; tag the version (and ``run_id``) with the decision."""
+        decision = PromotionDecision(gate.promoted, gate.status, gate.reason, gate)
+        if decision.promoted:
+            self.client.set_registered_model_alias(self.model_name, self.alias, str(version))
+        self._tag(version, run_id, decision)
+        return decision
+
+    def defer(self, version: str, *, gate: GateResult | None = None, run_id: str | None = None
+              ) -> PromotionDecision:
+        """Leave the alias alone and tag the version (and ``run_id``) ``pe.promotion=pending``: the decision is
+        :meth:`promote_evaluated`'s (``pe models promote``), from the gate the run logged."""
+        decision = PromotionDecision(False, PENDING, "promotion deferred to `pe models promote`", gate)
+        self._tag(version, run_id, decision)
+        return decision
+
+    def force(self, version: str, *, run_id: str, gate: GateResult | None) -> PromotionDecision:
+        """Move the alias to ``version`` whatever ``gate`` says (a person's decision): status ``forced``, and the
+        version and its run get the tag ``pe.warning`` saying what the gate found (or that there was none)."""
+        warning = forced_warning(gate, self.alias)
+        decision = PromotionDecision(True, FORCED, warning, gate)
+        client = self.client
+        client.set_registered_model_alias(self.model_name, self.alias, str(version))
+        self._tag(version, run_id, decision)
+        client.set_model_version_tag(self.model_name, str(version), TAG_WARNING, warning[:MAX_TAG_TEXT])
+        client.set_tag(run_id, TAG_WARNING, warning[:MAX_TAG_TEXT])
+        return decision
+
+    def _tag(self, version: str, run_id: str | None, decision: PromotionDecision) -> None:
+        client = self.client
+        for key, value in decision.tags().items():
+            client.set_model_version_tag(self.model_name, str(version), key, value)
+            if run_id:
+                client.set_tag(run_id, key, value)
+
+    # ----------------------------------------------------------------------------------------- what runs logged
+    def training_videos(self, run_id: str) -> set[str] | None:
+        """The videos the model of ``run_id`` trained on (its train and validation splits), or None when its
+        run did not log ``split.json``."""
+        split = run_json(self.tracking_uri, run_id, SPLIT_ARTIFACT)
+        return None if split is None else set(split.get("train", [])) | set(split.get("val", []))
+
+    def evaluation(self, version: str | None = None) -> Evaluation:
+        """The held-out evaluation logged by the training run of ``version`` (default: the newest version).
+
+        Raises :class:`EvaluationError` when the version, its run or its test metrics are missing."""
+        client = self.client
+        name = self.model_name
+        if version is None:
+            version = self.latest()
+            if version is None:
+                raise EvaluationError("no_versions", f"no versions of {name} in {self.tracking_uri}; run `pe train`")
+        version = str(version)
         try:
-            local = download_artifacts(artifact_uri=location, dst_path=tmp, tracking_uri=tracking_uri)
-        except (MlflowException, OSError) as e:
-            raise ModelLoadError("download_failed", f"cannot download model {uri} (version {version}): {e}") from e
-        files = os.path.join(local, "artifacts")
-        net, cfg = _build(os.path.join(files, CONFIG_FILE), os.path.join(files, WEIGHTS_FILE), dev)
-    loaded = LoadedModel(module=net, name=name, version=version, run_id=run_id,
-                         clip=ClipSettings(**cfg["clip"]), backbone=net.preprocess.name, uri=uri, device=dev,
-                         config=cfg)
-    with _CACHE_LOCK:
-        _CACHE[key] = loaded
-    return loaded
+            mv = client.get_model_version(name, version)
+        except MlflowException as e:
+            raise EvaluationError("no_version", f"no version {version} of {name} in {self.tracking_uri}") from e
+        if not mv.run_id:
+            raise EvaluationError("no_run", f"{name} v{version} has no training run, so no logged test metrics")
+        try:
+            run = client.get_run(mv.run_id)
+        except MlflowException as e:
+            raise EvaluationError("run_unreadable", f"the training run {mv.run_id} of {name} v{version} cannot be "
+                                  f"read: {e.message}") from e
+        current = self.champion()
+        return evaluation_from_run(
+            model_name=name, version=version, alias=self.alias, run_id=mv.run_id, metrics=dict(run.data.metrics),
+            tags=dict(run.data.tags), promotion=(mv.tags or {}).get(TAG_PROMOTION),
+            current_champion=None if current is None else str(current.version),
+            logged_gate=run_json(self.tracking_uri, mv.run_id, GATE_ARTIFACT))
 
+    def promote_evaluated(self, version: str | None = None, *, force: bool = False
+                          ) -> tuple[Evaluation, PromotionDecision]:
+        """Apply the promotion gate that the training run of ``version`` (default: the newest) logged, as
+        ``pe train`` would have (:meth:`promote`: same alias move, same tags).
 
-def _run_model_location(client, run_id: str, name: str) -> str | None:
-    """Artifact location of the LoggedModel ``name`` the run logged (its outputs), or None when the run stored
-    its model as run artifacts (models logged before the LoggedModel record): those load by the runs:/ URI.
-    MLflow's own runs:/ fallback to logged models looks them up through the global tracking URI."""
-    for output in client.get_run(run_id).outputs.model_outputs:
-        model = client.get_logged_model(output.model_id)
-        if model.name == name:
-            return model.artifact_location
-    return None
+        A version that already holds the alias is left as it is (decision ``promoted``, nothing changed). Raises
+        :class:`StaleEvaluationError` when the alias has moved since the evaluation (or the run does not say which
+        champion it was compared with), :class:`EvaluationError` when the evaluation or its gate is missing.
 
-
-def champion_version(tracking_uri: str, model_name: str, alias: str = "champion"):
-    """The ``ModelVersion`` holding ``alias``, or None."""
-    client = mlflow_client(tracking_uri)
-    try:
-        return client.get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        return None
+        ``force``: move the alias whatever the gate says (:meth:`force`)."""
+        ev = self.evaluation(version)
+        if ev.current_champion == ev.version:
+            return ev, PromotionDecision(True, "promoted", f"v{ev.version} already holds @{self.alias}; nothing to do",
+                                         ev.gate)
+        if force:
+            return ev, self.force(ev.version, run_id=ev.run_id, gate=ev.gate)
+        if ev.stale:
+            raise StaleEvaluationError("stale", ev.stale_reason())
+        if ev.gate is None:
+            raise EvaluationError("no_gate", f"the run of {self.model_name} v{ev.version} logged no promotion gate "
+                                  f"({GATE_ARTIFACT}); evaluate again with `pe train`")
+        return ev, self.promote(ev.version, ev.gate, run_id=ev.run_id)

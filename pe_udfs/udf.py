@@ -57,7 +57,7 @@ class ScoringTask:
 
     # device → the engagement model (``.module``: torch module, ``.device``: where it runs), called once per
     # worker as load_model(device=...); picklable, bound to a fixed version, never an alias (the alias may move
-    # during the run): the job passes functools.partial(models.registry.load_engagement_model, "models:/name/N", ...)
+    # during the run): the job passes functools.partial(ModelRegistry.load_version, "N") of the run's registry
     load_model: Callable[..., Any]
     plan: ScoringPlan  # the run's sampling, window, product and saliency settings, resolved on the driver
     device: str = "auto"

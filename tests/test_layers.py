@@ -91,7 +91,7 @@ def test_the_walk_sees_every_kind_of_import():
     assert "pe_udfs.settings" in graph["jobs.config"]  # at module level
     assert "jobs.submit" not in graph["jobs.cli"] and "jobs.cli" in graph["jobs.submit"]
     assert "pe_udfs.validate" not in graph  # only real modules
-    assert "models.registry" in graph["jobs.scoring.nightly"]  # inside a function
+    assert "models.registry" in graph["jobs.scoring.one_video"]  # inside a function
 
 
 def test_no_module_imports_itself_through_others():

@@ -82,10 +82,7 @@ def run_demo(cfg: PEConfig, *, videos: int = DEMO_VIDEOS, seed: int = DEMO_SEED,
     if not trained.promoted:
         # a demo campaign is small: the gate may well refuse its model. The demo still shows the rest of the
         # pipeline, with the model promoted by hand and the warning logged, as a user would do it.
-        from models.logged_evaluation import promote_evaluated
-
-        _, forced = promote_evaluated(tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
-                                      version=trained.model_version, alias=cfg.mlflow.alias, force=True)
+        _, forced = cfg.model_registry().promote_evaluated(trained.model_version, force=True)
         echo(f"   warning: {forced.reason}. The demo goes on with it to show the pipeline; its scores are not "
              "evidence of a useful model (see README, *The promotion gate*).")
 

@@ -24,7 +24,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -167,18 +167,17 @@ def evaluate_video(task: dict, *, cfg: dict) -> dict:
 
 def method_shares(frames: np.ndarray, masks: np.ndarray, cfg: dict) -> dict[str, float | None]:
     """``map_<method>``: pe_share of each engagement-map method in ``cfg['methods']`` with the model
-    ``cfg['methods_model_uri']``, on frames (S, H, W, 3) and the product masks (S, H, W) the score used; None
+    ``cfg['methods_model_version']`` of ``cfg['registry']``, on frames (S, H, W, 3) and the product masks (S, H, W) the score used; None
     where the method does not apply to that model (e.g. 'density' without a density head)."""
     import torch
 
-    from models.registry import load_engagement_model
     from pe_udfs.errors import ModelError
     from pe_udfs.pe_math import pe_scores
     from pe_udfs.saliency import engagement_heatmap
     from pe_udfs.settings import SaliencySettings
     from pe_udfs.video import clip_tensor
 
-    model = load_engagement_model(cfg["methods_model_uri"], tracking_uri=cfg["tracking_uri"], device="cpu")
+    model = cfg["registry"].load_version(cfg["methods_model_version"], device="cpu")
     torch.set_num_threads(int(cfg.get("torch_threads", 1)))
     out: dict[str, float | None] = {}
     for name in cfg["methods"]:
@@ -332,14 +331,14 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
     spark = lake.spark
     tasks = video_tasks(videos.sort_values("video_id"), seconds, truth)
     split = _model_split(cfg, lake, scores)
-    job_cfg = {"product": cfg.product.model_dump(), "clip": cfg.clip.model_dump(),
+    job_cfg: dict[str, Any] = {"product": cfg.product.model_dump(), "clip": cfg.clip.model_dump(),
                "allowed_schemes": list(cfg.io.allowed_schemes)}
     if methods:
         unknown = sorted(set(methods) - set(METHODS))
         if unknown:
             raise EvaluateError("unknown_method", f"unknown engagement-map methods {unknown}; known: {', '.join(METHODS)}")
-        job_cfg.update(methods=list(methods), tracking_uri=cfg.tracking_uri,
-                       methods_model_uri=f"models:/{cfg.mlflow.model_name}/{methods_model or version}")
+        job_cfg.update(methods=list(methods), registry=cfg.model_registry(),
+                       methods_model_version=str(methods_model or version))
         if split is not None:
             tasks = [(vid, json.dumps({**json.loads(t), "with_methods": split.get(vid) == HEADLINE}))
                      for vid, t in tasks]
@@ -395,13 +394,12 @@ def _per_video_frame(baselines: pd.DataFrame, scores: pd.DataFrame, truth: pd.Da
 def _model_split(cfg: PEConfig, lake: Lake, scores: pd.DataFrame) -> pd.Series | None:
     """video_id → 'train' | 'val' | 'test' of the split the scoring model was trained with: the ``training_clips``
     version its MLflow run logged (``training_clips_version``); None when that cannot be known."""
-    from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
     run_ids = scores["model_run_id"].dropna().unique() if "model_run_id" in scores.columns else []
     if len(run_ids) != 1 or not lake.exists("training_clips"):
         return None
-    client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.mlflow.registry_uri or cfg.tracking_uri)
+    client = cfg.model_registry().client
     try:
         version = client.get_run(str(run_ids[0])).data.params.get("training_clips_version")
     except MlflowException:
@@ -430,7 +428,6 @@ def _lifts(lake: Lake, videos: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFram
 def _log_to_model_run(cfg: PEConfig, scores: pd.DataFrame, rows: pd.DataFrame) -> str | None:
     """The metrics (value, ci_low, ci_high) as MLflow metrics ``eval.<scope>.<metric>`` of the run that
     trained the model; None when the scores do not name that run."""
-    from mlflow import MlflowClient
     from mlflow.entities import Metric
 
     run_ids = scores["model_run_id"].dropna().unique()
@@ -440,7 +437,7 @@ def _log_to_model_run(cfg: PEConfig, scores: pd.DataFrame, rows: pd.DataFrame) -
     metrics = [Metric(f"eval.{r.scope}.{r.metric}{suffix}", float(v), now, 0)
                for r in rows.itertuples() for suffix, v in (("", r.value), (".ci_low", r.ci_low), (".ci_high", r.ci_high))
                if np.isfinite(v)]
-    client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.mlflow.registry_uri or cfg.tracking_uri)
+    client = cfg.model_registry().client
     for i in range(0, len(metrics), 1000):
         client.log_batch(str(run_ids[0]), metrics=metrics[i:i + 1000])
     return str(run_ids[0])

@@ -38,6 +38,7 @@ from jobs.config import PEConfig
 from jobs.storage.contracts import spark_schema
 from jobs.storage.integrity import SCORE_TABLES, check_score_tables, drop_stale_log_files, record_run
 from jobs.storage.lake import Lake, LakeError
+from jobs.storage.listings import FILES_ID, VIEWS_ID, listing_views_id, with_listing_views
 from pe_udfs.settings import ScoringPlan
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,6 @@ CANDIDATE_COLUMNS = ["video_id", "video_uri", "product_id", "product_image_uri",
 #: Spark schema of the candidate rows the scoring UDF gets (view_*: the product's product_images, by view_rank)
 CANDIDATE_DDL = ("video_id STRING, video_uri STRING, product_id STRING, product_image_uri STRING, "
                  "view_names ARRAY<STRING>, view_uris ARRAY<STRING>")
-#: pe_scores column: which listing images a video was matched against (see :func:`listing_views_id`)
-VIEWS_ID = "listing_views_id"
-#: pe_scores column: those images' files as scoring found them (see :func:`_with_files_id`)
-FILES_ID = "listing_files_id"
 
 
 @dataclass
@@ -166,10 +163,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
 def champion_and_plan(cfg: PEConfig):
     """(the ``@champion`` model loaded on the CPU, the run's :class:`ScoringPlan` over its saved clip): what a
     run scores with, resolved once; raises the registry's ModelLoadError when there is no usable champion."""
-    from models.registry import load_engagement_model
-
-    champion = load_engagement_model(None, tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
-                                     alias=cfg.mlflow.alias, device="cpu")
+    champion = cfg.model_registry().load(device="cpu")
     return champion, cfg.scoring_plan(champion.clip)
 
 
@@ -213,7 +207,7 @@ def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore:
     ``allowed_*``: the URI policy the listing files are looked up under."""
     from pyspark.sql import functions as F
 
-    videos = _with_views(lake, lake.read("campaign_videos").select(*CANDIDATE_COLUMNS[:4]))
+    videos = with_listing_views(lake, lake.read("campaign_videos").select(*CANDIDATE_COLUMNS[:4]))
     videos = videos.withColumn(VIEWS_ID, listing_views_id("product_image_uri", "view_names", "view_uris"))
     videos = _with_files_id(videos, allowed_schemes, allowed_roots)
     if not rescore and lake.exists("pe_scores"):
@@ -230,16 +224,6 @@ def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore:
     if limit:
         videos = videos.limit(limit)
     return videos.toPandas()
-
-
-def listing_views_id(image_uri: str, view_names: str, view_uris: str):
-    """Spark column: a 16-hex id of a row's listing views (its product_image_uri and its product's view names
-    and image URIs, in view_rank order): any view added, removed, renamed or pointed at another image changes it.
-    (A file replaced under the same URI changes listing_files_id instead.)"""
-    from pyspark.sql import functions as F
-
-    return F.substring(F.sha2(F.to_json(F.struct(F.col(image_uri).alias("main"), F.col(view_names).alias("names"),
-                                                  F.col(view_uris).alias("uris"))), 256), 1, 16)
 
 
 def _with_files_id(videos, allowed_schemes: Sequence[str] | None, allowed_roots: Sequence[str] | None):
@@ -260,21 +244,6 @@ def _with_files_id(videos, allowed_schemes: Sequence[str] | None, allowed_roots:
     files = F.transform(images, lambda u: F.try_element_at(F.col("_stamps"), u))
     return (videos.crossJoin(F.broadcast(table))
             .withColumn(FILES_ID, F.substring(F.sha2(F.to_json(files), 256), 1, 16)).drop("_stamps"))
-
-
-def _with_views(lake: Lake, videos):
-    """campaign rows + view_names, view_uris: every product_images view of the row's product, in view_rank
-    order (NULL when the product has none: its product_image_uri is then the only view). A Spark join."""
-    from pyspark.sql import functions as F
-
-    if not lake.exists("product_images"):
-        return videos.select("*", F.lit(None).cast("array<string>").alias("view_names"),
-                             F.lit(None).cast("array<string>").alias("view_uris"))
-    views = (lake.read("product_images").where(F.col("image_uri").isNotNull()).groupBy("product_id")
-             .agg(F.sort_array(F.collect_list(F.struct(F.coalesce("view_rank", F.lit(2**31 - 1)).alias("rank"),
-                                                       "view", "image_uri"))).alias("_views"))
-             .select("product_id", F.col("_views.view").alias("view_names"), F.col("_views.image_uri").alias("view_uris")))
-    return videos.join(views, "product_id", "left").select(*CANDIDATE_COLUMNS)
 
 
 def _reject_invalid_inputs(candidates, cfg: PEConfig):
@@ -304,7 +273,6 @@ def _reject_invalid_inputs(candidates, cfg: PEConfig):
 def _score_on_spark(spark, candidates, cfg: PEConfig, plan: ScoringPlan, champion):
     from pyspark import StorageLevel
 
-    from models.registry import load_engagement_model
     from pe_udfs.udf import RESULT_DDL, ScoringTask, cores_per_task, default_cores, score_partition
 
     parallelism = spark.sparkContext.defaultParallelism
@@ -312,8 +280,7 @@ def _score_on_spark(spark, candidates, cfg: PEConfig, plan: ScoringPlan, champio
     threads = cores_per_task(default_cores(), parallelism) if local else int(spark.conf.get("spark.task.cpus", "1"))
     journal = _crash_journal_folder(cfg)
     task = ScoringTask(
-        load_model=partial(load_engagement_model, f"models:/{champion.name}/{champion.version}",
-                           tracking_uri=cfg.tracking_uri),
+        load_model=partial(cfg.model_registry().load_version, champion.version),
         # matching threads per video = cores per task, so concurrent tasks do not oversubscribe the executor
         plan=replace(plan, product=plan.product.model_copy(
             update={"match_workers": plan.product.match_workers or threads})),

@@ -74,13 +74,13 @@ def named_views(args: list[str]) -> list[tuple[str, str]]:
 
 def _load_model(cfg: PEConfig, model_uri: str | None):
     from models.promotion_text import champion_explained
-    from models.registry import ModelLoadError, load_engagement_model
+    from models.registry import ModelLoadError
 
-    with champion_explained(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias,
+    registry = cfg.model_registry()
+    with champion_explained(registry,
                             hint=" For the product heatmap alone, use --product-only; another model: --model URI."):
         try:
-            return load_engagement_model(model_uri, tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name,
-                                         alias=cfg.mlflow.alias, device=cfg.device)
+            return registry.load(model_uri, device=cfg.device)
         except ValueError as e:  # a model URI of an unsupported form
             raise ModelLoadError("bad_model_uri", f"cannot load the engagement model: {e}") from e
 

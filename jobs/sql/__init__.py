@@ -1,7 +1,7 @@
 """SQL over the lake for analysts, read-only: ``pe sql`` (one statement) and ``pe serve-sql`` (a JDBC server).
 
     guard       the SQL guard: every statement parsed in the JVM and refused unless it only reads the lake
-    guard_jar   the guard's Spark session extension (java/pe/sqlguard), compiled at install against pyspark
+    java/       the guard's Spark session extension (pe.sqlguard), compiled at install by jobs.spark.guard_jar
     serve       Spark's Thrift server over the lake's tables and analyst views (jobs.storage.views)
 
 It sits above :mod:`jobs.storage`: it reads what the jobs wrote and writes nothing.

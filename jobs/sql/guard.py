@@ -1,6 +1,6 @@
 """What `pe sql` (and `pe serve-sql`) may run, decided in the JVM on Spark's analysed plan, before anything runs.
 
-The guard is a Spark session extension (``jobs/sql/java/pe/sqlguard``, built by :mod:`jobs.sql.guard_jar`) that wraps the
+The guard is a Spark session extension (``jobs/sql/java/pe/sqlguard``, built by :mod:`jobs.spark.guard_jar`) that wraps the
 session's SQL parser: while a policy is active (:func:`guarded`), every statement text Spark parses — from
 ``spark.sql``, from a JDBC client of the Thrift server, the string of an ``EXECUTE IMMEDIATE`` — is analysed
 (EXECUTE IMMEDIATE substituted, views, CTEs and IDENTIFIER resolved; analysis runs no command) and every node

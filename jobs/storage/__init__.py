@@ -4,7 +4,8 @@
     errors      LakeError and its kinds, Delta's (Java) failures translated; retries: a lost race re-run
     contracts   each table's schema, keys and NOT NULL columns; views: the analyst views by name
     integrity   do pe_scores and pe_seconds tell one story (run records); maintain: OPTIMIZE, Z-order, VACUUM;
-    relocate    a lake moved to another folder; delta_jars: the Delta JARs the Spark session loads
+    listings    which listing images a video is matched against, and the id of that set
+    relocate    a lake moved to another folder
 """
 from jobs.storage.contracts import TableContract, contract, spark_schema
 from jobs.storage.errors import LakeError, NotNullViolation, SchemaMismatch, TableNotFound

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from jobs.config import PEConfig
 from jobs.storage.lake import Lake
+from jobs.storage.listings import VIEWS_ID, listing_views_id, with_listing_views
 from pe_udfs.errors import UsageError
 
 #: The URI columns of each table that can point into the lake.
@@ -93,19 +94,16 @@ def _relocate_table(lake: Lake, name: str, cols: tuple[str, ...], old: str, new:
 
 def _views_ids(lake: Lake):
     """video_id → listing_views_id as scoring would compute it now (pandas), or None without the tables."""
-    from jobs.scoring.nightly import CANDIDATE_COLUMNS, VIEWS_ID, _with_views, listing_views_id
-
     if not (lake.exists("campaign_videos") and lake.exists("pe_scores")):
         return None
-    videos = _with_views(lake, lake.read("campaign_videos").select(*CANDIDATE_COLUMNS[:4]))
+    videos = with_listing_views(lake, lake.read("campaign_videos").select("video_id", "product_id",
+                                                                          "product_image_uri"))
     return videos.select("video_id", listing_views_id("product_image_uri", "view_names", "view_uris")
                          .alias(VIEWS_ID)).toPandas()
 
 
 def _carry_views_ids(lake: Lake, before, after) -> Relocated | None:
     """pe_scores rows scored against the old URIs get the new URIs' listing_views_id: same images, no re-score."""
-    from jobs.scoring.nightly import VIEWS_ID
-
     if before is None or after is None:
         return None
     pairs = before.merge(after, on="video_id", suffixes=("_old", "_new"))

@@ -212,10 +212,8 @@ def champion_version(cfg) -> str | None:
         return None
     if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
         return None
-    from models.registry import champion_version as registry_champion
-
     try:
-        mv = registry_champion(uri, cfg.mlflow.model_name, cfg.mlflow.alias)
+        mv = cfg.model_registry().champion()
     except Exception as e:  # an unreachable or broken registry must not stop read-only analysis
         log.warning("cannot read the model registry at %s (%s); using the newest scored version", uri, e)
         return None

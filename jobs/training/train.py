@@ -119,9 +119,7 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
     from models.labels import is_within_influencer, within_groups
     from models.loader import feature_batches
     from models.logged_evaluation import evaluation_metrics, evaluation_tags, log_gate, log_split
-    from models.promotion import apply_gate, defer_promotion
     from models.promotion_text import gate_lines
-    from models.registry import champion_version, log_engagement_model
     from models.tracking import ensure_experiment, tracked_run
     from models.training import fit_head, predict_head
     from pe_udfs.saliency import resolve_device
@@ -137,6 +135,7 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
     split_ids = {s: [r["video_id"] for r in df.select("video_id").collect()] for s, df in by_split.items()}
 
     tracking = cfg.tracking_uri
+    registry = cfg.model_registry()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     exp_id = ensure_experiment(tracking, cfg.mlflow.experiment, cfg.artifact_root)
     with tracked_run(tracking, exp_id, run_name=f"train-{cfg.model.backbone}", registry_uri=cfg.mlflow.registry_uri,
@@ -162,7 +161,7 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
                            on_epoch=on_epoch, val_groups=groups if is_within_influencer(tc.label) else None,
                            augment=Augmentation.from_settings(tc))
             ids, preds, labels = predict_head(net.head, test_loader, device=device)
-            champ = champion_version(tracking, cfg.mlflow.model_name, cfg.mlflow.alias)
+            champ = registry.champion()
             evidence = _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, echo)
         # which champion this run is compared with: `pe models promote` refuses if the alias moves after
         run.set_tags(evaluation_tags(None if champ is None else str(champ.version),
@@ -209,7 +208,7 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
         if truth is not None:
             echo(f"spearman vs ground-truth engagement: model {truth_rho:.3f}, constant 0.000 "
                  f"(observed label vs truth: {label_truth_rho:.3f})")
-        if champ_report is not None:
+        if champ_report is not None and champ is not None:
             echo(f"champion v{champ.version} on the {champ_report.n} test videos it did not train on: spearman "
                  f"{champ_report.model.spearman:.3f}, r2 {champ_report.model.r2:.3f}, mae {champ_report.model.mae:.3f}")
         for line in gate_lines(gate):
@@ -217,14 +216,11 @@ def _train_and_register(cfg: PEConfig, lake, net, ts: TrainingSet, timings: dict
 
         label_cfg = {**label_info, "split_seed": tc.split_seed, "val_fraction": tc.val_fraction,
                      "test_fraction": tc.test_fraction, "feature_precision": tc.feature_precision}
-        _, version = log_engagement_model(run, net, clip=training_clip(cfg), label=label_cfg,
-                                          registered_model_name=cfg.mlflow.model_name)
+        version = registry.register(run, net, clip=training_clip(cfg), label=label_cfg)
         if promote:
-            decision = apply_gate(tracking_uri=tracking, model_name=cfg.mlflow.model_name, version=str(version),
-                                  gate=gate, alias=cfg.mlflow.alias, run_id=run_id)
+            decision = registry.promote(version, gate, run_id=run_id)
         else:
-            decision = defer_promotion(tracking_uri=tracking, model_name=cfg.mlflow.model_name, version=str(version),
-                                       gate=gate, run_id=run_id)
+            decision = registry.defer(version, gate=gate, run_id=run_id)
         timings["register_s"] = time.perf_counter() - t0
         timings["total_s"] = time.perf_counter() - t_start
         run.log_metrics({f"seconds_{k.removesuffix('_s')}": v for k, v in timings.items()})
@@ -253,7 +249,6 @@ def _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, ech
     another label or window); ``usable`` marks the test videos its run did not train on (its split.json). A
     champion trained on another label definition is comparable only by rank (gate metric spearman)."""
     from models.gate import ChampionEvidence
-    from models.logged_evaluation import training_videos
 
     if champ is None:
         return None
@@ -264,7 +259,7 @@ def _champion_evidence(cfg, champ, net, test_loader, ids, test_uris, device, ech
                    "(train.gate.metric spearman)")
     if problem is not None:
         return ChampionEvidence(version, unavailable=problem)
-    seen = training_videos(cfg.tracking_uri, champ.run_id) if champ.run_id else None
+    seen = cfg.model_registry().training_videos(champ.run_id) if champ.run_id else None
     if seen is None:
         return ChampionEvidence(version, predictions=preds,
                                 note="its training videos are not recorded (no split.json): compared on all")
@@ -282,13 +277,12 @@ def _champion_predictions(cfg, champ, net, test_loader, ids, test_uris, device, 
     import torch
 
     from models.backbones import BackboneWeightsError, UnknownBackbone
-    from models.registry import ModelLoadError, load_engagement_model
+    from models.registry import ModelLoadError
     from models.training import predict_head
     from pe_udfs.errors import PEInputError
 
     try:
-        loaded = load_engagement_model(f"models:/{cfg.mlflow.model_name}/{champ.version}",
-                                       tracking_uri=cfg.tracking_uri, device=str(device))
+        loaded = cfg.model_registry().load_version(str(champ.version), device=str(device))
     except (ModelLoadError, UnknownBackbone, BackboneWeightsError) as e:
         echo(f"warning: champion v{champ.version} cannot be loaded: {e}")
         return None, f"cannot load it: {e}", None

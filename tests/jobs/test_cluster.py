@@ -86,7 +86,7 @@ def services(tmp_path):
 
 def test_nightly_job_on_a_standalone_cluster_with_an_mlflow_server(tmp_path, services, cfg, lake, spark):
     from jobs.scoring.nightly import run_score
-    from jobs.storage.delta_jars import jar_paths
+    from jobs.spark.delta_jars import jar_paths
 
     env = dict(os.environ, SPARK_HOME=str(PYSPARK_HOME), SPARK_LOCAL_IP="127.0.0.1",
                PYSPARK_PYTHON=sys.executable, SPARK_WORKER_DIR=str(tmp_path / "work"))

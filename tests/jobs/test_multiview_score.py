@@ -52,7 +52,8 @@ def test_turning_products_are_found_through_their_side_view(cfg, lake, spark):
 
 
 def test_without_product_images_the_video_image_is_the_single_view(cfg, lake, spark):
-    from jobs.scoring.nightly import _candidates, _with_views
+    from jobs.scoring.nightly import _candidates
+    from jobs.storage.listings import with_listing_views
 
     now = pd.Timestamp("2026-11-01", tz="UTC")
     lake.write_arrow("campaign_videos", pd.DataFrame({
@@ -64,7 +65,7 @@ def test_without_product_images_the_video_image_is_the_single_view(cfg, lake, sp
     lake.write_arrow("product_images", pd.DataFrame({
         "product_id": ["p1", "p1"], "view": ["side", "front"], "image_uri": ["/i/p1-side.jpg", "/i/p1.jpg"],
         "view_rank": [2, 1], "ingested_at": now}))
-    views = _with_views(lake, lake.read("campaign_videos").select("video_id", "video_uri", "product_id",
+    views = with_listing_views(lake, lake.read("campaign_videos").select("video_id", "video_uri", "product_id",
                                                                  "product_image_uri")).toPandas().set_index("video_id")
     assert list(views.loc["a", "view_names"]) == ["front", "side"]  # by view_rank
     assert list(views.loc["a", "view_uris"]) == ["/i/p1.jpg", "/i/p1-side.jpg"]

@@ -30,7 +30,7 @@ def test_paper_profile_runs_end_to_end_on_a_small_sample_lake(tmp_path, spark):
     from jobs.storage.lake import Lake
     from jobs.synth.sample import run_sample
     from jobs.training.train import run_training
-    from models.registry import clear_model_cache, load_engagement_model
+    from models.stored_model import clear_model_cache
 
     cfg = load_config(PAPER_YAML, lake=str(tmp_path / "lake"), overrides={
         "spark": {"master": "local[2]", "show_progress": False, "shuffle_partitions": 2}, "device": "cpu",
@@ -45,7 +45,7 @@ def test_paper_profile_runs_end_to_end_on_a_small_sample_lake(tmp_path, spark):
     MlflowClient(cfg.tracking_uri, registry_uri=cfg.tracking_uri).set_registered_model_alias(
         cfg.mlflow.model_name, cfg.mlflow.alias, trained.model_version)
     clear_model_cache()
-    loaded = load_engagement_model(tracking_uri=cfg.tracking_uri, device="cpu")
+    loaded = cfg.model_registry().load(device="cpu")
     assert loaded.clip.max_seconds == 60 and loaded.backbone == "tiny"
 
     summary = run_score(cfg, spark=spark)  # with the output checks: pe_seconds must add up to pe_scores

@@ -111,13 +111,12 @@ def register_model(tracking_uri: str, experiment: str, net, clip, *, model_name:
                    artifact_location: str | None = None, label: dict | None = None) -> tuple[str, str]:
     """Log ``net`` in a new run of ``experiment`` and register it as a version of ``model_name`` (given
     ``alias`` when set), as a training run would → (run_id, version)."""
-    from models.registry import log_engagement_model
+    from models.registry import ModelRegistry
     from models.tracking import ensure_experiment, tracked_run
 
     exp = ensure_experiment(tracking_uri, experiment, artifact_location)
     with tracked_run(tracking_uri, exp, run_name="test-model") as run:
-        _, version = log_engagement_model(run, net, clip=clip, label=label, registered_model_name=model_name)
-        assert version is not None
+        version = ModelRegistry(tracking_uri, model_name).register(run, net, clip=clip, label=label)
         if alias is not None:
             run.client.set_registered_model_alias(model_name, alias, version)
     return run.run_id, version

@@ -14,11 +14,10 @@ from models.logged_evaluation import (
     EvaluationError,
     StaleEvaluationError,
     evaluation_metrics,
-    evaluation_of,
     evaluation_tags,
-    promote_evaluated,
 )
-from models.promotion import PENDING, defer_promotion
+from models.promotion import PENDING
+from models.registry import ModelRegistry
 from tests.models.synthetic import gate as known_gate
 from tests.models.synthetic import report
 
@@ -72,7 +71,7 @@ def evaluated(uri: str, name: str, noise: float | None, *, flip: bool = False, c
         pass  # exists
     version = str(client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id).version)
     if candidate is not None:
-        defer_promotion(tracking_uri=uri, model_name=name, version=version, gate=result, run_id=run_id)
+        ModelRegistry(uri, name).defer(version, gate=result, run_id=run_id)
     return version
 
 
@@ -93,7 +92,7 @@ def _tags(uri: str, name: str, version: str) -> tuple[dict, dict]:
 
 def test_the_logged_evaluation_reads_back_as_the_reports(store):
     v = evaluated(store, "m-read", 0.5, champion=1.0, champion_version="7")
-    ev = evaluation_of(store, "m-read")  # newest version by default
+    ev = ModelRegistry(store, "m-read").evaluation()  # newest version by default
     assert ev.version == v and ev.promotion == PENDING
     assert ev.candidate == report(0.5) and ev.champion == report(1.0)  # the champion shares the baseline
     assert ev.gate is not None and ev.gate.champion_version == "7" and ev.gate.check("vs_champion").n == 24
@@ -106,19 +105,19 @@ def test_first_version_that_beats_the_baseline_takes_the_alias(store):
     assert _alias(store, "m-first") is None  # pending: --no-promote left the alias alone
     version_tags, run_tags = _tags(store, "m-first", v)
     assert version_tags["pe.promotion"] == run_tags["pe.promotion"] == PENDING
-    ev, d = promote_evaluated(tracking_uri=store, model_name="m-first")
+    ev, d = ModelRegistry(store, "m-first").promote_evaluated()
     assert ev.version == v and d.promoted and d.status == "promoted" and "no current champion" in d.reason
     assert _alias(store, "m-first") == v
     version_tags, run_tags = _tags(store, "m-first", v)
     assert version_tags["pe.promotion"] == run_tags["pe.promotion"] == "promoted"
     # again (an Airflow retry): nothing to do, not a stale comparison
-    _, again = promote_evaluated(tracking_uri=store, model_name="m-first", version=v)
+    _, again = ModelRegistry(store, "m-first").promote_evaluated(v)
     assert again.promoted and "already holds" in again.reason and _alias(store, "m-first") == v
 
 
 def test_a_version_worse_than_the_constant_baseline_is_not_promoted(store):
     v = evaluated(store, "m-worse", 0.5, flip=True)
-    _, d = promote_evaluated(tracking_uri=store, model_name="m-worse", version=v)
+    _, d = ModelRegistry(store, "m-worse").promote_evaluated(v)
     assert not d.promoted and d.status == "rejected" and "vs the constant" in d.reason and "CI" in d.reason
     assert _alias(store, "m-worse") is None
     assert _tags(store, "m-worse", v)[0]["pe.promotion"] == "rejected"
@@ -127,57 +126,57 @@ def test_a_version_worse_than_the_constant_baseline_is_not_promoted(store):
 def test_the_champion_comparison_gates_and_a_moved_alias_makes_it_stale(store):
     name = "m-moved"
     v1 = evaluated(store, name, 1.0)
-    assert promote_evaluated(tracking_uri=store, model_name=name)[1].promoted
+    assert ModelRegistry(store, name).promote_evaluated()[1].promoted
     # two candidates evaluated against v1 on the same test videos: a worse one and a clearly better one
     worse = evaluated(store, name, 1.3, champion=1.0, champion_version=v1)
     better = evaluated(store, name, 0.2, champion=1.0, champion_version=v1)
-    _, d = promote_evaluated(tracking_uri=store, model_name=name, version=worse)
+    _, d = ModelRegistry(store, name).promote_evaluated(worse)
     assert not d.promoted and d.status == "kept" and f"vs champion v{v1}" in d.reason
     assert "does not beat the champion" in d.reason
-    _, d = promote_evaluated(tracking_uri=store, model_name=name, version=better)
+    _, d = ModelRegistry(store, name).promote_evaluated(better)
     assert d.promoted and d.gate.check("vs_champion").low > 0
     assert _alias(store, name) == better
     # a third, evaluated against v1 before the alias moved to `better`: its comparison is stale
     stale = evaluated(store, name, 0.1, champion=1.0, champion_version=v1)
     with pytest.raises(StaleEvaluationError, match="has moved.*evaluate again with `pe train`"):
-        promote_evaluated(tracking_uri=store, model_name=name, version=stale)
+        ModelRegistry(store, name).promote_evaluated(stale)
     assert _alias(store, name) == better and _tags(store, name, stale)[0]["pe.promotion"] == PENDING
     # the same for one evaluated when there was no champion at all
     no_champ = evaluated(store, name, 0.1)
     with pytest.raises(StaleEvaluationError, match="then: no version, now: v"):
-        promote_evaluated(tracking_uri=store, model_name=name, version=no_champ)
+        ModelRegistry(store, name).promote_evaluated(no_champ)
     # and for a run that does not say which champion it was compared with
     untagged = evaluated(store, name, 0.1, tags=False)
     with pytest.raises(StaleEvaluationError, match="does not record"):
-        promote_evaluated(tracking_uri=store, model_name=name, version=untagged)
+        ModelRegistry(store, name).promote_evaluated(untagged)
     assert _alias(store, name) == better
 
 
 def test_a_champion_that_could_not_be_evaluated_is_kept(store):
     name = "m-unavailable"
     v1 = evaluated(store, name, 1.0)
-    promote_evaluated(tracking_uri=store, model_name=name)
+    ModelRegistry(store, name).promote_evaluated()
     v2 = evaluated(store, name, 0.1, champion_version=v1, unavailable="cannot load it: gone")
-    ev = evaluation_of(store, name, v2)
+    ev = ModelRegistry(store, name).evaluation(v2)
     assert ev.champion is None and ev.champion_unavailable == "cannot load it: gone" and not ev.stale
-    _, d = promote_evaluated(tracking_uri=store, model_name=name, version=v2)
+    _, d = ModelRegistry(store, name).promote_evaluated(v2)
     assert not d.promoted and d.status == "kept" and "could not be evaluated" in d.reason and "gone" in d.reason
     assert _alias(store, name) == v1
 
 
 def test_missing_versions_and_metrics_are_clear_errors(store):
     with pytest.raises(EvaluationError, match="no versions of m-none"):
-        evaluation_of(store, "m-none")
+        ModelRegistry(store, "m-none").evaluation()
     v = evaluated(store, "m-nometrics", None)
     with pytest.raises(EvaluationError, match="no logged test metrics.*test_n"):
-        evaluation_of(store, "m-nometrics", v)
+        ModelRegistry(store, "m-nometrics").evaluation(v)
     with pytest.raises(EvaluationError, match="no version 99"):
-        promote_evaluated(tracking_uri=store, model_name="m-nometrics", version="99")
+        ModelRegistry(store, "m-nometrics").promote_evaluated("99")
     # a run from before the gate: its evaluation shows, but nothing is promoted from it
     old = evaluated(store, "m-nogate", 0.5, gate=False)
-    assert evaluation_of(store, "m-nogate", old).gate is None
+    assert ModelRegistry(store, "m-nogate").evaluation(old).gate is None
     with pytest.raises(EvaluationError, match="logged no promotion gate"):
-        promote_evaluated(tracking_uri=store, model_name="m-nogate", version=old)
+        ModelRegistry(store, "m-nogate").promote_evaluated(old)
 
 
 def test_pe_models_evaluate_and_promote(tmp_path):
@@ -243,10 +242,10 @@ def test_without_a_champion_pe_score_explains_the_gate_and_force_promotes_with_a
     lake = tmp_path / "lake"
     uri = _store(lake)
     name = "pe-engagement"
-    assert "nothing has been trained yet; run `pe train`" in explain_no_champion(uri, name)
+    assert "nothing has been trained yet; run `pe train`" in explain_no_champion(ModelRegistry(uri, name))
     v = evaluated(uri, name, 0.5, flip=True)
-    assert f"waits for `pe models promote --version {v}`" in explain_no_champion(uri, name)
-    assert not promote_evaluated(tracking_uri=uri, model_name=name, version=v)[1].promoted  # the gate rejects it
+    assert f"waits for `pe models promote --version {v}`" in explain_no_champion(ModelRegistry(uri, name))
+    assert not ModelRegistry(uri, name).promote_evaluated(v)[1].promoted  # the gate rejects it
 
     runner = CliRunner()
     out = runner.invoke(app, ["--lake", str(lake), "score"])  # fails on the model, before Spark starts

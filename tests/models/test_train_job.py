@@ -41,9 +41,8 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 
     from jobs.storage.lake import Lake
     from jobs.training.train import run_training, training_clip
-    from models.registry import clear_model_cache, load_engagement_model
+    from models.stored_model import clear_model_cache
     from models.training import decode_features
-    from models.versions import list_models
 
     # shares here follow the picture alone (no influencer effect is planted), so the label without fixed effects
     cfg = _cfg(tmp_path, label="log1p_shares")
@@ -96,7 +95,8 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
             "gate_vs_constant_low", "gate_vs_constant_high", "gate_r2_value"} <= set(run.data.metrics)
     assert run.data.params["train.gate.min_test_videos"] == "12"
 
-    loaded = load_engagement_model(tracking_uri=cfg.tracking_uri, device="cpu")
+    registry = cfg.model_registry()
+    loaded = registry.load(device="cpu")
     # saved with the clip settings it trained on (train.max_seconds caps the seconds), which scoring uses
     assert loaded.version == "1" and loaded.run_id == first.run_id and loaded.clip == training_clip(cfg)
     assert loaded.clip.max_seconds == min(cfg.train.max_seconds or cfg.clip.max_seconds, cfg.clip.max_seconds)
@@ -114,8 +114,8 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
     assert second.test["champion_test_spearman"] == pytest.approx(first.test["test_spearman"], abs=1e-6)
     assert second.promotion_status in ("kept", "rejected") and "CI" in second.promotion_reason
     clear_model_cache()
-    assert load_engagement_model(tracking_uri=cfg.tracking_uri, device="cpu").version == "1"
-    versions = {v.version: v for v in list_models(tracking_uri=cfg.tracking_uri)}
+    assert registry.load(device="cpu").version == "1"
+    versions = {v.version: v for v in registry.versions()}
     assert versions["1"].aliases == ["champion"] and versions["2"].aliases == []
     assert client.get_run(second.run_id).data.tags["pe.promotion"] in ("kept", "rejected")
     assert levels  # the campaign really had videos
@@ -133,8 +133,6 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
 
     # --no-promote (the retrain DAG's train stage): evaluated and registered, @champion untouched, pending;
     # `pe models promote` then decides from the logged metrics exactly as `pe train` would have
-    from models.logged_evaluation import evaluation_of, promote_evaluated
-
     lines.clear()
     third = run_training(worse_cfg, lake, echo=lines.append, promote=False)
     assert third.model_version == "3" and not third.promoted and third.promotion_status == "pending"
@@ -142,13 +140,13 @@ def test_train_job_end_to_end_with_gated_promotion(spark, tmp_path):
     assert client.get_model_version(cfg.mlflow.model_name, "3").tags["pe.promotion"] == "pending"
     assert client.get_run(third.run_id).data.tags["pe.champion_version"] == "1"
     clear_model_cache()
-    assert load_engagement_model(tracking_uri=cfg.tracking_uri, device="cpu").version == "1"
-    ev = evaluation_of(cfg.tracking_uri, cfg.mlflow.model_name)
+    assert registry.load(device="cpu").version == "1"
+    ev = registry.evaluation()
     assert ev.version == "3" and ev.champion_version == "1" and not ev.stale
     assert ev.candidate.model.spearman == pytest.approx(third.test["test_spearman"])
     assert ev.champion.model.spearman == pytest.approx(first.test["test_spearman"], abs=1e-6)
     assert ev.gate == third.gate and ev.gate.champion_version == "1"
-    _, decision = promote_evaluated(tracking_uri=cfg.tracking_uri, model_name=cfg.mlflow.model_name)
+    _, decision = registry.promote_evaluated()
     assert decision.status == third.gate.status and not decision.promoted  # the (almost) untrained head stays out
     assert client.get_model_version(cfg.mlflow.model_name, "3").tags["pe.promotion"] == decision.status
 
@@ -159,7 +157,6 @@ def test_a_model_trained_on_permuted_labels_is_never_promoted(spark, tmp_path):
     from jobs.storage.contracts import contract
     from jobs.storage.lake import Lake
     from jobs.training.train import run_training
-    from models.registry import champion_version
 
     cfg = _cfg(tmp_path)
     lake = Lake(cfg.lake_path, spark)
@@ -171,7 +168,7 @@ def test_a_model_trained_on_permuted_labels_is_never_promoted(spark, tmp_path):
     result = run_training(cfg, lake, echo=lines.append)
     assert not result.promoted and result.promotion_status == "rejected"
     assert any(line.strip().startswith("→ rejected") for line in lines)
-    assert champion_version(cfg.tracking_uri, cfg.mlflow.model_name) is None
+    assert cfg.model_registry().champion() is None
 
 
 def test_train_job_refuses_a_lake_without_labels(spark, tmp_path):

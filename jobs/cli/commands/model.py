@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from jobs.cli.commands.context import no_registry, state
+
+if TYPE_CHECKING:  # MLflow loads only for the commands that use it
+    from models.registry import ModelRegistry
 
 
 def train(
@@ -49,14 +52,12 @@ def models(ctx: typer.Context) -> None:
     `pe models promote` act on one version)."""
     if ctx.invoked_subcommand is not None:
         return
-    from models.versions import list_models
-
     cfg = state(ctx).cfg
     uri = cfg.tracking_uri
     if no_registry(uri):
         typer.echo(f"no model registry at {uri}; run `pe train`")
         return
-    versions = list_models(tracking_uri=uri, model_name=cfg.mlflow.model_name)
+    versions = cfg.model_registry().versions()
     if not versions:
         typer.echo(f"no versions of {cfg.mlflow.model_name} in {uri}; run `pe train`")
         return
@@ -75,13 +76,14 @@ def models(ctx: typer.Context) -> None:
                    f"{num(m, 'test_truth_spearman', 7)}  {v.run_id}")
 
 
-def _registry_uri(ctx: typer.Context) -> str:
+def _registry(ctx: typer.Context) -> ModelRegistry:
+    """The config's model registry; EvaluationError when its store does not exist yet (nothing trained)."""
     from models.logged_evaluation import EvaluationError
 
-    uri = state(ctx).cfg.tracking_uri
-    if no_registry(uri):
-        raise EvaluationError("no_registry", f"no model registry at {uri}; run `pe train`")
-    return uri
+    registry = state(ctx).cfg.model_registry()
+    if no_registry(registry.tracking_uri):
+        raise EvaluationError("no_registry", f"no model registry at {registry.tracking_uri}; run `pe train`")
+    return registry
 
 
 @models_app.command("evaluate")
@@ -91,12 +93,9 @@ def models_evaluate(
 ) -> None:
     """A version's held-out test metrics (logged by `pe train`) beside the constant baseline and the champion's
     on the same test videos, and the promotion gate with its intervals. Exits 1 without logged test metrics."""
-    from models.logged_evaluation import evaluation_of
     from models.promotion_text import evaluation_lines
 
-    cfg = state(ctx).cfg
-    ev = evaluation_of(_registry_uri(ctx), cfg.mlflow.model_name, None if version is None else str(version),
-                       alias=cfg.mlflow.alias)
+    ev = _registry(ctx).evaluation(None if version is None else str(version))
     for line in evaluation_lines(ev):
         typer.echo(line)
 
@@ -110,12 +109,8 @@ def models_promote(
 ) -> None:
     """Move @champion to a version evaluated by `pe train --no-promote` if the promotion gate its training run
     logged passed (the same gate as `pe train`). Exits 1 if @champion has moved since the evaluation."""
-    from models.logged_evaluation import promote_evaluated
-
     cfg = state(ctx).cfg
-    ev, decision = promote_evaluated(
-        tracking_uri=_registry_uri(ctx), model_name=cfg.mlflow.model_name,
-        version=None if version is None else str(version), alias=cfg.mlflow.alias, force=force)
+    ev, decision = _registry(ctx).promote_evaluated(None if version is None else str(version), force=force)
     if decision.status == "forced":
         typer.echo(f"warning: {decision.reason}", err=True)
     held = f"v{ev.version}" if decision.promoted else (f"v{ev.current_champion}" if ev.current_champion else "no version")

@@ -25,7 +25,7 @@ def score(
     from models.promotion_text import champion_explained
 
     cfg = state(ctx).cfg
-    with champion_explained(cfg.tracking_uri, cfg.mlflow.model_name, cfg.mlflow.alias):
+    with champion_explained(cfg.model_registry()):
         summary = run_score(cfg, rescore=rescore, limit=limit, run_id=run_id)
     typer.echo(summary.line())
 

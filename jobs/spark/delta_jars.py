@@ -1,9 +1,9 @@
 """Delta Lake's JARs for Spark: fetched once at install, found at run time, never downloaded by a job.
 
-``python -m jobs.storage.delta_jars install`` copies the Maven artifacts listed in ``requirements/delta-jars.txt``
+``python -m jobs.spark.delta_jars install`` copies the Maven artifacts listed in ``requirements/delta-jars.txt``
 into the virtual environment (``<venv>/share/pe-score/jars``) with Maven (``mvn dependency:copy``), or
 from a folder that already holds them (``PE_DELTA_JARS_DIR``) on a machine without Maven Central.
-:func:`jar_paths` gives :mod:`jobs.spark` the files for ``spark.jars``.
+:func:`jar_paths` gives :mod:`jobs.spark.session` the files for ``spark.jars``.
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ def jar_name(coordinate: str) -> str:
 
 def _how_to_supply(missing: list[str], folder: Path) -> str:
     return (f"missing Delta JARs in {folder}: {', '.join(missing)}. Run `make install` on a machine that "
-            f"reaches Maven Central (it runs `python -m jobs.storage.delta_jars install`), or put the JARs in a folder "
-            f"and run `PE_DELTA_JARS_DIR=/that/folder python -m jobs.storage.delta_jars install`, or set "
+            f"reaches Maven Central (it runs `python -m jobs.spark.delta_jars install`), or put the JARs in a folder "
+            f"and run `PE_DELTA_JARS_DIR=/that/folder python -m jobs.spark.delta_jars install`, or set "
             f"`spark.conf.spark.jars` in the config to their paths.")
 
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args[:1] == ["path"]:
             print(",".join(jar_paths()))
         else:
-            print("usage: python -m jobs.storage.delta_jars install | path", file=sys.stderr)
+            print("usage: python -m jobs.spark.delta_jars install | path", file=sys.stderr)
             return 2
     except DeltaJarsMissing as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,8 +1,8 @@
 """The SQL guard's JAR (``jobs/sql/java/pe/sqlguard``): compiled once against pyspark's own JARs, found at run time.
 
-``python -m jobs.sql.guard_jar install`` (run by ``make install``) compiles the Java sources with the JDK's ``javac``
+``python -m jobs.spark.guard_jar install`` (run by ``make install``) compiles the Java sources with the JDK's ``javac``
 into ``<venv>/share/pe-score/jars/pe-sql-guard-<hash>.jar``; the hash is of the sources and the Spark version,
-so an edited source gets a new JAR. :func:`jar_path` gives :mod:`jobs.spark` the JAR, building it on first use
+so an edited source gets a new JAR. :func:`jar_path` gives :mod:`jobs.spark.session` the JAR, building it on first use
 when ``javac`` is there; without it, sessions start without the guard and ``pe sql`` refuses every statement.
 """
 from __future__ import annotations
@@ -16,10 +16,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from jobs.storage.delta_jars import JARS_DIR
+from jobs.spark.delta_jars import JARS_DIR
 from pe_udfs.errors import PEError
 
-SOURCES_DIR = Path(__file__).resolve().parent / "java"
+#: The guard's Java sources live with the SQL guard they implement.
+SOURCES_DIR = Path(__file__).resolve().parents[1] / "sql" / "java"
 #: The class named in ``spark.sql.extensions``.
 EXTENSION = "pe.sqlguard.GuardExtension"
 
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args[:1] == ["path"]:
             print(build())
         else:
-            print("usage: python -m jobs.sql.guard_jar install | path", file=sys.stderr)
+            print("usage: python -m jobs.spark.guard_jar install | path", file=sys.stderr)
             return 2
     except GuardJarMissing as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,8 +1,9 @@
 """The one Spark session factory: local by default, cluster settings from config, Delta Lake built in.
 
-Delta comes from delta-spark: its JARs are installed once into the virtual environment (:mod:`jobs.storage.delta_jars`)
-and put on ``spark.jars`` here, so no session downloads anything; so is the SQL guard's (:mod:`jobs.sql.guard_jar`). Under ``spark-submit`` pass them with
-``--jars "$(python -m jobs.storage.delta_jars path)"``: the driver JVM is already running by the time this code does.
+Delta comes from delta-spark: its JARs are installed once into the virtual environment (:mod:`jobs.spark.delta_jars`)
+and put on ``spark.jars`` here, so no session downloads anything; so is the SQL guard's (:mod:`jobs.spark.guard_jar`).
+Under ``spark-submit`` pass them with ``--jars "$(python -m jobs.spark.delta_jars path)"``: the driver JVM is
+already running by the time this code does.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def get_spark(cfg: PEConfig, app_name: str | None = None):
     if cfg.spark.master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # The repository root must be importable on executors (pe_udfs, models) when running from a checkout.
-    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     pythonpath = os.environ.get("PYTHONPATH", "")
     if repo_root not in pythonpath.split(os.pathsep):
         os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, pythonpath) if p)
@@ -111,10 +112,10 @@ DELTA_SQL_SETTINGS = {
 
 def delta_settings() -> dict[str, str]:
     """Session settings that make Delta Lake work: the SQL extension, the catalog and the installed JARs; plus
-    the SQL guard's extension (:mod:`jobs.sql.guard_jar`, off until ``pe sql``/``pe serve-sql`` give it a policy)
+    the SQL guard's extension (:mod:`jobs.spark.guard_jar`, off until ``pe sql``/``pe serve-sql`` give it a policy)
     when its JAR can be built."""
-    from jobs.sql.guard_jar import EXTENSION, jar_path
-    from jobs.storage.delta_jars import jar_paths
+    from jobs.spark.delta_jars import jar_paths
+    from jobs.spark.guard_jar import EXTENSION, jar_path
 
     jars, extensions = jar_paths(), DELTA_SQL_SETTINGS["spark.sql.extensions"]
     guard = jar_path()
