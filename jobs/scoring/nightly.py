@@ -36,7 +36,13 @@ from typing import Sequence
 
 from jobs.config import PEConfig
 from jobs.storage.contracts import spark_schema
-from jobs.storage.integrity import SCORE_TABLES, check_score_tables, drop_stale_log_files, record_run
+from jobs.storage.integrity import (
+    SCORE_TABLES,
+    Disagreement,
+    check_score_tables,
+    drop_stale_log_files,
+    record_run,
+)
 from jobs.storage.lake import Lake, LakeError
 from jobs.storage.listings import FILES_ID, VIEWS_ID, listing_views_id, with_listing_views
 from pe_udfs.settings import ScoringPlan
@@ -79,18 +85,32 @@ def default_run_id(model_version: str, night: dt.date | None = None) -> str:
 
 def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None, run_id: str | None = None,
               spark=None, validate_outputs: bool = True) -> ScoreSummary:
-    """Score the campaign videos without a champion score; write pe_scores, pe_seconds, scoring_errors."""
+    """Score the campaign videos without a champion score; write pe_scores, pe_seconds, scoring_errors.
+
+    Raises the registry's NoChampionError (with why there is none and what to do) or ModelLoadError before
+    any table is written."""
+    from jobs.spark import spark_in_background
     from pe_udfs.udf import SCORE_COLUMNS
 
     t0 = time.perf_counter()
-    # 1. The model first: a missing or broken model fails the job before any table is touched.
-    champion, plan = champion_and_plan(cfg)
+    # 1. The model first: a missing or broken model fails the job before any table is written. Meanwhile the
+    # session starts and reads what needs no model (the campaign's listings): on a lake with nothing to score
+    # the JVM's start and first reads are most of the run.
+    listing: dict = {}
+
+    def read_listings(started) -> None:
+        lake = Lake.from_config(cfg, started)
+        if lake.exists("campaign_videos"):
+            listing["videos"] = _listed_videos(lake, cfg.io.allowed_schemes, cfg.allowed_roots)
+
+    session = (lambda: spark) if spark is not None else spark_in_background(cfg, then=read_listings)
+    from models.promotion_text import champion_explained  # torch and MLflow: imported while the JVM starts
+
+    with champion_explained(cfg.model_registry()):  # no champion: says why (the last gate) and what to do
+        champion, plan = champion_and_plan(cfg)
     run_id = run_id or default_run_id(champion.version)
     summary = ScoreSummary(run_id, champion.name, champion.version)
-
-    from jobs.spark import get_spark
-
-    spark = spark or get_spark(cfg)
+    spark = session()
     _check_executor_memory(spark, plan, champion)
     lake = Lake.from_config(cfg, spark)
     if not lake.exists("campaign_videos"):
@@ -99,9 +119,11 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     # 2. Extract: candidates = videos without a score from this model version and scoring config, and those
     # whose pe_scores and pe_seconds rows disagree (a rolled-back table, an interrupted run): scored again.
     config_id = plan.config_id
-    repair = _integrity_repairs(lake, champion.version, summary)
+    found = _lake_check(lake, champion.version, summary)
+    repair = found.videos(champion.version)
     candidates = _candidates(lake, champion.version, config_id, rescore=rescore, limit=limit or cfg.score.limit,
-                             allowed_schemes=cfg.io.allowed_schemes, allowed_roots=cfg.allowed_roots, also=repair)
+                             allowed_schemes=cfg.io.allowed_schemes, allowed_roots=cfg.allowed_roots, also=repair,
+                             listed=listing.get("videos"))
     listing_ids = candidates[["video_id", VIEWS_ID, FILES_ID]]
     candidates = candidates.drop(columns=[VIEWS_ID, FILES_ID])
     summary.candidates = len(candidates)
@@ -114,6 +136,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
 
     # 4. Load: one commit per table; seconds before scores, so a pe_scores row implies its seconds exist.
     now = dt.datetime.now(dt.timezone.utc)
+    committed = {"pe_seconds": False, "pe_scores": False}
     meta = {"pe.job": "score", "pe.run_id": run_id, "pe.model_version": champion.version}
     if results is not None:
         from pyspark.sql import functions as F
@@ -123,7 +146,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
         seconds_df = results.where("kind = 'second'").select("video_id", *stamp[:1], "second", "e_mass", "pe_mass",
                                                               "p_mass", "product_found", "inliers", "quad_224",
                                                               "e_grid", *stamp[1:], scoring, "matched_view")
-        lake.merge("pe_seconds", seconds_df, metadata=meta)
+        committed["pe_seconds"] = lake.merge("pe_seconds", seconds_df, metadata=meta).committed
         scores_df = results.where("kind = 'video'").select(
             "video_id", *stamp[:1], *SCORE_COLUMNS, "predicted_engagement", "n_seconds", "product_found_seconds",
             F.lit(champion.name).alias("model_name"), F.lit(plan.saliency.method).alias("saliency_method"),
@@ -132,7 +155,7 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
             "input_truncated", "input_warnings"
         ).join(spark.createDataFrame(listing_ids, schema=f"video_id STRING, {VIEWS_ID} STRING, {FILES_ID} STRING"),
                "video_id", "left")
-        lake.merge("pe_scores", scores_df, metadata=meta)
+        committed["pe_scores"] = lake.merge("pe_scores", scores_df, metadata=meta).committed
         failed = results.where("kind = 'error'").select("video_id", "stage", "error_class", "reason", "message").toPandas()
         counts = results.where("kind = 'video'").agg(F.count(F.lit(1)).alias("scored"),
                                                      F.count(F.when(F.col("input_truncated"), 1)).alias("truncated")).first()
@@ -152,8 +175,12 @@ def run_score(cfg: PEConfig, *, rescore: bool = False, limit: int | None = None,
     summary.versions = {n: lake.version(n) for n in ("pe_scores", "pe_seconds", "scoring_errors")
                         if lake.exists(n)}
     # what `pe validate` and the next run check the tables against
+    # the tables agree at the commits this run leaves when they agreed at its check and only this run wrote
+    # them since (a concurrent writer's commit shows as a version it did not make)
+    agreed = not found and all(t in found.versions and summary.versions.get(t) == found.versions[t] + committed[t]
+                               for t in committed)
     record_run(lake, run_id, summary.versions, model_version=champion.version,
-               videos=[str(v) for v in candidates["video_id"]])
+               videos=[str(v) for v in candidates["video_id"]], agreed=agreed)
     if validate_outputs and summary.scored:
         _validate_outputs(lake, cfg)
     summary.seconds = time.perf_counter() - t0
@@ -178,13 +205,12 @@ def _check_executor_memory(spark, plan: ScoringPlan, champion) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ extract
-def _integrity_repairs(lake: Lake, model_version: str, summary: "ScoreSummary") -> list[str]:
-    """Videos of this model version whose pe_scores and pe_seconds disagree; one warning line on stderr."""
-    if not (lake.exists("pe_scores") or lake.exists("pe_seconds")):
-        return []
+def _lake_check(lake: Lake, model_version: str, summary: "ScoreSummary") -> Disagreement:
+    """Where pe_scores and pe_seconds disagree (``found.videos(model_version)``: this model's videos to score
+    again); one warning line on stderr when they do."""
     found = check_score_tables(lake)
     if not found:
-        return []
+        return found
     if found.rolled_back:  # a removed commit's checksums would break the repair's own commit of that version
         for table in SCORE_TABLES:
             if lake.exists(table):
@@ -194,22 +220,29 @@ def _integrity_repairs(lake: Lake, model_version: str, summary: "ScoreSummary") 
     line = f"lake check: {found.line()}{what}"
     summary.warnings.append(line)
     print(f"warning: {line}", file=sys.stderr, flush=True)
-    return mine
+    return found
+
+
+def _listed_videos(lake: Lake, allowed_schemes: Sequence[str] | None, allowed_roots: Sequence[str] | None):
+    """Every campaign row with its listing views and the ids of those views and files (Spark; the image files
+    are looked up once, on the driver): the half of the candidate selection that needs no model."""
+    videos = with_listing_views(lake, lake.read("campaign_videos").select(*CANDIDATE_COLUMNS[:4]))
+    videos = videos.withColumn(VIEWS_ID, listing_views_id("product_image_uri", "view_names", "view_uris"))
+    return _with_files_id(videos, allowed_schemes, allowed_roots)
 
 
 def _candidates(lake: Lake, model_version: str, scoring_config: str, *, rescore: bool, limit: int | None,
                 allowed_schemes: Sequence[str] | None = None, allowed_roots: Sequence[str] | None = None,
-                also: Sequence[str] = ()):
+                also: Sequence[str] = (), listed=None):
     """Campaign rows to score (pandas: CANDIDATE_COLUMNS + listing_views_id + listing_files_id), by video_id:
     those without a pe_scores row of this model version and scoring config whose listing_views_id and
     listing_files_id are the current ones (an id written as NULL, before it existed, counts as current: an
     upgrade re-scores nothing), and the videos ``also`` names whatever their scores say (repairs).
-    ``allowed_*``: the URI policy the listing files are looked up under."""
+    ``allowed_*``: the URI policy the listing files are looked up under; ``listed``: :func:`_listed_videos`,
+    when already made."""
     from pyspark.sql import functions as F
 
-    videos = with_listing_views(lake, lake.read("campaign_videos").select(*CANDIDATE_COLUMNS[:4]))
-    videos = videos.withColumn(VIEWS_ID, listing_views_id("product_image_uri", "view_names", "view_uris"))
-    videos = _with_files_id(videos, allowed_schemes, allowed_roots)
+    videos = listed if listed is not None else _listed_videos(lake, allowed_schemes, allowed_roots)
     if not rescore and lake.exists("pe_scores"):
         done = (lake.read("pe_scores").where((F.col("model_version") == model_version)
                                              & (F.col("scoring_config") == scoring_config))

@@ -4,6 +4,13 @@
     delta_jars  Delta Lake's JARs: fetched at install (``python -m jobs.spark.delta_jars install | path``)
     guard_jar   the SQL guard's session extension (``jobs/sql/java``), compiled at install against pyspark
 """
-from jobs.spark.session import DELTA_SQL_SETTINGS, delta_settings, get_spark, local_cores, with_task_retries
+from jobs.spark.session import (
+    DELTA_SQL_SETTINGS,
+    delta_settings,
+    get_spark,
+    local_cores,
+    spark_in_background,
+    with_task_retries,
+)
 
-__all__ = ["get_spark", "delta_settings", "DELTA_SQL_SETTINGS", "local_cores", "with_task_retries"]
+__all__ = ["get_spark", "spark_in_background", "delta_settings", "DELTA_SQL_SETTINGS", "local_cores", "with_task_retries"]

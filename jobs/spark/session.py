@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any, Callable
 
 from jobs.config import PEConfig
 
@@ -70,6 +71,34 @@ def get_spark(cfg: PEConfig, app_name: str | None = None):
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(cfg.spark.log_level)
     return spark
+
+
+def spark_in_background(cfg: PEConfig, then: Callable[[Any], None] | None = None) -> Callable[[], Any]:
+    """Start :func:`get_spark` (then ``then(spark)``, e.g. first reads) on a daemon thread and return a function
+    that waits for the session: a job overlaps the JVM's start with its own Python work (a model load). An
+    error on the thread is raised by the waiting call; a job that fails first exits without waiting for it."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def start() -> None:
+        try:
+            box["spark"] = get_spark(cfg)
+            if then is not None:
+                then(box["spark"])
+        except BaseException as e:  # handed to the waiting caller
+            box["error"] = e
+
+    thread = threading.Thread(target=start, name="spark-start", daemon=True)
+    thread.start()
+
+    def wait() -> Any:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["spark"]
+
+    return wait
 
 
 def show_console_progress(wanted: bool) -> bool:

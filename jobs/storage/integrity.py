@@ -10,6 +10,11 @@ Every finished `pe score` run records the versions it committed and the videos i
   the run was interrupted between its two commits);
 * scores without seconds: a pe_scores row has no pe_seconds rows of its scoring_config (pe_seconds lost them).
 
+The row comparison is skipped when pe_scores and pe_seconds are still at the very commits of a finished run
+that found them in agreement when it started (its record's ``agreed_commits``): that run then committed both,
+and nothing has written either since. (Any other commit, an OPTIMIZE included, brings the full comparison
+back; so does a lake that is not on a local disk.)
+
 Rows are compared by (video_id, model_version, scoring_config), not by run_id: a merge that changes nothing
 keeps a row's run_id (a volatile column), so two tables' run ids may differ for the same scoring.
 `pe score` repairs by scoring the videos concerned again (the merge by key replaces both sides) and then
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
     from jobs.storage.lake import Lake
 
 RUNS_DIR = "_pe_runs"
+#: The two tables that must tell one story.
+PAIR = ("pe_scores", "pe_seconds")
 #: The tables whose versions a finished scoring run records.
 SCORE_TABLES = ("pe_seconds", "pe_scores", "scoring_errors")
 #: Videos named in a message; the rest are counted.
@@ -47,6 +54,7 @@ class Disagreement:
     seconds_only: list[tuple[str, str, str]] = field(default_factory=list)  # (video_id, model_version, run_id)
     scores_only: list[tuple[str, str, str]] = field(default_factory=list)
     finished: set[str] = field(default_factory=set)  # video_ids of the above whose run had finished
+    versions: dict[str, int] = field(default_factory=dict)  # the score tables' versions when checked
 
     def videos(self, model_version: str | None = None) -> list[str]:
         """The videos to score again (of ``model_version`` when given)."""
@@ -97,9 +105,10 @@ def _runs_dir(lake: "Lake") -> str | None:
 
 
 def record_run(lake: "Lake", run_id: str, versions: dict[str, int], *, model_version: str = "",
-               videos: list[str] | None = None) -> None:
+               videos: list[str] | None = None, agreed: bool = False) -> None:
     """Remember that scoring run ``run_id`` finished with these table versions, having scored ``videos``
-    (local lakes; atomic), and settle older records a repair has made current again."""
+    (local lakes; atomic), and settle older records a repair has made current again. ``agreed``: the run's
+    lake check found pe_scores and pe_seconds in agreement, so the tables agree at the commits it leaves."""
     folder = _runs_dir(lake)
     if folder is None:
         return
@@ -109,8 +118,23 @@ def record_run(lake: "Lake", run_id: str, versions: dict[str, int], *, model_ver
         if behind and record.get("run_id") != run_id:
             record["versions"] = {**record["versions"], **{t: versions[t] for t in behind}}
             _write(folder, record)
-    _write(folder, {"run_id": run_id, "versions": versions, "model_version": model_version,
-                    "videos": sorted(videos or []), "finished_at": dt.datetime.now(dt.timezone.utc).isoformat()})
+    record = {"run_id": run_id, "versions": versions, "model_version": model_version, "videos": sorted(videos or []),
+              "finished_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+    commits = _pair_commits(lake) if agreed else None
+    if commits is not None:
+        record["agreed_commits"] = commits
+    _write(folder, record)
+
+
+def _pair_commits(lake: "Lake") -> dict[str, str] | None:
+    """The commit ids of pe_scores and pe_seconds (None unless both are local tables)."""
+    out: dict[str, str] = {}
+    for table in PAIR:
+        commit = lake.commit_id(table) if lake.exists(table) else None
+        if commit is None:
+            return None
+        out[table] = commit
+    return out
 
 
 def _write(folder: str, record: dict) -> None:
@@ -176,7 +200,7 @@ def check_score_tables(lake: "Lake") -> Disagreement:
     for table in SCORE_TABLES:
         if not lake.exists(table):
             continue
-        now = lake.version(table)
+        now = found.versions[table] = lake.version(table)
         behind = [r for r in runs if int(r["versions"].get(table, -1)) > now]
         if behind:
             version, run = max((int(r["versions"][table]), str(r.get("run_id"))) for r in behind)
@@ -186,6 +210,9 @@ def check_score_tables(lake: "Lake") -> Disagreement:
                                          for v in r.get("videos", [])]
     if not (lake.exists("pe_scores") and lake.exists("pe_seconds")):
         return found
+    now_commits = _pair_commits(lake)
+    if now_commits is not None and any(r.get("agreed_commits") == now_commits for r in runs):
+        return found  # untouched since a run found them in agreement and committed both
     keys = ["video_id", "model_version"]
     seconds = lake.read("pe_seconds").groupBy(*keys, "scoring_config").agg(F.min("run_id").alias("run_id"))
     scores = lake.read("pe_scores").select(*keys, "scoring_config", "run_id")

@@ -23,6 +23,7 @@ a merge's key list, commit metadata, table locations).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -140,8 +141,38 @@ class Lake:
         return DeltaTable.forPath(self.spark, self.path(name))
 
     def version(self, name: str) -> int:
-        """The table's current version."""
+        """The table's current version. A local table's is the newest commit file in its ``_delta_log`` (Delta
+        names each commit ``<version, 20 digits>.json`` and never cleans up the newest), with no Spark job."""
+        newest = self._newest_commit(name)
+        if newest is not None:
+            return newest[0]
         return int(self.delta_table(name).history(1).select("version").first()[0])
+
+    def commit_id(self, name: str) -> str | None:
+        """``"<version>:<hash of that commit's file>"``, which tells a commit from another one later written
+        with the same number after a rollback; None for tables not on a local disk."""
+        newest = self._newest_commit(name)
+        if newest is None:
+            return None
+        version, path = newest
+        try:
+            with open(path, "rb") as f:
+                return f"{version}:{hashlib.sha1(f.read()).hexdigest()[:16]}"
+        except OSError:
+            return None
+
+    def _newest_commit(self, name: str) -> tuple[int, str] | None:
+        if not self.is_local:
+            return None
+        log = os.path.join(self.path(name), "_delta_log")
+        try:
+            commits = [int(f[:-5]) for f in os.listdir(log) if len(f) == 25 and f.endswith(".json") and f[:20].isdigit()]
+        except OSError:
+            return None
+        if not commits:
+            return None
+        newest = max(commits)
+        return newest, os.path.join(log, f"{newest:020d}.json")
 
     def detail(self, name: str) -> dict:
         """``DESCRIBE DETAIL`` of the table as a dict (numFiles, sizeInBytes, partitionColumns, properties...)."""

@@ -77,6 +77,27 @@ def test_a_rolled_back_pe_scores_is_noticed_by_validate_and_repaired_by_the_next
     assert not check_score_tables(lake)
     require_agreement(lake)  # the versions are back at (or past) what the runs recorded
 
+    # a run that finds the tables in agreement and leaves them so: the next check compares no rows (no Spark
+    # job) while the two tables stay at its commits, and compares them again after any other commit
+    from pyspark.sql import functions as F
+
+    from jobs.storage.integrity import finished_runs
+
+    assert run_score(cfg, spark=spark, run_id="night-3", validate_outputs=False).candidates == 0
+    agreed = {r["run_id"]: r.get("agreed_commits") for r in finished_runs(lake)}
+    assert agreed["night-2"] is None and set(agreed["night-3"]) == {"pe_scores", "pe_seconds"}
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("lake-check", "the lake check of an untouched lake")
+    try:
+        assert not check_score_tables(lake)
+        assert tracker.getJobIdsForGroup("lake-check") == []
+        orphan = lake.read("pe_seconds").limit(1).withColumn("video_id", F.lit("v9"))
+        lake.merge("pe_seconds", orphan)
+        found = check_score_tables(lake)
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+    assert [v for v, _, _ in found.seconds_only] == ["v9"]
+
 
 def test_a_lake_moved_to_another_folder_is_relocated_and_scores_on_without_rescoring(tmp_path, spark):
     """`mv lake elsewhere`: absolute URIs in the tables and the MLflow store point to the old folder;

@@ -22,11 +22,8 @@ def score(
 ) -> None:
     """Nightly job: score every campaign video the @champion model has not scored yet (Spark)."""
     from jobs.scoring.nightly import run_score
-    from models.promotion_text import champion_explained
 
-    cfg = state(ctx).cfg
-    with champion_explained(cfg.model_registry()):
-        summary = run_score(cfg, rescore=rescore, limit=limit, run_id=run_id)
+    summary = run_score(state(ctx).cfg, rescore=rescore, limit=limit, run_id=run_id)
     typer.echo(summary.line())
 
 
