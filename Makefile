@@ -34,8 +34,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/no-deps.txt r
 	$(VPY) -m pip install -q -c requirements/constraints.txt -e '.[dev]'
 	$(VPY) -m pip install -q --no-deps -r requirements/no-deps.txt
 	$(VPY) -m models.weights install
-	$(VPY) -m jobs.spark.delta_jars install
-	$(VPY) -m jobs.spark.guard_jar install
+	$(VPY) -m jobs.spark install
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -1,7 +1,7 @@
 """The one ``spark-submit`` entry point: ``spark-submit [spark options] jobs/submit.py COMMAND [pe options]`` runs
 ``pe COMMAND [pe options]`` in the driver, e.g.::
 
-    spark-submit --master yarn --jars "$(.venv/bin/python -m jobs.spark.delta_jars path)" \\
+    spark-submit --master yarn --jars "$(.venv/bin/python -m jobs.spark path)" \\
         --py-files dist/pe_score.zip jobs/submit.py score --config conf/cluster.yaml
 
 ``python -m jobs.submit score --config conf/cluster.yaml`` is the same. The global options (``--config``,

@@ -1,6 +1,6 @@
 """Delta Lake's JARs for Spark: fetched once at install, found at run time, never downloaded by a job.
 
-``python -m jobs.spark.delta_jars install`` copies the Maven artifacts listed in ``requirements/delta-jars.txt``
+``python -m jobs.spark install`` copies the Maven artifacts listed in ``requirements/delta-jars.txt``
 into the virtual environment (``<venv>/share/pe-score/jars``) with Maven (``mvn dependency:copy``), or
 from a folder that already holds them (``PE_DELTA_JARS_DIR``) on a machine without Maven Central.
 :func:`jar_paths` gives :mod:`jobs.spark.session` the files for ``spark.jars``.
@@ -41,8 +41,8 @@ def jar_name(coordinate: str) -> str:
 
 def _how_to_supply(missing: list[str], folder: Path) -> str:
     return (f"missing Delta JARs in {folder}: {', '.join(missing)}. Run `make install` on a machine that "
-            f"reaches Maven Central (it runs `python -m jobs.spark.delta_jars install`), or put the JARs in a folder "
-            f"and run `PE_DELTA_JARS_DIR=/that/folder python -m jobs.spark.delta_jars install`, or set "
+            f"reaches Maven Central (it runs `python -m jobs.spark install`), or put the JARs in a folder "
+            f"and run `PE_DELTA_JARS_DIR=/that/folder python -m jobs.spark install`, or set "
             f"`spark.conf.spark.jars` in the config to their paths.")
 
 
@@ -88,24 +88,3 @@ def _maven_copy(coord: str, folder: Path) -> None:
             raise DeltaJarsMissing("fetch_failed", f"Maven could not fetch {coord}: {' | '.join(detail) or 'no output'}. "
                                    + _how_to_supply([jar_name(coord)], folder))
         shutil.move(str(fetched), folder / jar_name(coord))
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        if args[:1] == ["install"]:
-            for p in install():
-                print(f"delta jar: {p}")
-        elif args[:1] == ["path"]:
-            print(",".join(jar_paths()))
-        else:
-            print("usage: python -m jobs.spark.delta_jars install | path", file=sys.stderr)
-            return 2
-    except DeltaJarsMissing as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

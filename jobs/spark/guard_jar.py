@@ -1,6 +1,6 @@
 """The SQL guard's JAR (``jobs/sql/java/pe/sqlguard``): compiled once against pyspark's own JARs, found at run time.
 
-``python -m jobs.spark.guard_jar install`` (run by ``make install``) compiles the Java sources with the JDK's ``javac``
+``python -m jobs.spark install`` (run by ``make install``) compiles the Java sources with the JDK's ``javac``
 into ``<venv>/share/pe-score/jars/pe-sql-guard-<hash>.jar``; the hash is of the sources and the Spark version,
 so an edited source gets a new JAR. :func:`jar_path` gives :mod:`jobs.spark.session` the JAR, building it on first use
 when ``javac`` is there; without it, sessions start without the guard and ``pe sql`` refuses every statement.
@@ -11,7 +11,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -82,23 +81,3 @@ def jar_path() -> str | None:
         return str(build())
     except GuardJarMissing:
         return None
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        if args[:1] == ["install"]:
-            print(f"sql guard jar: {build()}")
-        elif args[:1] == ["path"]:
-            print(build())
-        else:
-            print("usage: python -m jobs.spark.guard_jar install | path", file=sys.stderr)
-            return 2
-    except GuardJarMissing as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 Delta comes from delta-spark: its JARs are installed once into the virtual environment (:mod:`jobs.spark.delta_jars`)
 and put on ``spark.jars`` here, so no session downloads anything; so is the SQL guard's (:mod:`jobs.spark.guard_jar`).
-Under ``spark-submit`` pass them with ``--jars "$(python -m jobs.spark.delta_jars path)"``: the driver JVM is
+Under ``spark-submit`` pass them with ``--jars "$(python -m jobs.spark path)"``: the driver JVM is
 already running by the time this code does.
 """
 from __future__ import annotations
