@@ -127,7 +127,10 @@ def run_seed(seed: int, args) -> dict:
 
 def print_seed(r: dict) -> None:
     pv = r["per_video"]
-    print(f"seed {r['seed']}: {len(pv)} videos, {int((pv['split'] == 'test').sum())} of test influencers; model "
+    test = pv[pv["split"] == "test"]
+    held = int((test["material"] == "held_out").sum()) if "material" in pv.columns else 0
+    print(f"seed {r['seed']}: {len(pv)} videos, {len(test)} of test influencers ({held} on held-out people, "
+          f"backgrounds and products); model "
           f"{'promoted by the gate' if r['promoted'] else 'REJECTED by the gate (promoted by hand)'}; "
           f"pe analyze PE coefficient {r['pe_coef']:+.1f} [HC1 95 %: {r['pe_coef_low']:+.1f}, "
           f"{r['pe_coef_high']:+.1f}]", flush=True)

@@ -9,18 +9,21 @@ measures on the truth alone:
 
 - Spearman(product area share, true product engagement) over the videos, area share = the mean over the
   video's seconds of the silhouette's share of the frame (what an area-only PE sees); goal <= 0.4;
-- per scenario: videos, mean area share, mean true product engagement;
+- per scenario and per cast (held-out material for pe train's test influencers, seen for the rest): videos,
+  mean area share, mean true product engagement;
 - the label signal-to-noise ratio: log1p(shares) regressed on influencer fixed effects, then the share of
   the remaining variance explained by the true engagement (partial R^2) and SNR = R^2 / (1 - R^2);
 - the first stage (jobs.analysis, local engine) on ``taobao_sales``: Pearson correlation of estimated and
   true sales lifts, median first-stage SE and the SD of the true lifts; goal >= 0.8.
 
-Last line: ``world spearman_area_pe=… label_partial_r2=… label_snr=… lift_corr=… videos=…``.
+Last lines: ``world spearman_area_pe=… label_partial_r2=… label_snr=… lift_corr=… videos=…``, seed, commit and date.
 """
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -38,6 +41,7 @@ def per_video(truth: pd.DataFrame) -> pd.DataFrame:
         "scenario": g["scenario"].first(), "area_share": g["product_area_share"].mean(),
         "quad_area_share": g["quad_area_share"].mean(), "true_engagement": g["true_engagement"].first(),
         "true_pe": g["true_product_engagement"].first(), "true_sales_lift": g["true_sales_lift"].first(),
+        "material": g["material"].first(),
     })
 
 
@@ -90,6 +94,10 @@ def main() -> None:
         print(videos.groupby("scenario").agg(videos=("true_pe", "size"), area_share=("area_share", "mean"),
                                              true_pe=("true_pe", "mean"), true_pe_sd=("true_pe", "std"),
                                              true_engagement=("true_engagement", "mean")))
+        # the held-out cast (pe train's test influencers) must not be an easier or harder kind of video
+        print(videos.groupby("material").agg(videos=("true_pe", "size"), area_share=("area_share", "mean"),
+                                             true_pe=("true_pe", "mean"), true_pe_sd=("true_pe", "std"),
+                                             true_engagement=("true_engagement", "mean")))
     print(f"Spearman(area share, true PE) = {rho:.3f} (listing rectangle: {rho_quad:.3f}); "
           f"true PE sd {videos['true_pe'].std():.3f}, true engagement sd {videos['true_engagement'].std():.3f}")
     r2, snr = label_fit(c.labels, videos)
@@ -101,6 +109,9 @@ def main() -> None:
               f"{joined['se'].median():.1f}, SD of true lifts {joined['true_lift'].std():.1f} (CNY/day)")
     print(f"world spearman_area_pe={rho:.3f} label_partial_r2={r2:.3f} label_snr={snr:.2f} lift_corr={corr:.3f} "
           f"videos={len(videos)}")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout.strip() or "unknown"
+    print(f"seed {args.seed} commit {commit} date {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
 
 
 if __name__ == "__main__":

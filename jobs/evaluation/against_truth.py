@@ -213,7 +213,8 @@ def metric_rows(per_video: pd.DataFrame, seconds: pd.DataFrame, lifts: pd.DataFr
     headline), all videos and per scenario.
 
     per_video: video_id, scenario, true_pe, true_pe_window, one column per :data:`SCORES` present, and optionally
-    influencer_id (intervals resample whole influencers) and split ('test' marks the model's test influencers);
+    influencer_id (intervals resample whole influencers), split ('test' marks the model's test influencers) and
+    material (the video's cast: row ``held_out_material_share``);
     seconds: video_id, kind ('visible' | 'absent' | 'partial'), found, iou (product-map agreement);
     lifts: product-level estimated ``lift`` and ``true_lift`` (None: no sales_lift table).
     Per scope: Spearman of every score; the best model-free rule of that scope (``spearman_best_baseline``, its
@@ -254,6 +255,9 @@ def metric_rows(per_video: pd.DataFrame, seconds: pd.DataFrame, lifts: pd.DataFr
                 g["pe_share"].to_numpy(float), g["true_pe"].to_numpy(float), seed=seed)))
         rows.append(_row("mean_pe_share", scope, _mean(g["pe_share"].to_numpy(float), seed, groups)))
         rows.append(_row("mean_true_pe", scope, _mean(g["true_pe"].to_numpy(float), seed, groups)))
+        if "material" in g.columns and g["material"].notna().all():  # share of videos no training video resembles
+            rows.append(_row("held_out_material_share", scope,
+                             _mean((g["material"] == "held_out").to_numpy(float), seed, groups)))
         s = seconds[seconds["video_id"].isin(set(g["video_id"]))]
         rows += _mask_rows(s, scope, seed)
     if lifts is not None and len(lifts) >= 3:
@@ -363,6 +367,7 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
         notes.append("the model's test influencers are unknown (no training_clips rows of its run): only all videos")
     else:
         frame["split"] = frame["video_id"].map(split)
+        notes += material_notes(frame)
     rows = metric_rows(frame, pd.DataFrame(second_rows, columns=["video_id", "second", "kind", "found", "iou"]),
                        _lifts(lake, videos, truth))
     rows.insert(0, "model_version", version)
@@ -380,6 +385,25 @@ def run_evaluate(cfg: PEConfig, lake: Lake, *, model_version: str | None = None,
     return summary
 
 
+def material_notes(frame: pd.DataFrame) -> list[str]:
+    """What the test videos show that training did not (``frame``: split, material per video): the sample
+    campaign casts pe train's default test influencers from people, backgrounds and products no other video
+    shows; a model trained with another split is tested partly on material it has seen, and this says so."""
+    if "material" not in frame.columns or frame["material"].isna().all():
+        return ["the campaign records no cast (sampled before held-out material): test videos may show the people, "
+                "backgrounds and products of training videos"]
+    test, fitted = frame[frame["split"] == HEADLINE], frame[frame["split"].isin(["train", "val"])]
+    held, leaked = int((test["material"] == "held_out").sum()), int((fitted["material"] == "held_out").sum())
+    if (frame["material"] == "any").all():
+        return ["the campaign was cast without a held-out split: test videos show the people, backgrounds and "
+                "products of training videos"]
+    if held == len(test) and leaked == 0:
+        return [f"all {held} test videos show people, backgrounds and products no training or validation video shows"]
+    return [f"{held} of {len(test)} test videos show held-out material and {leaked} training/validation videos do "
+            "too: the model was trained with another split than the campaign was cast for (train.split_seed, "
+            "val_fraction, test_fraction or train.limit differ), so part of its test material was seen in training"]
+
+
 def _per_video_frame(baselines: pd.DataFrame, scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """One row per evaluated video: truth (whole video and scored window), scenario, pe_share and the baselines."""
     per = truth.groupby("video_id").agg(scenario=("scenario", "first"), true_pe=("true_product_engagement", "first"))
@@ -387,6 +411,8 @@ def _per_video_frame(baselines: pd.DataFrame, scores: pd.DataFrame, truth: pd.Da
     per["true_pe_window"] = true_window_pe(truth, n_seconds)
     frame = baselines.set_index("video_id").join(per, how="inner")
     frame["pe_share"] = scores.set_index("video_id")["pe_share"]
+    if "material" in truth.columns:  # the video's cast (jobs.synth.casting); null in a lake sampled before it
+        frame["material"] = truth.groupby("video_id")["material"].first()
     frame["constant"] = 0.0
     return frame.reset_index().dropna(subset=["pe_share", "true_pe", "area_only"])
 

@@ -81,7 +81,8 @@ _CONTRACTS = [
         "product_area_share DOUBLE, driver STRING, driver_x DOUBLE, driver_y DOUBLE, driver_weight DOUBLE, "
         "true_engagement DOUBLE, true_product_engagement DOUBLE, product_visible_share DOUBLE, drive DOUBLE, "
         "product_drive DOUBLE, time_weight DOUBLE, scenario STRING, true_sales_lift DOUBLE, n_frames INT, "
-        "fps DOUBLE, width INT, height INT, quad_area_share DOUBLE, product_mask_png BINARY, product_view STRING",
+        "fps DOUBLE, width INT, height INT, quad_area_share DOUBLE, product_mask_png BINARY, product_view STRING, "
+        "material STRING",
         keys=("video_id", "second"),
         description="Ground truth of the generated sample campaign (jobs/synth/truth.py), per second of the frame "
         "shown at t = second: the product quadrilateral in 224x224 coordinates of the squashed frame (x0,y0,...,x3,y3 "
@@ -101,7 +102,9 @@ _CONTRACTS = [
         "when asked for (`pe sample --scenario turning`), turning (the product turns so its side panel faces the "
         "camera for part of the time; product_view says which face is drawn: front | side, null when not drawn). The "
         "product's drive depends on its motion and centrality, barely on its size; over the default 200-video "
-        "campaign Spearman(area share, true PE) is about 0 (bench/world.py).",
+        "campaign Spearman(area share, true PE) is about 0 (bench/world.py). material: the video's cast "
+        "(jobs/synth/casting.py): held_out (people, backgrounds and products no other influencer's video shows, "
+        "given to the influencers pe train's default split holds out for testing), seen, or any (no split held out).",
     ),
     TableContract(
         "training_clips",

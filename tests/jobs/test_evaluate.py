@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jobs.evaluation.against_truth import metric_rows, true_window_pe
+from jobs.evaluation.against_truth import material_notes, metric_rows, true_window_pe
 
 
 def _per_video(n=60, seed=0):
@@ -126,6 +126,23 @@ def test_headline_scope_is_the_test_influencers_and_the_goal_is_against_the_best
     naive = bootstrap(pv["motion_in_mask"][:45].to_numpy(), pv["true_pe"][:45].to_numpy())
     assert best.ci_high - best.ci_low != pytest.approx(naive.ci_high - naive.ci_low)
     assert "spearman_pe_share_permuted" in set(rows[rows.scope == "test"].metric)
+
+
+def test_the_evaluation_says_whether_the_test_videos_show_material_training_never_saw():
+    pv = _per_video(n=24, seed=1)
+    pv["influencer_id"] = [f"i{k // 3}" for k in range(24)]
+    pv["split"] = ["test"] * 12 + ["train"] * 6 + ["val"] * 6
+    pv["material"] = ["held_out"] * 12 + ["seen"] * 12
+    assert material_notes(pv) == ["all 12 test videos show people, backgrounds and products no training or "
+                                  "validation video shows"]
+    rows = metric_rows(pv, pd.DataFrame(columns=["video_id", "second", "kind", "found", "iou"]), None)
+    share = rows[(rows.metric == "held_out_material_share")].set_index("scope")["value"]
+    assert share["test"] == 1.0 and share["all"] == 0.5
+    # a model trained with another split: part of its test material was seen, and the note says how much
+    other = pv.assign(split=["test"] * 6 + ["train"] * 6 + ["test"] * 6 + ["val"] * 6)
+    assert material_notes(other)[0].startswith("6 of 12 test videos show held-out material and 6 training/validation")
+    assert "may show" in material_notes(pv.assign(material=None))[0]
+    assert "without a held-out split" in material_notes(pv.assign(material="any"))[0]
 
 
 def test_engagement_map_methods_are_ranked_where_they_were_computed():

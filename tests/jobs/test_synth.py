@@ -100,7 +100,7 @@ def test_products_are_matchable_by_sift_at_a_moderate_size(key):
 
 
 def test_faces_are_found_in_the_people_footage():
-    for key in ("astronaut", "hopper"):
+    for key in ("astronaut", "hopper", "luispedro"):
         person = person_asset(key)
         x, y, w, h = person.faces[0]
         assert 60 < w < 300 and np.isfinite([x, y, w, h]).all()
