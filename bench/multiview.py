@@ -24,7 +24,9 @@ Last line: ``multiview recall_one=… recall_all=… false_found_one=… false_f
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -126,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key:18s} {point[key]:.3f}  [{lo:.3f}, {hi:.3f}]")
     print(f"multiview recall_one={point['recall_one']:.3f} recall_all={point['recall_all']:.3f} "
           f"false_found_one={point['false_found_one']:.3f} false_found_all={point['false_found_all']:.3f}")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout.strip() or "unknown"
+    print(f"seed {args.seed} videos {args.videos} commit {commit} date {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     return 0
 
 
