@@ -4,6 +4,8 @@ and the job that writes their tables to the lake.
 * :mod:`jobs.synth.assets` — real offline material: the bundled photos and clips, found and loaded;
 * :mod:`jobs.synth.products` — product listing photos (front and side views) per product and variant;
 * :mod:`jobs.synth.footage` — people with their faces found, background clips and photos;
+* :mod:`jobs.synth.casting` — which people, backgrounds and products each influencer's videos show (pe train's
+  test influencers get a held-out cast);
 * :mod:`jobs.synth.storyboard` — a seeded storyboard per video (shots, product track, captions, lighting);
 * :mod:`jobs.synth.geometry` — the product's projected corners, polygon area and clipping, eased poses;
 * :mod:`jobs.synth.layers` — the layers of a frame (background, person, product, captions, lighting) in I420;
