@@ -406,13 +406,14 @@ def material_notes(frame: pd.DataFrame) -> list[str]:
 
 def _per_video_frame(baselines: pd.DataFrame, scores: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """One row per evaluated video: truth (whole video and scored window), scenario, pe_share and the baselines."""
-    per = truth.groupby("video_id").agg(scenario=("scenario", "first"), true_pe=("true_product_engagement", "first"))
+    per_video = {"scenario": ("scenario", "first"), "true_pe": ("true_product_engagement", "first")}
+    if "material" in truth.columns:  # the video's cast (jobs.synth.casting); null in a lake sampled before it
+        per_video["material"] = ("material", "first")
+    per = truth.groupby("video_id").agg(**per_video)
     n_seconds = scores.set_index("video_id")["n_seconds"]
     per["true_pe_window"] = true_window_pe(truth, n_seconds)
     frame = baselines.set_index("video_id").join(per, how="inner")
     frame["pe_share"] = scores.set_index("video_id")["pe_share"]
-    if "material" in truth.columns:  # the video's cast (jobs.synth.casting); null in a lake sampled before it
-        frame["material"] = truth.groupby("video_id")["material"].first()
     frame["constant"] = 0.0
     return frame.reset_index().dropna(subset=["pe_share", "true_pe", "area_only"])
 

@@ -16,12 +16,16 @@ the same for both casts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from jobs.synth.footage import BACKGROUND_KEYS, PERSON_KEYS
 from jobs.synth.products import PRODUCT_KEYS
+
+if TYPE_CHECKING:
+    from models.settings import TrainSettings
 
 
 @dataclass(frozen=True)
@@ -53,13 +57,17 @@ class HoldOut:
     val_fraction: float
     test_fraction: float
 
+    @classmethod
+    def of(cls, train: "TrainSettings") -> HoldOut:
+        """The split ``pe train`` makes with these settings (``cfg.train``)."""
+        return cls(train.split_seed, train.val_fraction, train.test_fraction)
+
 
 def default_hold_out() -> HoldOut:
-    """The split ``pe train`` makes with the default config (models.settings.TrainSettings)."""
+    """The split ``pe train`` makes with the default config."""
     from models.settings import TrainSettings
 
-    t = TrainSettings()
-    return HoldOut(t.split_seed, t.val_fraction, t.test_fraction)
+    return HoldOut.of(TrainSettings())
 
 
 def cast_influencers(video_ids: list[str], influencer_ids: list[str], hold_out: HoldOut | None) -> dict[str, Cast]:

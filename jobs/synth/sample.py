@@ -100,7 +100,7 @@ def campaign_spec(cfg: PEConfig, **overrides) -> CampaignSpec:
     values: dict[str, Any] = dict(n_videos=s.videos, seed=s.seed, width=s.width, height=s.height, fps=s.fps,
                   min_seconds=s.min_seconds, max_seconds=s.max_seconds, controls=s.controls, audio=s.audio,
                   start_date=s.start_date, panel_days=s.panel_days,
-                  hold_out=HoldOut(cfg.train.split_seed, cfg.train.val_fraction, cfg.train.test_fraction))
+                  hold_out=HoldOut.of(cfg.train))
     values.update({k: v for k, v in overrides.items() if v is not None})
     spec = CampaignSpec(**values)
     spec.check()
