@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 import pandas as pd
+
+from bench.stamp import commit
 
 WAYS = ("one", "all", "control")
 
@@ -128,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key:18s} {point[key]:.3f}  [{lo:.3f}, {hi:.3f}]")
     print(f"multiview recall_one={point['recall_one']:.3f} recall_all={point['recall_all']:.3f} "
           f"false_found_one={point['false_found_one']:.3f} false_found_all={point['false_found_all']:.3f}")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout.strip() or "unknown"
-    print(f"seed {args.seed} videos {args.videos} commit {commit} date {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"seed {args.seed} videos {args.videos} commit {commit()} date {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     return 0
 
 

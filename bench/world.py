@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -31,6 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np
 import pandas as pd
+
+from bench.stamp import commit
 
 
 def per_video(truth: pd.DataFrame) -> pd.DataFrame:
@@ -109,9 +110,7 @@ def main() -> None:
               f"{joined['se'].median():.1f}, SD of true lifts {joined['true_lift'].std():.1f} (CNY/day)")
     print(f"world spearman_area_pe={rho:.3f} label_partial_r2={r2:.3f} label_snr={snr:.2f} lift_corr={corr:.3f} "
           f"videos={len(videos)}")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))).stdout.strip() or "unknown"
-    print(f"seed {args.seed} commit {commit} date {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"seed {args.seed} commit {commit()} date {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
 
 
 if __name__ == "__main__":
